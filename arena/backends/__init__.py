@@ -1,0 +1,17 @@
+"""Backends turn a configuration into a loaded model that generates token ids."""
+
+from __future__ import annotations
+
+from arena.backends.common import Backend
+from arena.configs import Config
+from arena.models import ModelSpec
+
+
+def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str) -> Backend:
+    if config.backend == "onnxruntime":
+        from arena.backends.onnxruntime import OrtBackend
+
+        return OrtBackend(config, spec, dtype, device)
+    from arena.backends.torch import TorchBackend
+
+    return TorchBackend(config, spec, dtype, device)

@@ -1,0 +1,166 @@
+"""`python -m arena configs|run|leaderboard|env`: the command line over the same core as the page."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from arena import configs
+from arena.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
+
+EXIT_BAD_INPUT = 2
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    cells = [[h for _, h in columns]] + [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
+    if json_path:
+        Path(json_path).write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
+    if csv_path:
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(RESULT_FIELDS))
+            writer.writeheader()
+            for r in results:
+                writer.writerow({k: flat_row(r).get(k) for k in RESULT_FIELDS})
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    rows = configs.availability_table(args.dtype)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows, [("config", "configuration"), ("family", "family"),
+                                  ("available", "available"), ("reason", "reason")]))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from arena import runner
+    from arena.request import RequestError, RunRequest, validate
+    from arena.store import Store
+
+    request = RunRequest(
+        model=args.model, prompt=args.prompt, configs=args.configs.split(","),
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
+        repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
+        top_p=args.top_p, prompt_tokens=args.prompt_tokens,
+        isolation="inline" if args.inline else "process", timeout_s=args.timeout,
+    )
+    try:
+        prepared = validate(request)
+    except RequestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "status" and not args.quiet:
+            extra = f" {event['repeat']}/{event['repeats']}" if "repeat" in event else ""
+            print(f"[{event['config']}] {event['stage']}{extra}", file=sys.stderr, flush=True)
+        elif event["type"] == "result" and not args.quiet:
+            r = event["result"]
+            print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else ""),
+                  file=sys.stderr, flush=True)
+
+    store = None if args.no_store else Store(args.db)
+    results = runner.execute(prepared, store=store, on_event=on_event)
+    print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   prompt tokens: "
+          f"{len(prepared.prompt_ids)}   new tokens: {request.max_new_tokens}   batch: {request.batch_size}   "
+          f"repeats: {request.repeats} (median)")
+    if results:
+        print(f"hardware: {results[0].hardware}")
+    print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
+    if args.show_text:
+        for r in results:
+            if r.status == "ok":
+                print(f"\n--- {r.config} ---\n{r.text}")
+    print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+    write_outputs(results, args.json, args.csv)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from arena.store import Store
+
+    results = Store(args.db).results(**({"model_id": args.model} if args.model else {}))
+    rows = [r.to_dict() for r in results if r.status == "ok"]
+    rows.sort(key=lambda r: -(r.get("decode_tokens_per_s") or 0))
+    cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
+    print(format_table(rows, cols))
+    write_outputs([r for r in results if r.status == "ok"], args.json, args.csv)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from arena.env import collect_env
+
+    print(json.dumps(collect_env(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m arena", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("configs", help="every configuration and whether it can run here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=configs.DTYPES)
+    p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("run", help="run one prompt through several configurations")
+    p.add_argument("--model", default="default", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--configs", default="eager,sdpa", help="comma-separated configuration names")
+    p.add_argument("--prompt", default="What is the capital of France?")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sample", action="store_true", help="sample (seeded) instead of greedy decoding")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length for synthetic models")
+    p.add_argument("--inline", action="store_true", help="reuse this process instead of one per configuration")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per configuration")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.add_argument("--csv", help="write the results as CSV here")
+    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--no-store", action="store_true", help="do not record the results")
+    p.add_argument("--show-text", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="stored results, fastest first")
+    p.add_argument("--model")
+    p.add_argument("--db")
+    p.add_argument("--json")
+    p.add_argument("--csv")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("env", help="hardware and library versions")
+    p.set_defaults(func=cmd_env)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,189 @@
+"""Runs a validated request: availability first, then each available configuration in its
+own spawned worker, one after another (never two at once on one device), baseline first.
+Every finished configuration is stored at once; events go to `on_event` as they come."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as _queue
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any, Callable
+
+from arena import configs
+from arena.env import collect_env, platform
+from arena.request import PreparedRun, RunRequest, validate
+from arena.results import Result, agreement
+from arena.store import Store, now
+from arena.worker import Job, one_line, run_job, worker_main
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+def pick_baseline(names: list[str], available: set[str]) -> str | None:
+    """eager when it can run, else the first configuration that can."""
+    if configs.BASELINE in available:
+        return configs.BASELINE
+    return next((n for n in names if n in available), None)
+
+
+def _run_inline(job: Job, on_event: OnEvent) -> tuple[dict | None, str | None]:
+    metrics, error = None, None
+
+    def emit(event: dict[str, Any]) -> None:
+        nonlocal metrics, error
+        if event["type"] == "metrics":
+            metrics = event["metrics"]
+        elif event["type"] == "error":
+            error = event["reason"]
+        else:
+            on_event({**event, "config": job.config})
+
+    try:
+        run_job(job, emit)
+    except Exception as exc:  # run_job reports its own errors; this is a last resort
+        error = one_line(exc)
+    return metrics, error
+
+
+def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
+                 cancel: threading.Event | None) -> tuple[dict | None, str | None]:
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    proc = ctx.Process(target=worker_main, args=(job, events), daemon=True, name=f"arena-{job.config}")
+    proc.start()
+    deadline = time.monotonic() + timeout_s
+    metrics, error, done = None, None, False
+    try:
+        while not done:
+            try:
+                event = events.get(timeout=0.2)
+            except _queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    return None, "cancelled by the user"
+                if time.monotonic() > deadline:
+                    return None, f"timed out after {timeout_s:.0f} s (time limit per configuration)"
+                if not proc.is_alive():
+                    # drain what it sent before dying
+                    try:
+                        while True:
+                            event = events.get(timeout=0.5)
+                            if event["type"] == "metrics":
+                                metrics = event["metrics"]
+                            elif event["type"] == "error":
+                                error = event["reason"]
+                    except _queue.Empty:
+                        pass
+                    if metrics is None and error is None:
+                        code = proc.exitcode
+                        how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
+                        hint = " (likely out of memory)" if code == -9 else ""
+                        error = f"worker process died: {how}{hint}"
+                    return metrics, error
+                continue
+            kind = event["type"]
+            if kind == "metrics":
+                metrics = event["metrics"]
+            elif kind == "error":
+                error = event["reason"]
+            elif kind == "done":
+                done = True
+            else:
+                on_event({**event, "config": job.config})
+        return metrics, error
+    finally:
+        if proc.is_alive():
+            proc.join(timeout=5 if done else 0)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
+def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
+            cancel: threading.Event | None = None) -> list[Result]:
+    req = prepared.request
+    on_event = on_event or (lambda event: None)
+    run_id = uuid.uuid4().hex[:12]
+    env = collect_env()
+    plat = platform()
+    if store is not None:
+        store.start_run(run_id, req.to_dict())
+    common = dict(
+        run_id=run_id, model_id=prepared.spec.id, model_display=prepared.spec.display,
+        synthetic=prepared.spec.synthetic, hardware=env["hardware"], device=env["device"],
+        batch_size=req.batch_size, prompt_tokens=len(prepared.prompt_ids), new_tokens=req.max_new_tokens,
+        repeats=req.repeats, prompt=req.prompt if not prepared.spec.synthetic else "",
+        settings={k: v for k, v in req.to_dict().items() if k not in ("prompt", "configs")}, env=env,
+    )
+    verdicts = {}
+    for name in prepared.config_names:
+        cfg = configs.get(name)
+        verdicts[name] = configs.availability(cfg, configs.run_dtype(cfg, prepared.dtype), plat)
+    available = {n for n, v in verdicts.items() if v.ok}
+    baseline = pick_baseline(prepared.config_names, available)
+    order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
+
+    results: list[Result] = []
+    baseline_ids: list[int] | None = None
+    status = "complete"
+
+    def finish(result: Result) -> None:
+        results.append(result)
+        if store is not None:
+            store.add(result)
+        on_event({"type": "result", "config": result.config, "result": result.to_dict()})
+
+    for name in order:
+        cfg = configs.get(name)
+        base = Result(config=name, status="ok", label=cfg.label, family=cfg.family, created_at=now(),
+                      dtype=configs.run_dtype(cfg, prepared.dtype), baseline=baseline or "", **common)
+        if not verdicts[name].ok:
+            base.status, base.reason = "unavailable", verdicts[name].reason
+            finish(base)
+            continue
+        if cancel is not None and cancel.is_set():
+            status = "cancelled"
+            break
+        on_event({"type": "status", "config": name, "stage": "starting"})
+        job = Job(
+            config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
+            dtype=prepared.dtype, device=plat.device, prompt_ids=prepared.prompt_ids,
+            batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
+            sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
+            reference_ids=baseline_ids if name != baseline else None,
+        )
+        if req.isolation == "inline":
+            metrics, error = _run_inline(job, on_event)
+        else:
+            metrics, error = _run_process(job, on_event, req.timeout_s, cancel)
+        base.created_at = now()
+        if metrics is None:
+            base.status, base.reason = "failed", error or "no result"
+            if name == baseline:
+                base.reason += " (baseline: agreement not computed for the others)"
+            finish(base)
+            if cancel is not None and cancel.is_set():
+                status = "cancelled"
+                break
+            continue
+        metrics.pop("eos_at", None)
+        for key, value in metrics.items():
+            setattr(base, key, value)
+        if name == baseline:
+            baseline_ids = list(base.token_ids)
+        if baseline_ids is not None:
+            base.token_agreement, base.first_divergence = agreement(baseline_ids, base.token_ids)
+        finish(base)
+    if store is not None:
+        store.finish_run(run_id, status)
+    return results
+
+
+def run(request: RunRequest, **kwargs: Any) -> list[Result]:
+    """Validate and execute; RequestError for bad input."""
+    return execute(validate(request), **kwargs)

@@ -1,0 +1,163 @@
+"""One configuration, measured: load (timed), warm up, repeats of timed generation, NLL.
+
+`run_job` is the whole measurement; `worker_main` is the entry of the spawned process that
+runs it and streams its events through a queue. Events are small dicts:
+    {"type": "status", "stage": "loading" | "warming up" | "running", ...}
+    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only
+    {"type": "metrics", "metrics": {...}} the measured fields of a Result
+    {"type": "error", "reason": "..."}    one line
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Job:
+    config: str
+    model_kind: str
+    model_ref: str
+    dtype: str
+    device: str
+    prompt_ids: list[int]
+    batch_size: int
+    max_new_tokens: int
+    repeats: int
+    sampling: dict[str, Any] = field(default_factory=dict)
+    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
+    stream: bool = True
+
+
+class _TextStream:
+    """Incremental detokenizer for row 0, as transformers' TextStreamer does it: decode the
+    tokens since the last newline and emit only the new characters."""
+
+    def __init__(self, spec, tokenizer, emit: Emit) -> None:
+        self.spec, self.tokenizer, self.emit = spec, tokenizer, emit
+        self.cache: list[int] = []
+        self.printed = 0
+        self.enabled = False
+
+    def __call__(self, ids: list[int]) -> None:
+        if not self.enabled:
+            return
+        if self.tokenizer is None:
+            self.emit({"type": "token", "text": " " + " ".join(map(str, ids))})
+            return
+        self.cache.extend(ids)
+        text = self.tokenizer.decode(self.cache, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # an incomplete multi-byte character: wait for more
+            return
+        if len(text) > self.printed:
+            self.emit({"type": "token", "text": text[self.printed:]})
+        if text.endswith("\n"):
+            self.cache, self.printed = [], 0
+        else:
+            self.printed = len(text)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
+
+
+def run_job(job: Job, emit: Emit) -> None:
+    import torch
+
+    from arena import configs, models
+    from arena.backends import make_backend
+    from arena.backends.common import Sampling
+    from arena.measure import EnergyMeter, MemoryTracker, TokenClock, median_timing, timing_from_stamps
+
+    config = configs.get(job.config)
+    spec = models.ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
+    sampling = Sampling(**job.sampling)
+    memory = MemoryTracker(device)
+    try:
+        emit({"type": "status", "stage": "loading"})
+        tokenizer = models.load_tokenizer(spec)
+        backend = make_backend(config, spec, configs.run_dtype(config, job.dtype), device)
+        t0 = time.perf_counter()
+        backend.load()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        load_s = time.perf_counter() - t0
+        weights_mb = backend.weights_bytes() / 2**20
+
+        input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
+        stream = _TextStream(spec, tokenizer, emit)
+        clock = TokenClock(on_tokens=stream if job.stream else None)
+
+        emit({"type": "status", "stage": "warming up"})
+        memory.reset_peak()
+        # A full-length warm-up: compiled configurations trace and capture at these shapes,
+        # and every allocator reaches its steady state before timing.
+        backend.generate(input_ids, job.max_new_tokens, sampling)
+
+        energy = EnergyMeter(device)
+        timings, new_ids = [], None
+        energy.start()
+        for i in range(job.repeats):
+            emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
+            stream.enabled = i == 0
+            clock.begin()
+            out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=clock)
+            timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+            if new_ids is None:
+                new_ids = out[0].tolist()
+        joules = energy.stop()
+        mem = memory.report(torch_backend=config.backend == "torch")
+        timing, spread = median_timing(timings)
+
+        reference = job.reference_ids if job.reference_ids is not None else new_ids
+        nll = backend.nll(job.prompt_ids, reference) if reference else None
+        eos = models.eos_ids(spec, tokenizer)
+        shown = new_ids
+        cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
+        if cut is not None:
+            shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
+        total_tokens = job.batch_size * job.max_new_tokens * job.repeats
+        metrics = {
+            "load_s": load_s,
+            "weights_mb": weights_mb,
+            **asdict(timing),
+            **asdict(mem),
+            "energy_j_per_token": joules / total_tokens if joules is not None else None,
+            "token_ids": new_ids,
+            "text": models.decode(spec, tokenizer, shown),
+            "nll": nll,
+            "spread": spread,
+            "dtype": backend.dtype,
+            "eos_at": cut,
+        }
+        metrics.pop("total_s", None)
+        metrics.pop("rss_peak_mb", None)
+        emit({"type": "metrics", "metrics": metrics})
+    except torch.OutOfMemoryError as exc:
+        emit({"type": "error", "reason": "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]})
+    except MemoryError:
+        emit({"type": "error", "reason": "out of memory (host RAM)"})
+    except Exception as exc:
+        if os.environ.get("ARENA_DEBUG"):
+            traceback.print_exc()
+        emit({"type": "error", "reason": one_line(exc)})
+    finally:
+        memory.close()
+
+
+def worker_main(job: Job, queue) -> None:
+    """Entry point of a spawned worker process."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        run_job(job, queue.put)
+    finally:
+        queue.put({"type": "done"})
