@@ -69,6 +69,23 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
+def _injected_fault(config: str) -> None:
+    """Test hook for fault tolerance: ARENA_FAULT_INJECT="name=raise|kill|hang[,...]" makes the
+    worker of configuration `name` raise, die by SIGKILL, or hang, after it starts loading."""
+    for item in os.environ.get("ARENA_FAULT_INJECT", "").split(","):
+        name, _, kind = item.partition("=")
+        if name.strip() != config:
+            continue
+        if kind == "raise":
+            raise RuntimeError("injected fault")
+        if kind == "kill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "hang":
+            time.sleep(3600)
+
+
 def run_job(job: Job, emit: Emit) -> None:
     import torch
 
@@ -84,6 +101,7 @@ def run_job(job: Job, emit: Emit) -> None:
     memory = MemoryTracker(device)
     try:
         emit({"type": "status", "stage": "loading"})
+        _injected_fault(job.config)
         tokenizer = models.load_tokenizer(spec)
         backend = make_backend(config, spec, configs.run_dtype(config, job.dtype), device)
         t0 = time.perf_counter()

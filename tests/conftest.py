@@ -1,0 +1,28 @@
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# One ARENA_HOME for the whole session: the embedded model is converted once, exports cached once.
+_HOME = Path(os.environ.get("ARENA_TEST_HOME") or tempfile.mkdtemp(prefix="arena-test-home-"))
+os.environ["ARENA_HOME"] = str(_HOME)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def store(tmp_path):
+    from arena.store import Store
+
+    return Store(tmp_path / "arena.sqlite")
+
+
+@pytest.fixture
+def fault(monkeypatch):
+    """Set ARENA_FAULT_INJECT for one test (the spawned workers inherit it)."""
+
+    def set_fault(value: str) -> None:
+        monkeypatch.setenv("ARENA_FAULT_INJECT", value)
+
+    return set_fault

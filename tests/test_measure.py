@@ -1,0 +1,49 @@
+import math
+
+import pytest
+
+from arena.measure import median_timing, percentile, timing_from_stamps
+from arena.results import Result, agreement, flat_row, from_flat_row
+
+
+def test_timing_definitions():
+    # start at 0; first token at 0.5 s (TTFT), then one token every 0.1 s
+    stamps = [0.5 + 0.1 * i for i in range(11)]
+    t = timing_from_stamps(0.0, stamps, batch=2)
+    assert t.ttft_ms == pytest.approx(500)
+    assert t.decode_tokens_per_s == pytest.approx(2 * 10 / 1.0)
+    assert t.e2e_tokens_per_s == pytest.approx(2 * 11 / 1.5)
+    assert t.token_latency_p50_ms == pytest.approx(100)
+    assert t.token_latency_p90_ms == pytest.approx(100)
+
+
+def test_single_token_has_no_decode_rate():
+    t = timing_from_stamps(0.0, [0.2], batch=1)
+    assert math.isnan(t.decode_tokens_per_s)
+    with pytest.raises(ValueError):
+        timing_from_stamps(0.0, [], batch=1)
+
+
+def test_percentile_and_median():
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([1, 2, 3, 4, 5], 90) == pytest.approx(4.6)
+    a = timing_from_stamps(0.0, [0.1, 0.2, 0.3], 1)
+    b = timing_from_stamps(0.0, [0.3, 0.4, 0.5], 1)
+    c = timing_from_stamps(0.0, [0.2, 0.3, 0.4], 1)
+    med, spread = median_timing([a, b, c])
+    assert med.ttft_ms == pytest.approx(200)
+    assert sorted(spread["ttft_ms"]) == pytest.approx([100, 200, 300])
+
+
+def test_agreement():
+    assert agreement([1, 2, 3, 4], [1, 2, 3, 4]) == (1.0, None)
+    assert agreement([1, 2, 3, 4], [1, 2, 9, 4]) == (0.75, 2)
+    assert agreement([1, 2], [1, 2, 3]) == (2 / 3, 2)
+
+
+def test_result_roundtrip_and_nan_to_none():
+    r = Result(run_id="r", config="eager", status="ok", ttft_ms=float("nan"), token_ids=[1, 2],
+               spread={"ttft_ms": [1.0]}, synthetic=True)
+    back = from_flat_row(flat_row(r))
+    assert back.token_ids == [1, 2] and back.spread == {"ttft_ms": [1.0]} and back.synthetic is True
+    assert back.ttft_ms is None

@@ -1,0 +1,44 @@
+import pytest
+
+from arena.request import RequestError, RunRequest, validate
+
+
+def bad(message, **kw):
+    with pytest.raises(RequestError) as err:
+        validate(RunRequest(**{"model": "synthetic:tiny-llama", **kw}))
+    assert message in str(err.value)
+
+
+def test_bad_inputs_get_one_line():
+    bad("unknown configuration 'nope'", configs=["eager", "nope"])
+    bad("max_new_tokens must be between 1 and 4096", max_new_tokens=0)
+    bad("max_new_tokens must be between 1 and 4096", max_new_tokens=5000)
+    bad("batch_size must be between 1 and 256", batch_size=257)
+    bad("unknown dtype", dtype="fp8")
+    bad("unknown synthetic architecture", model="synthetic:nope")
+    bad("not a Hub model id", model="https://evil.example/x")
+    bad("not a Hub model id", model="org/../../etc")
+    bad("not a model directory", model="../../etc")
+    bad("exceeds the model's context", prompt_tokens=1000, max_new_tokens=100)
+    bad("longer than the model's context", prompt_tokens=2000)
+
+
+def test_empty_and_huge_prompts_on_a_real_tokenizer():
+    with pytest.raises(RequestError, match="the prompt is empty"):
+        validate(RunRequest(model="default", prompt="   "))
+    with pytest.raises(RequestError, match="longer than the model's context"):
+        validate(RunRequest(model="default", prompt="word " * 9000))
+
+
+def test_unknown_local_path_and_unreachable_hub():
+    with pytest.raises(RequestError, match="not a model directory"):
+        validate(RunRequest(model="/tmp"))
+    with pytest.raises(RequestError) as err:
+        validate(RunRequest(model="no-such-org/no-such-model"))
+    assert "\n" not in str(err.value)
+
+
+def test_valid_request_prepares_chat_prompt():
+    prepared = validate(RunRequest(model="default", prompt="Hi", configs=["eager"]))
+    assert prepared.dtype == "fp32" or prepared.dtype in ("bf16", "fp16")
+    assert len(prepared.prompt_ids) > 5  # the chat template wraps the prompt

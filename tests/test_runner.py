@@ -1,0 +1,65 @@
+"""Real runs on CPU: a tiny synthetic Llama for breadth, spawned workers for isolation."""
+
+import pytest
+
+from arena import runner
+from arena.env import platform
+from arena.request import RunRequest
+
+CPU_CONFIGS = ["eager", "sdpa", "sdpa-math", "bnb-8bit", "bnb-4bit", "bnb-nf4", "static-cache", "ort-cpu"]
+
+
+def tiny(**kw):
+    base = dict(model="synthetic:tiny-llama", prompt="", max_new_tokens=6, repeats=2, prompt_tokens=16,
+                isolation="inline")
+    return RunRequest(**{**base, **kw})
+
+
+@pytest.mark.skipif(platform().has_cuda, reason="CPU set of configurations")
+def test_every_cpu_configuration_really_runs(store):
+    results = runner.run(tiny(configs=CPU_CONFIGS + ["sdpa-flash", "bettertransformer"]), store=store)
+    by = {r.config: r for r in results}
+    for name in CPU_CONFIGS:
+        r = by[name]
+        assert r.status == "ok", (name, r.reason)
+        assert len(r.token_ids) == 6 and r.decode_tokens_per_s > 0 and r.ttft_ms > 0
+        assert r.peak_memory_mb > 0 and r.memory_method.startswith("rss-peak")
+        assert r.weights_mb > 0 and r.nll is not None
+        assert r.baseline == "eager" and r.synthetic and "meaningless" in r.text
+        assert len(r.spread["decode_tokens_per_s"]) == 2
+    assert by["eager"].token_agreement == 1.0
+    # same weights, same math: unquantized fp32 configurations agree with eager exactly
+    for name in ["sdpa", "sdpa-math", "static-cache"]:
+        assert by[name].token_agreement == 1.0, name
+    assert by["bnb-4bit"].weights_mb < by["eager"].weights_mb
+    assert by["sdpa-flash"].status == "unavailable" and by["sdpa-flash"].reason == "needs a CUDA GPU"
+    assert by["bettertransformer"].status == "unavailable"
+    assert {r.config for r in store.results()} == set(by)
+    assert store.runs()[0]["status"] == "complete"
+
+
+def test_a_failing_configuration_does_not_stop_the_others(store, fault):
+    fault("sdpa=raise,eager=kill")
+    events = []
+    results = runner.run(tiny(configs=["eager", "sdpa", "sdpa-math"], isolation="process", repeats=1),
+                         store=store, on_event=events.append)
+    by = {r.config: r for r in results}
+    assert by["eager"].status == "failed" and "killed by signal 9" in by["eager"].reason
+    assert by["sdpa"].status == "failed" and "injected fault" in by["sdpa"].reason
+    assert by["sdpa-math"].status == "ok" and len(by["sdpa-math"].token_ids) == 6
+    assert len(store.results()) == 3
+    assert any(e["type"] == "token" for e in events)
+
+
+def test_a_hanging_configuration_is_stopped_at_its_time_limit(store, fault):
+    fault("eager=hang")
+    results = runner.run(tiny(configs=["eager"], isolation="process", repeats=1, timeout_s=20), store=store)
+    assert results[0].status == "failed" and "timed out" in results[0].reason
+
+
+def test_batch_and_sampling_settings_are_honoured(store):
+    results = runner.run(tiny(configs=["sdpa"], batch_size=3, do_sample=True, seed=7), store=store)
+    r = results[0]
+    assert r.status == "ok" and r.batch_size == 3 and r.settings["do_sample"] is True
+    again = runner.run(tiny(configs=["sdpa"], batch_size=3, do_sample=True, seed=7))[0]
+    assert again.token_ids == r.token_ids  # seeded sampling is reproducible
