@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU verification used for the closing notes, in stages that each fit a 10-minute call.
+# Expects the pinned stack importable (PYTHONPATH) and writes tables and JSON to $OUT.
+#   bash benchmarks/gpu_session.sh default   # every configuration on the embedded default + fidelity
+#   bash benchmarks/gpu_session.sh 7b-torch  # PyTorch configurations on synthetic:llama-2-7b
+#   bash benchmarks/gpu_session.sh 7b-rest   # ONNX Runtime on synthetic:llama-2-7b + fidelity
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out}; mkdir -p "$OUT"
+export ARENA_HOME=${ARENA_HOME:-/tmp/arena-home} PYTHONUNBUFFERED=1
+ALL=$(python3 -c "from arena.configs import REGISTRY; print(','.join(REGISTRY))")
+TORCH7B=eager,sdpa,sdpa-flash,sdpa-efficient,sdpa-math,flash-attention-2,bettertransformer,static-cache,bnb-8bit,bnb-4bit,bnb-nf4,bnb-nf4-double-quant,bnb-4bit+flash-attention-2,bnb-8bit+flash-attention-2,bnb-4bit+sdpa-flash
+run() { python3 -m arena run --quiet --db "$ARENA_HOME/gpu.sqlite" "$@"; }
+case "${1:-default}" in
+  default)
+    python3 -m arena env | tee "$OUT/env.json"
+    python3 -m arena configs | tee "$OUT/configs.txt"
+    run --model default --configs "$ALL" --max-new-tokens 64 --repeats 3 --json "$OUT/default.json" --timeout 400 | tee "$OUT/default.txt"
+    python3 benchmarks/fidelity.py --model default --config sdpa --max-new-tokens 64 | tee "$OUT/fidelity-default.txt"
+    ;;
+  7b-torch)
+    run --model synthetic:llama-2-7b --configs "$TORCH7B" --prompt-tokens 128 --max-new-tokens 128 --repeats 2 \
+        --json "$OUT/llama7b-torch.json" --timeout 300 | tee "$OUT/llama7b-torch.txt"
+    ;;
+  7b-rest)
+    run --model synthetic:llama-2-7b --configs eager,ort-cuda,ort-tensorrt,ort-cpu --prompt-tokens 128 --max-new-tokens 128 \
+        --repeats 2 --json "$OUT/llama7b-ort.json" --timeout 420 | tee "$OUT/llama7b-ort.txt"
+    python3 benchmarks/fidelity.py --model synthetic:llama-2-7b --config sdpa --max-new-tokens 128 --repeats 3 | tee "$OUT/fidelity-7b.txt"
+    ;;
+esac
