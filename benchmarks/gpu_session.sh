@@ -23,7 +23,7 @@ case "${1:-default}" in
         --json "$OUT/llama7b-torch.json" --timeout 300 | tee "$OUT/llama7b-torch.txt"
     ;;
   7b-rest)
-    run --model synthetic:llama-2-7b --configs eager,ort-cuda,ort-tensorrt,ort-cpu --prompt-tokens 128 --max-new-tokens 128 \
+    run --model synthetic:llama-2-7b --configs eager,ort-cuda,ort-tensorrt --prompt-tokens 128 --max-new-tokens 128 \
         --repeats 2 --json "$OUT/llama7b-ort.json" --timeout 420 | tee "$OUT/llama7b-ort.txt"
     python3 benchmarks/fidelity.py --model synthetic:llama-2-7b --config sdpa --max-new-tokens 128 --repeats 3 | tee "$OUT/fidelity-7b.txt"
     ;;
