@@ -5,6 +5,7 @@ One configuration, measured twice in one run on the same model and tokens:
   2. through a bare reference loop in its own fresh process: plain `generate` timed with
      device synchronization, optimum-benchmark style (prefill = a 1-token generate, decode
      = (N-1) tokens over the difference), peak memory from torch (CUDA) or sampled RSS (CPU).
+Arena and reference alternate for --rounds rounds; medians are compared.
 Prints both and the ratios arena / reference. Target: within 5% (0.95 .. 1.05).
 
     python benchmarks/fidelity.py --model default --config sdpa --max-new-tokens 64
@@ -89,6 +90,7 @@ def main() -> int:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved arena/reference rounds")
     args = parser.parse_args()
 
     from arena import configs, runner
@@ -99,30 +101,37 @@ def main() -> int:
     prepared = validate(RunRequest(model=args.model, prompt=args.prompt, configs=[args.config],
                                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                    dtype=args.dtype, repeats=args.repeats, prompt_tokens=args.prompt_tokens))
-    arena = runner.execute(prepared)[0]
-    if arena.status != "ok":
-        print(f"arena run failed: {arena.reason}")
-        return 1
+    # Alternate arena and reference rounds (ABAB...): on a shared machine throughput drifts
+    # between minutes, and interleaving keeps that drift out of the ratio.
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=reference, args=(args.model, args.config, prepared.dtype, prepared.prompt_ids,
-                                             args.batch_size, args.max_new_tokens, args.repeats, q))
-    p.start()
-    ref = q.get(timeout=3600)
-    p.join()
+    arenas, refs = [], []
+    for _ in range(args.rounds):
+        arena = runner.execute(prepared)[0]
+        if arena.status != "ok":
+            print(f"arena run failed: {arena.reason}")
+            return 1
+        q = ctx.Queue()
+        p = ctx.Process(target=reference, args=(args.model, args.config, prepared.dtype, prepared.prompt_ids,
+                                                 args.batch_size, args.max_new_tokens, args.repeats, q))
+        p.start()
+        refs.append(q.get(timeout=3600))
+        p.join()
+        arenas.append(arena)
 
     print(f"model {prepared.spec.display}, config {args.config}, dtype {prepared.dtype}, "
           f"prompt {len(prepared.prompt_ids)} tokens, {args.max_new_tokens} new, batch {args.batch_size}, "
-          f"hardware {arena.hardware}")
-    print(f"{'metric':<22}{'arena':>12}{'reference':>12}{'ratio':>8}")
+          f"{args.rounds} interleaved rounds, hardware {arenas[0].hardware}")
+    print(f"{'metric':<22}{'arena':>12}{'reference':>12}{'ratio':>8}   per-round ratios")
     worst = 0.0
     for key in ("decode_tokens_per_s", "peak_memory_mb", "ttft_ms"):
-        a, r = getattr(arena, key), ref[key]
+        a = statistics.median(getattr(r, key) for r in arenas)
+        r = statistics.median(ref[key] for ref in refs)
+        rounds = [getattr(x, key) / y[key] for x, y in zip(arenas, refs)]
         ratio = a / r
         if key != "ttft_ms":  # TTFT differs by definition (streamer stamp vs 1-token generate)
             worst = max(worst, abs(ratio - 1))
-        print(f"{key:<22}{a:>12.2f}{r:>12.2f}{ratio:>8.3f}")
-    print(f"memory method: {arena.memory_method}")
+        print(f"{key:<22}{a:>12.2f}{r:>12.2f}{ratio:>8.3f}   " + " ".join(f"{x:.3f}" for x in rounds))
+    print(f"memory method: {arenas[0].memory_method}")
     verdict = "PASS" if worst <= 0.05 else "FAIL"
     print(f"{verdict}: decode tokens/s and peak memory within {worst * 100:.1f}% (target 5%)")
     return 0 if verdict == "PASS" else 1
