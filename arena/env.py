@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import platform as _platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 # Distribution names whose versions go into every result.
@@ -162,7 +162,3 @@ def collect_env() -> dict[str, Any]:
     }
     env["hardware"] = hardware_label(env)
     return env
-
-
-def platform_dict() -> dict[str, Any]:
-    return asdict(platform())

@@ -9,7 +9,6 @@ import queue as _queue
 import threading
 import time
 import uuid
-from dataclasses import asdict
 from typing import Any, Callable
 
 from arena import configs
