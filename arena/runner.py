@@ -55,6 +55,7 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
     proc.start()
     deadline = time.monotonic() + timeout_s
     metrics, error, done = None, None, False
+    died_at: float | None = None
     try:
         while not done:
             try:
@@ -64,24 +65,18 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
                     return None, "cancelled by the user"
                 if time.monotonic() > deadline:
                     return None, f"timed out after {timeout_s:.0f} s (time limit per configuration)"
-                if not proc.is_alive():
-                    # drain what it sent before dying
-                    try:
-                        while True:
-                            event = events.get(timeout=0.5)
-                            if event["type"] == "metrics":
-                                metrics = event["metrics"]
-                            elif event["type"] == "error":
-                                error = event["reason"]
-                    except _queue.Empty:
-                        pass
-                    if metrics is None and error is None:
-                        code = proc.exitcode
-                        how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
-                        hint = " (likely out of memory)" if code == -9 else ""
-                        error = f"worker process died: {how}{hint}"
-                    return metrics, error
-                continue
+                if proc.is_alive():
+                    continue
+                # It died without "done": keep reading briefly for what it sent before dying.
+                died_at = died_at or time.monotonic()
+                if time.monotonic() - died_at < 0.5:
+                    continue
+                if metrics is None and error is None:
+                    code = proc.exitcode
+                    how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
+                    hint = " (likely out of memory)" if code == -9 else ""
+                    error = f"worker process died: {how}{hint}"
+                return metrics, error
             kind = event["type"]
             if kind == "metrics":
                 metrics = event["metrics"]
