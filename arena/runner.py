@@ -121,6 +121,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
+    on_event({"type": "run", "run_id": run_id, "order": order, "baseline": baseline or ""})
 
     results: list[Result] = []
     baseline_ids: list[int] | None = None
