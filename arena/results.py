@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Status = Literal["ok", "unavailable", "failed"]
@@ -56,6 +56,11 @@ class Result:
     token_agreement: float | None = None
     first_divergence: int | None = None
     nll: float | None = None
+    # sweep points (arena/sweep.py): one forward pass or one generate() at a (batch, seq, padding)
+    mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" for points
+    padding: float | None = None  # requested share of padding tokens in the batch (sweep points)
+    latency_ms: float | None = None  # median latency of the point's timed passes
+    speedup: float | None = None  # eager's latency / this latency at the same point
     # detail kept as JSON
     token_ids: list[int] = field(default_factory=list)
     spread: dict[str, list[float]] = field(default_factory=dict)
@@ -119,6 +124,9 @@ def from_flat_row(row: dict[str, Any]) -> Result:
         if isinstance(data.get(key), str):
             data[key] = json.loads(data[key])
     data["synthetic"] = bool(data.get("synthetic"))
+    for f in fields(Result):  # a column added after a row was stored reads as its default
+        if data.get(f.name) is None and f.default is not MISSING and f.default is not None:
+            data[f.name] = f.default
     return Result.from_dict(data)
 
 
