@@ -43,6 +43,11 @@ class Result:
     e2e_tokens_per_s: float | None = None
     token_latency_p50_ms: float | None = None
     token_latency_p90_ms: float | None = None
+    # the memory-bandwidth yardstick (arena/bandwidth.py): the device's measured bandwidth, the
+    # decode tokens/s it allows for this configuration's weights + KV cache, and the share reached
+    memory_bandwidth_gb_s: float | None = None
+    bandwidth_limit_tokens_per_s: float | None = None
+    percent_of_bandwidth_limit: float | None = None
     # memory and energy
     peak_memory_mb: float | None = None
     memory_method: str = ""
@@ -95,6 +100,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("dtype", "dtype"),
     ("ttft_ms", "TTFT ms"),
     ("decode_tokens_per_s", "decode tok/s"),
+    ("percent_of_bandwidth_limit", "% of BW limit"),
     ("e2e_tokens_per_s", "e2e tok/s"),
     ("token_latency_p50_ms", "p50 ms"),
     ("token_latency_p90_ms", "p90 ms"),

@@ -89,7 +89,7 @@ def _injected_fault(config: str) -> None:
 def run_job(job: Job, emit: Emit) -> None:
     import torch
 
-    from arena import configs, models
+    from arena import bandwidth, configs, models
     from arena.backends import make_backend
     from arena.backends.common import Sampling
     from arena.measure import EnergyMeter, MemoryTracker, TokenClock, median_timing, timing_from_stamps
@@ -102,6 +102,7 @@ def run_job(job: Job, emit: Emit) -> None:
     try:
         emit({"type": "status", "stage": "loading"})
         _injected_fault(job.config)
+        bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
         tokenizer = models.load_tokenizer(spec)
         backend = make_backend(config, spec, configs.run_dtype(config, job.dtype), device)
         t0 = time.perf_counter()
@@ -159,6 +160,10 @@ def run_job(job: Job, emit: Emit) -> None:
         }
         metrics.pop("total_s", None)
         metrics.pop("rss_peak_mb", None)
+        metrics.update(bandwidth.fields_for(
+            bw, spec, weights_bytes=weights_mb * 2**20, dtype=backend.dtype, batch=job.batch_size,
+            prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+            decode_tokens_per_s=timing.decode_tokens_per_s))
         emit({"type": "metrics", "metrics": metrics})
     except torch.OutOfMemoryError as exc:
         emit({"type": "error", "reason": "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]})
