@@ -27,6 +27,7 @@ class Config:
     sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
     quant: Literal["int8", "fp4", "nf4", "nf4-dq"] | None = None
     static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
+    compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
     bettertransformer: bool = False
     provider: str | None = None  # ONNX Runtime execution provider
     needs_cuda: bool = False
@@ -40,7 +41,7 @@ class Config:
 
     @property
     def compiled(self) -> bool:
-        return self.static_cache
+        return self.static_cache or self.compiled_decode
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ _ENTRIES: tuple[Config, ...] = (
     Config("static-cache", "Static KV cache + torch.compile", "compile",
            "generate(cache_implementation='static'): a fixed-size KV cache, the forward compiled "
            "by torch.compile (CUDA graphs on GPU).", static_cache=True),
+    Config("compiled-decode", "Compiled decode step (CUDA graph)", "compile",
+           "Static KV cache; prefill once, then the whole decode step (forward + token choice on "
+           "the device) compiled with torch.compile mode='reduce-overhead' and replayed as a CUDA "
+           "graph, no host sync per token beyond streaming (plain torch.compile on CPU).",
+           compiled_decode=True),
     Config("ort-cuda", "ONNX Runtime (CUDA)", "onnxruntime",
            "Optimum ORTModelForCausalLM on CUDAExecutionProvider with IO binding, fp16 export.",
            backend="onnxruntime", attn=None, provider="CUDAExecutionProvider", needs_cuda=True,

@@ -12,6 +12,10 @@ def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str) -> Ba
         from arena.backends.onnxruntime import OrtBackend
 
         return OrtBackend(config, spec, dtype, device)
+    if config.compiled_decode:
+        from arena.backends.compiled_decode import CompiledDecodeBackend
+
+        return CompiledDecodeBackend(config, spec, dtype, device)
     from arena.backends.torch import TorchBackend
 
     return TorchBackend(config, spec, dtype, device)
