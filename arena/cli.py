@@ -1,4 +1,4 @@
-"""`python -m arena configs|run|leaderboard|env`: the command line over the same core as the page."""
+"""`python -m arena configs|run|sweep|leaderboard|env`: the command line over the same core as the page."""
 
 from __future__ import annotations
 
@@ -98,13 +98,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from arena.request import RequestError
+    from arena.store import Store
+    from arena.sweep import SWEEP_COLUMNS, SweepRequest, run_sweep, validate_sweep
+
+    request = SweepRequest(
+        model=args.model, attn=args.attn, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
+        padding=args.padding, mode=args.mode, quant=args.quant, dtype=args.dtype, repeats=args.repeats,
+        warmup=args.warmup, new_tokens=args.new_tokens, isolation="inline" if args.inline else "process",
+        timeout_s=args.timeout,
+    )
+    try:
+        prepared = validate_sweep(request)
+    except RequestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    def on_point(r: Result) -> None:
+        if not args.quiet:
+            detail = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else r.reason
+            print(f"[{r.config}] batch {r.batch_size} seq {r.prompt_tokens} pad {r.padding:g}: {r.status} {detail}",
+                  file=sys.stderr, flush=True)
+
+    store = None if args.no_store else Store(args.db)
+    results = run_sweep(prepared, store=store, on_point=on_point)
+    print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   mode: {request.mode}   "
+          f"repeats: {request.repeats} (median)" + (f"   new tokens: {request.new_tokens}" if request.mode == "generate" else ""))
+    if results:
+        print(f"hardware: {results[0].hardware}")
+    for quant in request.quant:
+        rows = [r.to_dict() for r in results if r.settings.get("quant") == quant]
+        if len(request.quant) > 1:
+            print(f"\nweights: {quant}")
+        print(format_table(rows, SWEEP_COLUMNS))
+    print("memory: " + "; ".join(sorted({r.memory_method for r in results if r.memory_method})))
+    write_outputs(results, args.json, args.csv)
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from arena.store import Store
 
-    results = Store(args.db).results(**({"model_id": args.model} if args.model else {}))
+    filters = {"model_id": args.model} if args.model else {}
+    if args.mode:
+        filters["mode"] = args.mode
+    results = Store(args.db).results(**filters)
     rows = [r.to_dict() for r in results if r.status == "ok"]
     rows.sort(key=lambda r: -(r.get("decode_tokens_per_s") or 0))
     cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
+    if any(str(r.get("mode")).startswith("sweep") for r in rows):
+        cols[2:2] = [("mode", "mode"), ("batch_size", "batch"), ("prompt_tokens", "prompt"),
+                     ("padding", "pad"), ("latency_ms", "latency ms"), ("speedup", "speedup")]
     print(format_table(rows, cols))
     write_outputs([r for r in results if r.status == "ok"], args.json, args.csv)
     return 0
@@ -151,10 +196,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="stored results, fastest first")
     p.add_argument("--model")
+    p.add_argument("--mode", help="arena, sweep-forward or sweep-generate (default: all)")
     p.add_argument("--db")
     p.add_argument("--json")
     p.add_argument("--csv")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("sweep", help="attention speedup and memory over batch sizes, lengths and padding")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--attn", default="eager,sdpa", help="attention implementations, comma-separated")
+    p.add_argument("--batch-sizes", default="1,2,4,8")
+    p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included")
+    p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9)")
+    p.add_argument("--mode", default="forward", choices=("forward", "generate"),
+                   help="time one forward pass (prefill), or one generate() of --new-tokens")
+    p.add_argument("--quant", default="none", help="none and/or bitsandbytes configurations, comma-separated")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per point (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed passes per point")
+    p.add_argument("--new-tokens", type=int, default=32, help="generate mode: tokens per row")
+    p.add_argument("--inline", action="store_true", help="measure in this process instead of one per implementation")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per implementation (all its points)")
+    p.add_argument("--json", help="write the points as JSON here")
+    p.add_argument("--csv", help="write the points as CSV here")
+    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--no-store", action="store_true", help="do not record the points")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("env", help="hardware and library versions")
     p.set_defaults(func=cmd_env)

@@ -1,0 +1,454 @@
+"""Attention sweeps: the guide's speedup and memory charts, measured here.
+
+A sweep runs a grid of points — (batch size, sequence length, padding share) — through several
+attention implementations (optionally under bitsandbytes quantization) and records, for each
+point, the median latency of one forward pass (or one generate()), tokens/s, peak memory and
+the speedup against eager at the same point. Every point becomes a row of the one result
+schema (mode "sweep-forward" / "sweep-generate"), so the store and the leaderboard show it.
+
+Isolation: one spawned worker per (implementation, quantization) loads the model once and
+runs its points (arena/sweep_worker.py); an out-of-memory or kernel error fails that point
+only, and a worker that dies or runs out of time fails its remaining points with the reason.
+Groups that cannot run here (no CUDA, flash-attn not installed, ...) get every point marked
+unavailable with the registry's reason. Nothing is silently dropped.
+
+Padding (left padding, attention mask set): for a requested share p of a batch of B rows of
+S positions, P = round(p * B * S) positions are padding. With B = 1 the single row carries
+them; with B > 1 the first row stays unpadded (it sets the batch's length, as the longest
+prompt of a real padded batch does) and the other B - 1 rows share P as evenly as whole
+tokens allow. Every row keeps at least one real token, so with B = 2 and p > 0.5 the real
+share of padding is lower than asked; the achieved share is recorded with each point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing as mp
+import queue as _queue
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal
+
+from arena import configs, models
+from arena.env import collect_env, platform
+from arena.request import RequestError
+from arena.results import Result
+from arena.store import Store, now
+
+MAX_BATCH = 256
+MAX_SEQ = 131_072
+MAX_PADDING = 0.9
+MAX_POINTS = 2000
+MAX_REPEATS = 20
+MAX_NEW_TOKENS = 1024
+NO_QUANT = "none"
+
+OnPoint = Callable[[Result], None]
+
+
+@dataclass
+class SweepRequest:
+    """What to sweep. List fields also accept comma-separated text ("1,2,4,8")."""
+
+    model: str = "synthetic:llama-2-7b"
+    attn: list[str] = field(default_factory=lambda: ["eager", "sdpa"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    seq_lens: list[int] = field(default_factory=lambda: [512, 1024, 2048, 4096])
+    padding: list[float] = field(default_factory=lambda: [0.0, 0.3])
+    mode: Literal["forward", "generate"] = "forward"
+    quant: list[str] = field(default_factory=lambda: [NO_QUANT])
+    dtype: str = "auto"
+    repeats: int = 3  # timed passes per point; the median is reported
+    warmup: int = 1  # untimed passes per point before timing (each shape warms its kernels)
+    new_tokens: int = 32  # generate mode only
+    isolation: Literal["process", "inline"] = "process"
+    timeout_s: float = 1800.0  # per (implementation, quantization) worker: load and all its points
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Point:
+    batch: int
+    seq: int
+    padding: float
+
+
+@dataclass(frozen=True)
+class Group:
+    """One (implementation, quantization) pair: one worker, one model load."""
+
+    attn: str
+    quant: str  # NO_QUANT or a quantization configuration's name
+    config: configs.Config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class PreparedSweep:
+    request: SweepRequest
+    spec: models.ModelSpec
+    dtype: str
+    groups: list[Group]
+    points: list[Point]
+
+    @property
+    def size(self) -> int:
+        return len(self.groups) * len(self.points)
+
+
+# ---------------------------------------------------------------- choices
+
+
+def attention_names() -> list[str]:
+    """The configurations a sweep compares: the registry's attention family."""
+    return [c.name for c in configs.REGISTRY.values() if c.family == "attention"]
+
+
+def quant_names() -> list[str]:
+    """'none' and the registry's quantization configurations."""
+    return [NO_QUANT] + [c.name for c in configs.REGISTRY.values() if c.family == "quantization"]
+
+
+def group_config(attn: str, quant: str) -> configs.Config:
+    """The configuration a group runs: the attention entry, with the quantization entry's
+    weights when one is given (named like the registry's combinations: 'bnb-4bit+sdpa')."""
+    acfg = configs.get(attn)
+    if quant == NO_QUANT:
+        return acfg
+    qcfg = configs.get(quant)
+    return dataclasses.replace(
+        acfg, name=f"{quant}+{attn}", label=f"{qcfg.label} + {acfg.label}", family="combination",
+        quant=qcfg.quant, needs=tuple(dict.fromkeys(acfg.needs + qcfg.needs)),
+        description=f"{acfg.description} Weights: {qcfg.description}",
+    )
+
+
+def pad_lengths(batch: int, seq: int, fraction: float) -> list[int]:
+    """Left-padding length of each row (see the module's docstring for the rule)."""
+    total = round(fraction * batch * seq)
+    if total <= 0:
+        return [0] * batch
+    if batch == 1:
+        return [min(total, seq - 1)]
+    share, extra = divmod(total, batch - 1)
+    return [0] + [min(share + (1 if i < extra else 0), seq - 1) for i in range(batch - 1)]
+
+
+def achieved_padding(batch: int, seq: int, fraction: float) -> float:
+    return sum(pad_lengths(batch, seq, fraction)) / (batch * seq)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _items(name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        items = [str(value)]
+    else:
+        raise RequestError(f"{name} must be a comma-separated list (got {value!r})")
+    items = [v for v in items if v]
+    if not items:
+        raise RequestError(f"{name} is empty")
+    return list(dict.fromkeys(items))
+
+
+def _ints(name: str, value: Any, lo: int, hi: int) -> list[int]:
+    out = []
+    for item in _items(name, value):
+        try:
+            number = float(item)
+        except ValueError:
+            raise RequestError(f"{name}: {item!r} is not a whole number") from None
+        if not math.isfinite(number) or number != int(number):
+            raise RequestError(f"{name}: {item!r} is not a whole number")
+        if not lo <= int(number) <= hi:
+            raise RequestError(f"{name}: {int(number)} is outside {lo}..{hi}")
+        out.append(int(number))
+    return sorted(set(out))
+
+
+def _floats(name: str, value: Any, lo: float, hi: float) -> list[float]:
+    out = []
+    for item in _items(name, value):
+        try:
+            number = float(item)
+        except ValueError:
+            raise RequestError(f"{name}: {item!r} is not a number") from None
+        if not lo <= number <= hi:  # also refuses NaN
+            raise RequestError(f"{name}: {item} is outside {lo:g}..{hi:g}")
+        out.append(number)
+    return sorted(set(out))
+
+
+def _int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise RequestError(f"{name} must be a whole number between {lo} and {hi} (got {value!r})")
+    if not lo <= int(value) <= hi:
+        raise RequestError(f"{name} must be between {lo} and {hi} (got {int(value)})")
+    return int(value)
+
+
+def validate_sweep(req: SweepRequest, *, allow_local_models: bool = True) -> PreparedSweep:
+    """Check a sweep and expand its grid; RequestError (one line) for anything wrong."""
+    attn = _items("attn", req.attn)
+    allowed = attention_names()
+    for name in attn:
+        if name not in allowed:
+            hint = " (a quantization: give it with --quant)" if name in quant_names() else ""
+            raise RequestError(f"unknown attention implementation {name!r}{hint}; valid: {', '.join(allowed)}")
+    quant = _items("quant", req.quant)
+    for name in quant:
+        if name not in quant_names():
+            raise RequestError(f"unknown quantization {name!r}; valid: {', '.join(quant_names())}")
+    batches = _ints("batch_sizes", req.batch_sizes, 1, MAX_BATCH)
+    seqs = _ints("seq_lens", req.seq_lens, 1, MAX_SEQ)
+    paddings = _floats("padding", req.padding, 0.0, MAX_PADDING)
+    if req.mode not in ("forward", "generate"):
+        raise RequestError(f"mode must be 'forward' or 'generate' (got {req.mode!r})")
+    req.repeats = _int("repeats", req.repeats, 1, MAX_REPEATS)
+    req.warmup = _int("warmup", req.warmup, 0, MAX_REPEATS)
+    req.new_tokens = _int("new_tokens", req.new_tokens, 1, MAX_NEW_TOKENS)
+    try:
+        req.timeout_s = float(req.timeout_s)
+    except (TypeError, ValueError):
+        raise RequestError(f"timeout_s must be a number (got {req.timeout_s!r})") from None
+    if not 1.0 <= req.timeout_s <= 24 * 3600:
+        raise RequestError(f"timeout_s must be between 1 and 86400 (got {req.timeout_s})")
+    if req.isolation not in ("process", "inline"):
+        raise RequestError("isolation must be 'process' or 'inline'")
+    try:
+        dtype = configs.resolve_dtype(req.dtype)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    try:
+        spec = models.parse_model(req.model, allow_local=allow_local_models)
+        context = models.context_length(spec)
+    except models.ModelError as exc:
+        raise RequestError(str(exc)) from None
+    # Synthetic weights carry no meaning to lose past the trained context (the guide runs the
+    # 2048-context Falcon-7B at 4096); a real model is held to its context.
+    longest = max(seqs) + (req.new_tokens if req.mode == "generate" else 0)
+    if not spec.synthetic and longest > context:
+        raise RequestError(f"sequence length {longest} exceeds the model's context of {context} tokens")
+    points = [Point(b, s, p) for s in seqs for p in paddings for b in batches]
+    groups = [Group(a, q, group_config(a, q)) for q in quant for a in _eager_first(attn)]
+    if len(points) * len(groups) > MAX_POINTS:
+        raise RequestError(f"the grid has {len(points) * len(groups)} points; the limit is {MAX_POINTS}")
+    req.attn, req.quant, req.batch_sizes, req.seq_lens, req.padding = attn, quant, batches, seqs, paddings
+    return PreparedSweep(req, spec, dtype, groups, points)
+
+
+def _eager_first(names: list[str]) -> list[str]:
+    """Eager runs first so that every later point's speedup is known when it finishes."""
+    return sorted(names, key=lambda n: n != configs.BASELINE)
+
+
+# ---------------------------------------------------------------- running
+
+
+def _baseline_name(group: Group) -> str:
+    return configs.BASELINE if group.quant == NO_QUANT else f"{group.quant}+{configs.BASELINE}"
+
+
+def _point_key(group: Group, point: Point) -> tuple:
+    return (group.quant, point.batch, point.seq, point.padding)
+
+
+class _Collector:
+    """Turns worker events into Results: stores each at once, computes speedups against the
+    eager latency of the same point, and calls on_point."""
+
+    def __init__(self, prepared: PreparedSweep, run_id: str, store: Store | None,
+                 on_point: OnPoint | None) -> None:
+        req = prepared.request
+        env = collect_env()
+        self.prepared, self.store, self.on_point = prepared, store, on_point
+        self.results: list[Result] = []
+        self.eager_ms: dict[tuple, float] = {}
+        self.common = dict(
+            run_id=run_id, model_id=prepared.spec.id, model_display=prepared.spec.display,
+            synthetic=prepared.spec.synthetic, hardware=env["hardware"], device=env["device"],
+            repeats=req.repeats, mode=f"sweep-{req.mode}",
+            new_tokens=req.new_tokens if req.mode == "generate" else 0, env=env,
+        )
+        self.settings = {k: v for k, v in req.to_dict().items() if k not in ("attn", "model")}
+
+    def add(self, group: Group, point: Point, *, status: str = "ok", reason: str = "",
+            metrics: dict[str, Any] | None = None, load: dict[str, Any] | None = None) -> Result:
+        cfg = group.config
+        pads = pad_lengths(point.batch, point.seq, point.padding)
+        result = Result(
+            config=cfg.name, status=status, reason=reason, label=cfg.label, family=cfg.family,  # type: ignore[arg-type]
+            created_at=now(), dtype=configs.run_dtype(cfg, self.prepared.dtype), batch_size=point.batch,
+            prompt_tokens=point.seq, padding=point.padding, baseline=_baseline_name(group),
+            settings={**self.settings, "quant": group.quant, "padding_achieved": round(
+                sum(pads) / (point.batch * point.seq), 4), "pad_lengths": pads,
+                "real_tokens": point.batch * point.seq - sum(pads)},
+            **self.common,
+        )
+        for key, value in (load or {}).items():
+            setattr(result, key, value)
+        for key, value in (metrics or {}).items():
+            setattr(result, key, value)
+        key = _point_key(group, point)
+        if status == "ok" and result.latency_ms:
+            if group.attn == configs.BASELINE:
+                self.eager_ms[key] = result.latency_ms
+            if key in self.eager_ms:
+                result.speedup = self.eager_ms[key] / result.latency_ms
+        self.results.append(result)
+        if self.store is not None:
+            self.store.add(result)
+        if self.on_point is not None:
+            self.on_point(result)
+        return result
+
+
+def run_sweep(req: SweepRequest | PreparedSweep, store: Store | None = None,
+              on_point: OnPoint | None = None, cancel: threading.Event | None = None) -> list[Result]:
+    """Validate (RequestError for bad input) and run a sweep; one Result per (group, point), in
+    the order they finish. `on_point(result)` is called as each point finishes (from this
+    thread); `cancel` (a threading.Event) stops the sweep: the running worker is ended and the
+    points left are recorded as failed with the reason 'cancelled by the user'."""
+    prepared = req if isinstance(req, PreparedSweep) else validate_sweep(req)
+    run_id = uuid.uuid4().hex[:12]
+    if store is not None:
+        store.start_run(run_id, {"sweep": prepared.request.to_dict()})
+    collector = _Collector(prepared, run_id, store, on_point)
+    plat = platform()
+    status = "complete"
+    for group in prepared.groups:
+        verdict = configs.availability(group.config, configs.run_dtype(group.config, prepared.dtype), plat)
+        if not verdict.ok:
+            for point in prepared.points:
+                collector.add(group, point, status="unavailable", reason=verdict.reason)
+            continue
+        if cancel is not None and cancel.is_set():
+            status = "cancelled"
+            for point in prepared.points:
+                collector.add(group, point, status="failed", reason="cancelled by the user")
+            continue
+        _run_group(prepared, group, plat.device, collector, cancel)
+        if cancel is not None and cancel.is_set():
+            status = "cancelled"
+    if store is not None:
+        store.finish_run(run_id, status)
+    return collector.results
+
+
+def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _Collector,
+               cancel: threading.Event | None) -> None:
+    from arena.sweep_worker import GroupJob, run_group, worker_main
+
+    req = prepared.request
+    job = GroupJob(
+        config=group.config, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
+        dtype=prepared.dtype, device=device, mode=req.mode,
+        points=[(p.batch, p.seq, pad_lengths(p.batch, p.seq, p.padding)) for p in prepared.points],
+        repeats=req.repeats, warmup=req.warmup, new_tokens=req.new_tokens,
+    )
+    pending = dict(enumerate(prepared.points))
+    load: dict[str, Any] = {}
+    errors: list[str] = []
+
+    def handle(event: dict[str, Any]) -> None:
+        if event["type"] == "error":  # the group could not start (load failed)
+            errors.append(event["reason"])
+        elif event["type"] == "loaded":
+            load.update(load_s=event["load_s"], weights_mb=event["weights_mb"])
+        elif event["type"] == "point" and event["index"] in pending:
+            point = pending.pop(event["index"])
+            if "error" in event:
+                collector.add(group, point, status="failed", reason=event["error"], load=load)
+            else:
+                collector.add(group, point, metrics=event["metrics"], load=load)
+
+    if req.isolation == "inline":
+        try:
+            run_group(job, handle, should_stop=cancel.is_set if cancel is not None else None)
+        except Exception as exc:  # run_group reports its own errors; this is a last resort
+            from arena.worker import one_line
+
+            errors.append(one_line(exc))
+        error = errors[-1] if errors else None
+    else:
+        error = _run_process(job, handle, req.timeout_s, cancel, worker_main)
+    if error is None and cancel is not None and cancel.is_set():
+        error = "cancelled by the user"
+    for index in sorted(pending):
+        collector.add(group, pending[index], status="failed", load=load,
+                      reason=error or "the worker ended without measuring this point")
+    pending.clear()
+
+
+def _run_process(job, handle: Callable[[dict[str, Any]], None], timeout_s: float,
+                 cancel: threading.Event | None, target) -> str | None:
+    """Run one group in a spawned worker, feeding its events to `handle`; the reason the
+    points it did not report were lost (None when it finished normally)."""
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    proc = ctx.Process(target=target, args=(job, events), daemon=True, name=f"arena-sweep-{job.config.name}")
+    proc.start()
+    deadline = time.monotonic() + timeout_s
+    error: str | None = None
+    died_at: float | None = None
+    done = False
+    try:
+        while not done:
+            try:
+                event = events.get(timeout=0.2)
+            except _queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    return "cancelled by the user"
+                if time.monotonic() > deadline:
+                    return f"timed out after {timeout_s:.0f} s (time limit per implementation)"
+                if proc.is_alive():
+                    continue
+                died_at = died_at or time.monotonic()  # read what it sent before dying
+                if time.monotonic() - died_at < 0.5:
+                    continue
+                code = proc.exitcode
+                how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
+                hint = " (likely out of memory)" if code == -9 else ""
+                return error or f"worker process died: {how}{hint}"
+            if event["type"] == "error":
+                error = event["reason"]
+            elif event["type"] == "done":
+                done = True
+            else:
+                handle(event)
+        return error
+    finally:
+        if proc.is_alive():
+            proc.join(timeout=5 if done else 0)
+        for stop in (proc.terminate, proc.kill):
+            if proc.is_alive():
+                stop()
+                proc.join(timeout=5)
+
+
+# The columns a sweep's table shows (CLI and page), in order, with their headings.
+SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("config", "implementation"),
+    ("batch_size", "batch"),
+    ("prompt_tokens", "seq"),
+    ("padding", "pad"),
+    ("status", "status"),
+    ("latency_ms", "latency ms"),
+    ("speedup", "speedup"),
+    ("e2e_tokens_per_s", "tok/s"),
+    ("peak_memory_mb", "peak MB"),
+    ("reason", "reason"),
+)

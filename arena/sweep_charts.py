@@ -1,0 +1,152 @@
+"""Plotly figures of sweep points, and the data behind each figure as CSV.
+
+    charts = all_charts(results)          # results: Results or their dicts (run_sweep, store, JSON)
+    for chart in charts:
+        chart.title, chart.figure, chart.csv()   # a go.Figure and its data as CSV text
+
+- speedup_charts: speedup over eager against batch size, one line per implementation, one
+  chart per (model, hardware, mode, quantization, sequence length, padding).
+- memory_charts: peak memory against sequence length, one line per implementation, one chart
+  per (model, hardware, mode, quantization, batch size, padding) with two or more lengths.
+Points that did not run are kept in each chart's data (status, reason) and named in its
+legend; they are never silently missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from arena.results import Result
+
+COLUMNS = (
+    "model_id", "model_display", "hardware", "mode", "quant", "config", "label", "status", "reason",
+    "dtype", "batch_size", "seq_len", "padding", "padding_achieved", "latency_ms", "speedup",
+    "tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb", "memory_method", "run_id",
+)
+_GROUP = ["model_id", "hardware", "mode", "quant"]
+
+
+@dataclass
+class Chart:
+    key: str  # short, file-name safe: e.g. "speedup-llama-2-7b-seq4096-pad0.3"
+    title: str
+    figure: go.Figure
+    data: pd.DataFrame  # the points behind the figure, failed ones included
+
+    def csv(self) -> str:
+        return self.data.to_csv(index=False)
+
+
+def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
+    """Sweep points (mode sweep-*) as a flat table with the columns of COLUMNS."""
+    rows = []
+    for p in points:
+        d = p.to_dict() if isinstance(p, Result) else dict(p)
+        if not str(d.get("mode") or "").startswith("sweep"):
+            continue
+        settings = d.get("settings") or {}
+        peak, weights = d.get("peak_memory_mb"), d.get("weights_mb")
+        rows.append({
+            **{k: d.get(k) for k in ("model_id", "model_display", "hardware", "mode", "config", "label",
+                                     "status", "reason", "dtype", "batch_size", "padding", "latency_ms",
+                                     "speedup", "peak_memory_mb", "weights_mb", "memory_method", "run_id")},
+            "quant": settings.get("quant", "none"),
+            "seq_len": d.get("prompt_tokens"),
+            "padding_achieved": settings.get("padding_achieved"),
+            "tokens_per_s": d.get("e2e_tokens_per_s"),
+            "activation_mb": peak - weights if peak is not None and weights is not None else None,
+        })
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.sort_values(["model_id", "quant", "config", "seq_len", "padding", "batch_size"],
+                             kind="stable", ignore_index=True)
+
+
+def _slug(text: Any) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(text)).strip("-")
+
+
+def _padding_text(padding: float) -> str:
+    return "no padding" if not padding else f"{padding:.0%} padding"
+
+
+def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> None:
+    """One line per configuration (input order kept); a configuration with points that did
+    not run says so in its legend entry, and one with none is listed greyed out."""
+    for config in dict.fromkeys(data["config"]):
+        rows = data[data["config"] == config]
+        ok = rows[(rows["status"] == "ok") & rows[y].notna()]
+        lost = rows[rows["status"] != "ok"]
+        name = str(config)
+        if len(ok) == 0:
+            reason = lost["reason"].iloc[0] if len(lost) else "no value"
+            fig.add_trace(go.Scatter(x=[], y=[], name=f"{name}: {reason}", mode="lines", visible="legendonly"))
+            continue
+        if len(lost):
+            reasons = "; ".join(dict.fromkeys(lost["reason"].astype(str)))
+            name += f" ({len(lost)} not run: {reasons[:60]})"
+        fig.add_trace(go.Scatter(
+            x=ok[x], y=ok[y], name=name, mode="lines+markers",
+            customdata=ok[["latency_ms", "peak_memory_mb"]].to_numpy(), hovertemplate=hover,
+        ))
+
+
+def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Speedup over eager against batch size, for each sequence length and padding."""
+    frame = points_frame(points)
+    charts = []
+    for keys, data in frame.groupby(_GROUP + ["seq_len", "padding"], sort=True, dropna=False):
+        model_id, hardware, mode, quant, seq, padding = keys
+        first = data.iloc[0]
+        what = "one forward pass" if mode == "sweep-forward" else "generate()"
+        quant_text = "" if quant == "none" else f", weights {quant}"
+        title = (f"Speedup over eager, {what}: {first['model_display']}, sequence {seq}, "
+                 f"{_padding_text(padding)}{quant_text} ({hardware})")
+        fig = go.Figure()
+        _lines(fig, data, "batch_size", "speedup",
+               "batch %{x}: %{y:.2f}x<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+        fig.update_layout(title=title, xaxis_title="batch size", yaxis_title="speedup over eager (x)",
+                          legend_title="implementation", template="plotly_white")
+        fig.update_xaxes(type="category", categoryorder="array",
+                         categoryarray=sorted(data["batch_size"].unique()))
+        fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+        key = f"speedup-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-seq{seq}-pad{padding:g}"
+        charts.append(Chart(key, title, fig, data.reset_index(drop=True)))
+    return charts
+
+
+def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Peak memory against sequence length, for each batch size and padding that has two or
+    more sequence lengths."""
+    frame = points_frame(points)
+    charts = []
+    for keys, data in frame.groupby(_GROUP + ["batch_size", "padding"], sort=True, dropna=False):
+        if data["seq_len"].nunique() < 2:
+            continue
+        model_id, hardware, mode, quant, batch, padding = keys
+        first = data.iloc[0]
+        quant_text = "" if quant == "none" else f", weights {quant}"
+        title = (f"Peak memory: {first['model_display']}, batch {batch}, {_padding_text(padding)}"
+                 f"{quant_text} ({hardware})")
+        fig = go.Figure()
+        _lines(fig, data, "seq_len", "peak_memory_mb",
+               "sequence %{x}: %{y:.0f} MB<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+        weights = data["weights_mb"].dropna()
+        if len(weights):
+            fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
+                          annotation_text=f"weights {weights.median():.0f} MB", annotation_position="bottom right")
+        fig.update_layout(title=title, xaxis_title="sequence length (tokens)", yaxis_title="peak memory (MB)",
+                          legend_title="implementation", template="plotly_white")
+        fig.update_xaxes(type="log", tickvals=sorted(data["seq_len"].unique()))
+        key = f"memory-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-batch{batch}-pad{padding:g}"
+        charts.append(Chart(key, title, fig, data.reset_index(drop=True)))
+    return charts
+
+
+def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Every speedup chart, then every memory chart."""
+    points = list(points)
+    return speedup_charts(points) + memory_charts(points)
