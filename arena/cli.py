@@ -56,6 +56,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from arena import runner
+    from arena.limits import LimitsError, ServerLimits
     from arena.request import RequestError, RunRequest, validate
     from arena.store import Store
 
@@ -67,8 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation="inline" if args.inline else "process", timeout_s=args.timeout,
     )
     try:
-        prepared = validate(request)
-    except RequestError as exc:
+        prepared = validate(request, limits=ServerLimits.from_env())
+    except (RequestError, LimitsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -72,10 +72,9 @@ def architecture_label(name: str) -> str:
 
 
 def architecture_config_dict(name: str) -> dict[str, Any]:
-    path = ARCH_DIR / f"{name}.json"
-    if not path.is_file():
-        raise ModelError(f"unknown synthetic architecture {name!r}; valid: {', '.join(architectures())}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    if name not in architectures():  # a listed name only: never a path ("../x") read from disk
+        raise ModelError(f"unknown synthetic architecture {name[:100]!r}; valid: {', '.join(architectures())}")
+    return json.loads((ARCH_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def parse_model(text: str, *, allow_local: bool = True) -> ModelSpec:
@@ -87,17 +86,29 @@ def parse_model(text: str, *, allow_local: bool = True) -> ModelSpec:
         name = text.split(":", 1)[1]
         architecture_config_dict(name)  # raises for unknown names
         return ModelSpec("synthetic", name)
-    looks_like_path = text.startswith(("/", ".", "~")) or os.sep in text and Path(text).exists()
-    if looks_like_path or Path(text).expanduser().is_dir():
+    looks_like_path = text.startswith(("/", ".", "~")) or os.sep in text and _probe(text, "exists")
+    if looks_like_path or _probe(text, "is_dir"):
         if not allow_local:
             raise ModelError("local model paths are not allowed here")
-        path = Path(text).expanduser().resolve()
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{text}: not a model directory (no config.json)")
+        try:
+            path = Path(text).expanduser().resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # "~nosuchuser", a name too long...
+            raise ModelError(f"{text[:200]!r}: not a usable path ({type(exc).__name__})") from None
+        if not _probe(str(path / "config.json"), "is_file"):
+            raise ModelError(f"{text[:200]}: not a model directory (no config.json)")
         return ModelSpec("local", str(path))
-    if "://" in text or ".." in text or not _HUB_ID.match(text):
-        raise ModelError(f"{text!r} is not a Hub model id (org/name), a local directory or synthetic:NAME")
+    if "://" in text or ".." in text or not _HUB_ID.fullmatch(text):
+        raise ModelError(f"{text[:200]!r} is not a Hub model id (org/name), a local directory or synthetic:NAME")
     return ModelSpec("hub", text)
+
+
+def _probe(text: str, test: str) -> bool:
+    """Path(text).exists()/is_dir()/is_file(), False for what cannot be a path at all (a
+    name too long, NUL bytes, an unknown ~user) instead of an exception."""
+    try:
+        return bool(getattr(Path(text).expanduser(), test)())
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------- embedded default

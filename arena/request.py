@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+import math
+import reprlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Mapping
 
 from arena import configs, models
+from arena.limits import (  # noqa: F401  (re-exported: the request format's own ceilings)
+    MAX_BATCH,
+    MAX_NEW_TOKENS,
+    MAX_PROMPT_CHARS,
+    MAX_REPEATS,
+    MAX_SYNTHETIC_PROMPT_TOKENS,
+    ServerLimits,
+)
 
-MAX_NEW_TOKENS = 4096
-MAX_BATCH = 256
-MAX_REPEATS = 20
-MAX_PROMPT_CHARS = 200_000  # refuse before tokenizing something absurd
-MAX_SYNTHETIC_PROMPT_TOKENS = 32_768
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = 4
 
 
 class RequestError(ValueError):
@@ -38,6 +46,19 @@ class RunRequest:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRequest:
+        """A request from untyped input (an API call): unknown keys are refused by name, so
+        nothing a request carries can switch on anything that is not a field here
+        (trust_remote_code, for one, is never a request's to set)."""
+        if not isinstance(data, Mapping):
+            raise RequestError(f"a request must be a mapping of settings (got {type(data).__name__})")
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise RequestError(f"unknown setting {_short.repr(unknown[0])}; valid: {', '.join(sorted(known))}")
+        return cls(**data)
+
 
 @dataclass
 class PreparedRun:
@@ -49,69 +70,126 @@ class PreparedRun:
     dtype: str
     prompt_ids: list[int]
     context: int
+    limits: ServerLimits = field(default_factory=ServerLimits)  # the runner enforces the run's share
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise RequestError(f"{name} must be a whole number between {lo} and {hi} (got {value!r})")
+    whole = isinstance(value, int) or isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    if isinstance(value, bool) or not whole:
+        raise RequestError(f"{name} must be a whole number between {lo} and {hi} (got {_short.repr(value)})")
     if not lo <= int(value) <= hi:
-        raise RequestError(f"{name} must be between {lo} and {hi} (got {int(value)})")
+        raise RequestError(f"{name} must be between {lo} and {hi} (got {_short.repr(int(value))})")
     return int(value)
 
 
 def _float_in(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(f"{name} must be a number (got {_short.repr(value)})")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise RequestError(f"{name} must be a number (got {value!r})") from None
+    except OverflowError:  # an int too large for a float
+        number = math.inf
     if number != number or number > hi or number < lo or (lo_open and number == lo):
-        raise RequestError(f"{name} must be {'>' if lo_open else '>='} {lo} and <= {hi} (got {value!r})")
+        raise RequestError(
+            f"{name} must be {'>' if lo_open else '>='} {lo} and <= {hi} (got {_short.repr(value)})"
+        )
     return number
 
 
-def validate(req: RunRequest, *, allow_local_models: bool = True) -> PreparedRun:
-    """Check a request and prepare its prompt; RequestError (one line) for anything wrong."""
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text (got {type(value).__name__})")
     try:
-        names = configs.parse_names(req.configs)
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: not text any tokenizer or file can hold
+        raise RequestError(f"{name} is not valid unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def _config_names(value: Any, limits: ServerLimits) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise RequestError("configs must be a list of configuration names (or one comma-separated text)")
+    try:
+        names = configs.parse_names(list(items))
     except configs.UnknownConfigError as exc:
-        raise RequestError(str(exc)) from None
-    req.max_new_tokens = _int_in("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
-    req.batch_size = _int_in("batch_size", req.batch_size, 1, MAX_BATCH)
-    req.repeats = _int_in("repeats", req.repeats, 1, MAX_REPEATS)
+        raise RequestError(_one_line(str(exc))) from None
+    if limits.max_configs is not None and len(names) > limits.max_configs:
+        raise RequestError(f"{len(names)} configurations asked; the limit here is {limits.max_configs} per run")
+    return names
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _model(value: Any, limits: ServerLimits, allow_local: bool) -> models.ModelSpec:
+    text = _text("model", value).strip() or "default"
+    if len(text) > 4096:
+        raise RequestError(f"the model id is {len(text)} characters long; that is no model id")
+    # Where local paths are refused, checked on what was typed before anything looks at the
+    # disk; always on the resolved id before anything loads ("/models/../etc" is not under
+    # "/models"; a Hub id is fetched only when allowed).
+    if not allow_local and not limits.model_allowed(text):
+        raise RequestError(f"model {_short.repr(text)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
+    try:
+        spec = models.parse_model(text, allow_local=allow_local)
+    except models.ModelError as exc:
+        raise RequestError(_one_line(str(exc))) from None
+    if not limits.model_allowed(spec.id):
+        raise RequestError(f"model {_short.repr(spec.id)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
+    return spec
+
+
+def validate(req: RunRequest, *, allow_local_models: bool | None = None,
+             limits: ServerLimits | None = None) -> PreparedRun:
+    """Check a request against the server's limits and prepare its prompt; RequestError (one
+    line) for anything wrong. `limits` defaults to the generous `ServerLimits()`;
+    `allow_local_models`, when given, overrides `limits.allow_local_models`."""
+    limits = limits or ServerLimits()
+    allow_local = limits.allow_local_models if allow_local_models is None else bool(allow_local_models)
+    names = _config_names(req.configs, limits)
+    req.max_new_tokens = _int_in("max_new_tokens", req.max_new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
+    req.batch_size = _int_in("batch_size", req.batch_size, 1, min(MAX_BATCH, limits.max_batch))
+    req.repeats = _int_in("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
     req.seed = _int_in("seed", req.seed, 0, 2**31 - 1)
+    # synthetic models only; limits.max_prompt_tokens applies below, to every model's prompt
     req.prompt_tokens = _int_in("prompt_tokens", req.prompt_tokens, 1, MAX_SYNTHETIC_PROMPT_TOKENS)
     req.temperature = _float_in("temperature", req.temperature, 0.0, 10.0, lo_open=True)
     req.top_p = _float_in("top_p", req.top_p, 0.0, 1.0, lo_open=True)
     req.timeout_s = _float_in("timeout_s", req.timeout_s, 1.0, 24 * 3600.0)
-    if req.isolation not in ("process", "inline"):
+    if not isinstance(req.do_sample, bool):
+        raise RequestError(f"do_sample must be true or false (got {_short.repr(req.do_sample)})")
+    if not isinstance(req.isolation, str) or req.isolation not in ("process", "inline"):
         raise RequestError("isolation must be 'process' or 'inline'")
     try:
-        dtype = configs.resolve_dtype(req.dtype)
+        dtype = configs.resolve_dtype(_text("dtype", req.dtype))
     except ValueError as exc:
-        raise RequestError(str(exc)) from None
-    try:
-        spec = models.parse_model(req.model, allow_local=allow_local_models)
-    except models.ModelError as exc:
-        raise RequestError(str(exc)) from None
+        raise RequestError(_one_line(str(exc))) from None
+    spec = _model(req.model, limits, allow_local)
 
-    prompt = req.prompt if isinstance(req.prompt, str) else ""
+    prompt = _text("prompt", req.prompt)
     if not spec.synthetic and not prompt.strip():
         raise RequestError("the prompt is empty")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise RequestError(f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+    max_chars = min(MAX_PROMPT_CHARS, limits.max_prompt_chars)
+    if len(prompt) > max_chars:
+        raise RequestError(f"the prompt is {len(prompt)} characters; the limit here is {max_chars}")
     try:
         context = models.context_length(spec)
         tokenizer = models.load_tokenizer(spec)
     except models.ModelError as exc:
-        raise RequestError(str(exc)) from None
+        raise RequestError(_one_line(str(exc))) from None
     prompt_ids = models.encode_prompt(spec, tokenizer, prompt, prompt_tokens=req.prompt_tokens)
     if len(prompt_ids) >= context:
         raise RequestError(
             f"the prompt is {len(prompt_ids)} tokens, longer than the model's context of {context}"
         )
+    if limits.max_prompt_tokens is not None and len(prompt_ids) > limits.max_prompt_tokens:
+        raise RequestError(f"the prompt is {len(prompt_ids)} tokens; the limit here is {limits.max_prompt_tokens}")
     if len(prompt_ids) + req.max_new_tokens > context:
         raise RequestError(
             f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({req.max_new_tokens}) exceeds "
             f"the model's context of {context} tokens"
         )
-    return PreparedRun(req, spec, names, dtype, prompt_ids, context)
+    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits)

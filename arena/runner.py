@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from arena import configs
+from arena import configs, memory_limit
 from arena.env import collect_env, platform
 from arena.request import PreparedRun, RunRequest, validate
 from arena.results import Result, agreement
@@ -47,12 +47,15 @@ def _run_inline(job: Job, on_event: OnEvent) -> tuple[dict | None, str | None]:
     return metrics, error
 
 
-def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
-                 cancel: threading.Event | None) -> tuple[dict | None, str | None]:
+def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threading.Event | None,
+                 limit_note: str = "time limit per configuration",
+                 watch_rss: bool = False) -> tuple[dict | None, str | None]:
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
     proc = ctx.Process(target=worker_main, args=(job, events), daemon=True, name=f"arena-{job.config}")
     proc.start()
+    watch = memory_limit.RssWatch(proc.pid, job.memory_limit_mb).start() \
+        if watch_rss and job.memory_limit_mb else None
     deadline = time.monotonic() + timeout_s
     metrics, error, done = None, None, False
     died_at: float | None = None
@@ -64,13 +67,15 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
                 if cancel is not None and cancel.is_set():
                     return None, "cancelled by the user"
                 if time.monotonic() > deadline:
-                    return None, f"timed out after {timeout_s:.0f} s (time limit per configuration)"
+                    return None, f"timed out after {timeout_s:.0f} s ({limit_note})"
                 if proc.is_alive():
                     continue
                 # It died without "done": keep reading briefly for what it sent before dying.
                 died_at = died_at or time.monotonic()
                 if time.monotonic() - died_at < 0.5:
                     continue
+                if watch is not None and watch.exceeded_mb is not None:
+                    return None, memory_limit.exceeded(job.memory_limit_mb, watch.exceeded_mb)
                 if metrics is None and error is None:
                     code = proc.exitcode
                     how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
@@ -88,6 +93,8 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
                 on_event({**event, "config": job.config})
         return metrics, error
     finally:
+        if watch is not None:
+            watch.stop()
         if proc.is_alive():
             proc.join(timeout=5 if done else 0)
         if proc.is_alive():
@@ -101,8 +108,12 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float,
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
             cancel: threading.Event | None = None) -> list[Result]:
     req = prepared.request
+    limits = prepared.limits
     on_event = on_event or (lambda event: None)
     run_id = uuid.uuid4().hex[:12]
+    # The run's wall time (ServerLimits.max_run_s): each configuration gets the smaller of its
+    # own time limit and what is left; one that no longer fits is stored as failed, not dropped.
+    run_deadline = time.monotonic() + limits.max_run_s if limits.max_run_s else None
     env = collect_env()
     plat = platform()
     if store is not None:
@@ -144,6 +155,16 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         if cancel is not None and cancel.is_set():
             status = "cancelled"
             break
+        timeout_s, limit_note = req.timeout_s, "time limit per configuration"
+        if run_deadline is not None:
+            left = run_deadline - time.monotonic()
+            if left < 1.0:
+                base.status = "failed"
+                base.reason = f"not run: the run reached its time limit of {limits.max_run_s:g} s"
+                finish(base)
+                continue
+            if left < timeout_s:
+                timeout_s, limit_note = left, f"the run's time limit of {limits.max_run_s:g} s"
         on_event({"type": "status", "config": name, "stage": "starting"})
         job = Job(
             config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
@@ -151,11 +172,15 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
             sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
             reference_ids=baseline_ids if name != baseline else None,
+            memory_limit_mb=limits.worker_memory_mb,
         )
         if req.isolation == "inline":
             metrics, error = _run_inline(job, on_event)
         else:
-            metrics, error = _run_process(job, on_event, req.timeout_s, cancel)
+            # Resident memory is watched from here where the worker computes on the CPU; on
+            # CUDA the worker caps its own allocator (arena/memory_limit.py).
+            on_cpu = plat.device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
+            metrics, error = _run_process(job, on_event, timeout_s, cancel, limit_note, watch_rss=on_cpu)
         base.created_at = now()
         if metrics is None:
             base.status, base.reason = "failed", error or "no result"

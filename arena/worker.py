@@ -16,6 +16,8 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from arena import memory_limit
+
 Emit = Callable[[dict[str, Any]], None]
 
 
@@ -33,6 +35,7 @@ class Job:
     sampling: dict[str, Any] = field(default_factory=dict)
     reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
     stream: bool = True
+    memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/memory_limit.py)
 
 
 class _TextStream:
@@ -70,8 +73,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def _injected_fault(config: str) -> None:
-    """Test hook for fault tolerance: ARENA_FAULT_INJECT="name=raise|kill|hang[,...]" makes the
-    worker of configuration `name` raise, die by SIGKILL, or hang, after it starts loading."""
+    """Test hook for fault tolerance: ARENA_FAULT_INJECT="name=raise|kill|hang|alloc[,...]" makes
+    the worker of configuration `name` raise, die by SIGKILL, hang, or keep allocating host
+    memory (up to 4 GB, then raise), after it starts loading."""
     for item in os.environ.get("ARENA_FAULT_INJECT", "").split(","):
         name, _, kind = item.partition("=")
         if name.strip() != config:
@@ -84,6 +88,12 @@ def _injected_fault(config: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if kind == "hang":
             time.sleep(3600)
+        if kind == "alloc":
+            held = []
+            for _ in range(128):  # 32 MB at a time, every page written, so it is resident
+                held.append(b"\x01" * (32 * 2**20))
+                time.sleep(0.01)
+            raise RuntimeError(f"allocated {len(held) * 32} MB without being stopped")
 
 
 def run_job(job: Job, emit: Emit) -> None:
@@ -101,6 +111,8 @@ def run_job(job: Job, emit: Emit) -> None:
     memory = MemoryTracker(device)
     try:
         emit({"type": "status", "stage": "loading"})
+        if job.memory_limit_mb and device.startswith("cuda"):
+            memory_limit.cap_cuda(job.memory_limit_mb, device)
         _injected_fault(job.config)
         bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
         tokenizer = models.load_tokenizer(spec)
@@ -166,7 +178,10 @@ def run_job(job: Job, emit: Emit) -> None:
             decode_tokens_per_s=timing.decode_tokens_per_s))
         emit({"type": "metrics", "metrics": metrics})
     except torch.OutOfMemoryError as exc:
-        emit({"type": "error", "reason": "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]})
+        if job.memory_limit_mb and device.startswith("cuda"):
+            emit({"type": "error", "reason": memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")})
+        else:
+            emit({"type": "error", "reason": "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]})
     except MemoryError:
         emit({"type": "error", "reason": "out of memory (host RAM)"})
     except Exception as exc:
@@ -175,6 +190,8 @@ def run_job(job: Job, emit: Emit) -> None:
         emit({"type": "error", "reason": one_line(exc)})
     finally:
         memory.close()
+        if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
+            torch.cuda.set_per_process_memory_fraction(1.0, torch.device(device).index or 0)
 
 
 def worker_main(job: Job, queue) -> None:
