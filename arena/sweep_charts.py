@@ -9,7 +9,9 @@
 - memory_charts: peak memory against sequence length, one line per implementation, one chart
   per (model, hardware, mode, quantization, batch size, padding) with two or more lengths.
 Points that did not run are kept in each chart's data (status, reason) and named in its
-legend; they are never silently missing.
+legend; they are never silently missing. Where several sweeps measured the same point (same
+model, hardware, mode, quantization, implementation, batch, length and padding), the last
+one given wins.
 """
 
 from __future__ import annotations
@@ -58,10 +60,16 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
             "seq_len": d.get("prompt_tokens"),
             "padding_achieved": settings.get("padding_achieved"),
             "tokens_per_s": d.get("e2e_tokens_per_s"),
-            "activation_mb": peak - weights if peak is not None and weights is not None else None,
+            # memory above the weights: only where the peak counts torch's allocations alone (CUDA);
+            # a CPU process's resident memory also holds the Python runtime
+            "activation_mb": peak - weights if peak is not None and weights is not None
+            and str(d.get("memory_method", "")).startswith("torch.cuda") else None,
         })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    return frame.sort_values(["model_id", "quant", "config", "seq_len", "padding", "batch_size"],
+    # A point measured by several sweeps (the store keeps them all): the latest one is shown.
+    frame = frame.drop_duplicates(_GROUP + ["config", "batch_size", "seq_len", "padding"], keep="last")
+    # stable: implementations keep the order they ran in (eager first)
+    return frame.sort_values(["model_id", "quant", "seq_len", "padding", "batch_size"],
                              kind="stable", ignore_index=True)
 
 
@@ -74,24 +82,33 @@ def _padding_text(padding: float) -> str:
 
 
 def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> None:
-    """One line per configuration (input order kept); a configuration with points that did
-    not run says so in its legend entry, and one with none is listed greyed out."""
+    """One line per configuration (input order kept); what did not run is listed under the
+    plot with its reason, and a line with some points missing says how many."""
+    notes = []
     for config in dict.fromkeys(data["config"]):
         rows = data[data["config"] == config]
         ok = rows[(rows["status"] == "ok") & rows[y].notna()]
         lost = rows[rows["status"] != "ok"]
-        name = str(config)
-        if len(ok) == 0:
-            reason = lost["reason"].iloc[0] if len(lost) else "no value"
-            fig.add_trace(go.Scatter(x=[], y=[], name=f"{name}: {reason}", mode="lines", visible="legendonly"))
-            continue
+        reasons = "; ".join(dict.fromkeys(lost["reason"].astype(str)))
         if len(lost):
-            reasons = "; ".join(dict.fromkeys(lost["reason"].astype(str)))
-            name += f" ({len(lost)} not run: {reasons[:60]})"
+            what = "all points" if len(ok) == 0 else f"{len(lost)} of {len(rows)} points"
+            notes.append(f"{config} ({what}): {reasons[:90]}")
+        if len(ok) == 0:
+            continue
         fig.add_trace(go.Scatter(
-            x=ok[x], y=ok[y], name=name, mode="lines+markers",
-            customdata=ok[["latency_ms", "peak_memory_mb"]].to_numpy(), hovertemplate=hover,
+            x=ok[x], y=ok[y], name=str(config) + (f" ({len(lost)} not run)" if len(lost) else ""),
+            mode="lines+markers", customdata=ok[["latency_ms", "peak_memory_mb"]].to_numpy(),
+            hovertemplate=hover,
         ))
+    if notes:
+        fig.add_annotation(text="not run: " + "<br>".join(notes), xref="paper", yref="paper", x=0, y=-0.16,
+                           xanchor="left", yanchor="top", align="left", showarrow=False,
+                           font={"size": 11, "color": "#666"})
+        fig.update_layout(margin={"b": 90 + 16 * len(notes)})
+
+
+def _title(main: str, first: pd.Series, hardware: str) -> str:
+    return f"{main}<br><sup>{first['model_display']}, {first['dtype']}, {hardware}</sup>"
 
 
 def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
@@ -108,7 +125,9 @@ def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
         fig = go.Figure()
         _lines(fig, data, "batch_size", "speedup",
                "batch %{x}: %{y:.2f}x<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
-        fig.update_layout(title=title, xaxis_title="batch size", yaxis_title="speedup over eager (x)",
+        fig.update_layout(title=_title(f"Speedup over eager, {what}: sequence {seq}, {_padding_text(padding)}"
+                                       f"{quant_text}", first, hardware),
+                          xaxis_title="batch size", yaxis_title="speedup over eager (x)",
                           legend_title="implementation", template="plotly_white")
         fig.update_xaxes(type="category", categoryorder="array",
                          categoryarray=sorted(data["batch_size"].unique()))
@@ -138,7 +157,9 @@ def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
         if len(weights):
             fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
                           annotation_text=f"weights {weights.median():.0f} MB", annotation_position="bottom right")
-        fig.update_layout(title=title, xaxis_title="sequence length (tokens)", yaxis_title="peak memory (MB)",
+        fig.update_layout(title=_title(f"Peak memory: batch {batch}, {_padding_text(padding)}{quant_text}",
+                                       first, hardware),
+                          xaxis_title="sequence length (tokens)", yaxis_title="peak memory (MB)",
                           legend_title="implementation", template="plotly_white")
         fig.update_xaxes(type="log", tickvals=sorted(data["seq_len"].unique()))
         key = f"memory-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-batch{batch}-pad{padding:g}"

@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_session.sh default   # every configuration on the embedded default + fidelity
 #   bash benchmarks/gpu_session.sh 7b-torch  # PyTorch configurations on synthetic:llama-2-7b
 #   bash benchmarks/gpu_session.sh 7b-rest   # ONNX Runtime on synthetic:llama-2-7b + fidelity
+#   bash benchmarks/gpu_session.sh sweep [guide|memory]  # attention sweeps (about 7 min on an H100):
+#        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -12,6 +14,21 @@ ALL=$(python3 -c "from arena.configs import REGISTRY; print(','.join(REGISTRY))"
 TORCH7B=eager,sdpa,sdpa-flash,sdpa-efficient,sdpa-math,flash-attention-2,bettertransformer,static-cache,bnb-8bit,bnb-4bit,bnb-nf4,bnb-nf4-double-quant,bnb-4bit+flash-attention-2,bnb-8bit+flash-attention-2,bnb-4bit+sdpa-flash
 run() { python3 -m arena run --quiet --db "$ARENA_HOME/gpu.sqlite" "$@"; }
 case "${1:-default}" in
+  sweep)
+    # One worker per implementation loads the model once; a point that runs out of memory or has
+    # no kernel is recorded with its reason. Report: python benchmarks/sweep_report.py $OUT/sweep-*.json --docs DIR
+    ATTN=eager,sdpa,sdpa-flash,sdpa-efficient,flash-attention-2
+    sweep() { python3 -m arena sweep --quiet --db "$ARENA_HOME/gpu.sqlite" --attn "$ATTN" --mode forward --dtype bf16 \
+              --warmup 1 --timeout 150 --json "$OUT/sweep-$1.json" "${@:2}" | tee "$OUT/sweep-$1.txt"; }
+    case "${2:-all}" in guide|all)  # the guide's charts: one forward pass at 4096, batch 1..8, padding 0 and 30%
+      sweep llama-2-7b-4096 --model synthetic:llama-2-7b --seq-lens 4096 --batch-sizes 1,2,4,8 --padding 0,0.3 --repeats 3
+      sweep falcon-7b-4096 --model synthetic:falcon-7b --seq-lens 4096 --batch-sizes 1,2,4,8 --padding 0,0.3 --repeats 3 ;;
+    esac
+    case "${2:-all}" in memory|all)  # peak memory against length, batch 1, no padding
+      sweep llama-2-7b-memory --model synthetic:llama-2-7b --seq-lens 512,1024,2048,4096,8192,16384 --batch-sizes 1 \
+            --padding 0 --repeats 2 ;;
+    esac
+    ;;
   default)
     python3 -m arena env | tee "$OUT/env.json"
     python3 -m arena configs | tee "$OUT/configs.txt"

@@ -209,8 +209,8 @@ def test_charts_from_points(swept):
     assert len(all_charts(r.to_dict() for r in results)) == 8  # dicts (JSON, store) work too
     chart = next(c for c in speed if "sequence 16" in c.title and "50% padding" in c.title)
     assert len(chart.data) == len(ATTN) * 2 and set(chart.data["status"]) == {"ok", "unavailable"}
-    names = [t.name for t in chart.figure.data]
-    assert "sdpa-flash: needs a CUDA GPU" in names
+    notes = chart.figure.layout.annotations[-1].text
+    assert "sdpa-flash (all points): needs a CUDA GPU" in notes and "flash-attention-2 (all points)" in notes
     sdpa = next(t for t in chart.figure.data if t.name == "sdpa")
     assert list(sdpa.y) == list(chart.data[chart.data["config"] == "sdpa"]["speedup"])
     csv_lines = chart.csv().splitlines()
