@@ -100,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from arena.limits import LimitsError, ServerLimits
     from arena.request import RequestError
     from arena.store import Store
     from arena.sweep import SWEEP_COLUMNS, SweepRequest, run_sweep, validate_sweep
@@ -111,8 +112,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     try:
-        prepared = validate_sweep(request)
-    except RequestError as exc:
+        prepared = validate_sweep(request, limits=ServerLimits.from_env())
+    except (RequestError, LimitsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -34,7 +34,9 @@ from typing import Any, Callable, Literal
 
 from arena import configs, models
 from arena.env import collect_env, platform
+from arena.limits import ServerLimits
 from arena.request import RequestError
+from arena.request import _model as checked_model  # the one check of model ids against the limits
 from arena.results import Result
 from arena.store import Store, now
 
@@ -98,6 +100,7 @@ class PreparedSweep:
     dtype: str
     groups: list[Group]
     points: list[Point]
+    max_run_s: float | None = None  # the server's bound on the whole sweep's wall time
 
     @property
     def size(self) -> int:
@@ -200,8 +203,14 @@ def _int(name: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
-def validate_sweep(req: SweepRequest, *, allow_local_models: bool = True) -> PreparedSweep:
-    """Check a sweep and expand its grid; RequestError (one line) for anything wrong."""
+def validate_sweep(req: SweepRequest, *, allow_local_models: bool | None = None,
+                   limits: ServerLimits | None = None) -> PreparedSweep:
+    """Check a sweep against the server's limits and expand its grid; RequestError (one line)
+    for anything wrong. `limits` (default: the generous ServerLimits()) bounds the model, batch
+    sizes, lengths (max_prompt_tokens), repeats, new tokens, implementations per sweep
+    (max_configs) and the sweep's wall time (max_run_s)."""
+    limits = limits or ServerLimits()
+    allow_local = limits.allow_local_models if allow_local_models is None else bool(allow_local_models)
     attn = _items("attn", req.attn)
     allowed = attention_names()
     for name in attn:
@@ -212,14 +221,14 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool = True) -> Pre
     for name in quant:
         if name not in quant_names():
             raise RequestError(f"unknown quantization {name!r}; valid: {', '.join(quant_names())}")
-    batches = _ints("batch_sizes", req.batch_sizes, 1, MAX_BATCH)
-    seqs = _ints("seq_lens", req.seq_lens, 1, MAX_SEQ)
+    batches = _ints("batch_sizes", req.batch_sizes, 1, min(MAX_BATCH, limits.max_batch))
+    seqs = _ints("seq_lens", req.seq_lens, 1, min(MAX_SEQ, limits.max_prompt_tokens or MAX_SEQ))
     paddings = _floats("padding", req.padding, 0.0, MAX_PADDING)
     if req.mode not in ("forward", "generate"):
         raise RequestError(f"mode must be 'forward' or 'generate' (got {req.mode!r})")
-    req.repeats = _int("repeats", req.repeats, 1, MAX_REPEATS)
-    req.warmup = _int("warmup", req.warmup, 0, MAX_REPEATS)
-    req.new_tokens = _int("new_tokens", req.new_tokens, 1, MAX_NEW_TOKENS)
+    req.repeats = _int("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
+    req.warmup = _int("warmup", req.warmup, 0, min(MAX_REPEATS, limits.max_repeats))
+    req.new_tokens = _int("new_tokens", req.new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
     try:
         req.timeout_s = float(req.timeout_s)
     except (TypeError, ValueError):
@@ -232,8 +241,8 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool = True) -> Pre
         dtype = configs.resolve_dtype(req.dtype)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
+    spec = checked_model(req.model, limits, allow_local)
     try:
-        spec = models.parse_model(req.model, allow_local=allow_local_models)
         context = models.context_length(spec)
     except models.ModelError as exc:
         raise RequestError(str(exc)) from None
@@ -244,10 +253,13 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool = True) -> Pre
         raise RequestError(f"sequence length {longest} exceeds the model's context of {context} tokens")
     points = [Point(b, s, p) for s in seqs for p in paddings for b in batches]
     groups = [Group(a, q, group_config(a, q)) for q in quant for a in _eager_first(attn)]
+    if limits.max_configs is not None and len(groups) > limits.max_configs:
+        raise RequestError(f"{len(groups)} implementation and quantization pairs asked; the limit here is "
+                           f"{limits.max_configs} per sweep")
     if len(points) * len(groups) > MAX_POINTS:
         raise RequestError(f"the grid has {len(points) * len(groups)} points; the limit is {MAX_POINTS}")
     req.attn, req.quant, req.batch_sizes, req.seq_lens, req.padding = attn, quant, batches, seqs, paddings
-    return PreparedSweep(req, spec, dtype, groups, points)
+    return PreparedSweep(req, spec, dtype, groups, points, limits.max_run_s)
 
 
 def _eager_first(names: list[str]) -> list[str]:
@@ -329,27 +341,36 @@ def run_sweep(req: SweepRequest | PreparedSweep, store: Store | None = None,
     collector = _Collector(prepared, run_id, store, on_point)
     plat = platform()
     status = "complete"
+    deadline = time.monotonic() + prepared.max_run_s if prepared.max_run_s else None
+    run_limit = f"the sweep's time limit here ({prepared.max_run_s or 0:.0f} s) was reached"
     for group in prepared.groups:
         verdict = configs.availability(group.config, configs.run_dtype(group.config, prepared.dtype), plat)
         if not verdict.ok:
             for point in prepared.points:
                 collector.add(group, point, status="unavailable", reason=verdict.reason)
             continue
-        if cancel is not None and cancel.is_set():
-            status = "cancelled"
+        left = deadline - time.monotonic() if deadline is not None else float("inf")
+        if (cancel is not None and cancel.is_set()) or left <= 0:
+            status = "cancelled" if left > 0 else "incomplete"
             for point in prepared.points:
-                collector.add(group, point, status="failed", reason="cancelled by the user")
+                collector.add(group, point, status="failed", reason="cancelled by the user" if left > 0 else run_limit)
             continue
-        _run_group(prepared, group, plat.device, collector, cancel)
+        timeout = (prepared.request.timeout_s, f"timed out after {prepared.request.timeout_s:.0f} s "
+                   "(time limit per implementation)")
+        if left < timeout[0]:
+            timeout = (left, run_limit)
+        _run_group(prepared, group, plat.device, collector, cancel, timeout)
         if cancel is not None and cancel.is_set():
             status = "cancelled"
+        elif deadline is not None and time.monotonic() >= deadline:
+            status = "incomplete"
     if store is not None:
         store.finish_run(run_id, status)
     return collector.results
 
 
 def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _Collector,
-               cancel: threading.Event | None) -> None:
+               cancel: threading.Event | None, timeout: tuple[float, str]) -> None:
     from arena.sweep_worker import GroupJob, run_group, worker_main
 
     req = prepared.request
@@ -384,7 +405,7 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
             errors.append(one_line(exc))
         error = errors[-1] if errors else None
     else:
-        error = _run_process(job, handle, req.timeout_s, cancel, worker_main)
+        error = _run_process(job, handle, timeout, cancel, worker_main)
     if error is None and cancel is not None and cancel.is_set():
         error = "cancelled by the user"
     for index in sorted(pending):
@@ -393,15 +414,16 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
     pending.clear()
 
 
-def _run_process(job, handle: Callable[[dict[str, Any]], None], timeout_s: float,
+def _run_process(job, handle: Callable[[dict[str, Any]], None], timeout: tuple[float, str],
                  cancel: threading.Event | None, target) -> str | None:
     """Run one group in a spawned worker, feeding its events to `handle`; the reason the
-    points it did not report were lost (None when it finished normally)."""
+    points it did not report were lost (None when it finished normally). `timeout`: seconds,
+    and the reason to give when they pass."""
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
     proc = ctx.Process(target=target, args=(job, events), daemon=True, name=f"arena-sweep-{job.config.name}")
     proc.start()
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout[0]
     error: str | None = None
     died_at: float | None = None
     done = False
@@ -413,7 +435,7 @@ def _run_process(job, handle: Callable[[dict[str, Any]], None], timeout_s: float
                 if cancel is not None and cancel.is_set():
                     return "cancelled by the user"
                 if time.monotonic() > deadline:
-                    return f"timed out after {timeout_s:.0f} s (time limit per implementation)"
+                    return timeout[1]
                 if proc.is_alive():
                     continue
                 died_at = died_at or time.monotonic()  # read what it sent before dying

@@ -249,3 +249,33 @@ def test_cli_sweep_writes_json_csv_and_leaderboard(tmp_path):
     board = subprocess.run([sys.executable, "-m", "arena", "leaderboard", "--db", str(db), "--mode", "sweep-forward"],
                            capture_output=True, text=True, timeout=300)
     assert board.returncode == 0 and "sweep-forward" in board.stdout and board.stdout.count("eager") == 4
+
+
+# ---------------------------------------------------------------- server limits
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"model": "someone/big-model"}, "is not allowed here"),
+    ({"batch_sizes": "1,16"}, "batch_sizes: 16 is outside 1..8"),
+    ({"seq_lens": "512,2048"}, "seq_lens: 2048 is outside 1..1024"),
+    ({"repeats": 6}, "repeats must be between 1 and 5"),
+    ({"quant": "none,bnb-4bit"}, "10 implementation and quantization pairs asked; the limit here is 8"),
+])
+def test_public_limits_bound_a_sweep(change, message):
+    from arena.limits import ServerLimits
+
+    with pytest.raises(RequestError) as info:
+        validate_sweep(tiny(**change), limits=ServerLimits.public())
+    assert message in str(info.value)
+
+
+def test_the_sweeps_wall_time_limit_fails_what_is_left(store):
+    from arena.limits import ServerLimits
+
+    prepared = validate_sweep(tiny(attn="eager,sdpa,sdpa-flash", isolation="process"),
+                              limits=ServerLimits(max_run_s=1.0))
+    results = run_sweep(prepared, store=store)
+    assert len(results) == 3 * 8
+    assert {r.reason for r in results if r.config != "sdpa-flash"} == {"the sweep's time limit here (1 s) was reached"}
+    assert {r.reason for r in results if r.config == "sdpa-flash"} == {"needs a CUDA GPU"}
+    assert store.runs()[-1]["status"] == "incomplete"
