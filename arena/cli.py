@@ -135,6 +135,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"\nweights: {quant}")
         print(format_table(rows, SWEEP_COLUMNS))
     print("memory: " + "; ".join(sorted({r.memory_method for r in results if r.memory_method})))
+    if configs.BASELINE not in request.attn:
+        print(f"note: speedups are against {configs.BASELINE}; add it to --attn to get them")
     write_outputs(results, args.json, args.csv)
     return 0
 
