@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up (if needed) and runs the arena on the embedded default model.
+# Sets up (if needed) and starts the web app on the embedded default model
+# (http://127.0.0.1:7860; GRADIO_SERVER_PORT and GRADIO_SERVER_NAME change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -f app.py ]; then exec .venv/bin/python app.py "$@"; fi
-exec .venv/bin/python -m arena run --model default --configs eager,sdpa,bnb-nf4,ort-cpu --show-text "$@"
+exec .venv/bin/python app.py "$@"

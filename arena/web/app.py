@@ -1,0 +1,282 @@
+"""The Gradio Blocks app: Arena (side-by-side streaming run), Leaderboard, Environment.
+
+Public API (gradio_client): `/run` streams a run's snapshots, `/leaderboard` reads stored
+results. Nothing a client sends is written to the store except what the server measured."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from arena import configs, models
+from arena.env import collect_env
+from arena.request import RequestError, RunRequest, validate
+from arena.results import TABLE_COLUMNS
+from arena.store import Store
+from arena.web import charts, leaderboard
+from arena.web.panels import CSS, RunState, render
+from arena.web.session import RunSession
+
+EXAMPLES = [
+    "What is the capital of France?",
+    "Explain in two sentences why the KV cache speeds up text generation.",
+    "Write a haiku about GPUs.",
+    "List three differences between fp16 and bf16.",
+]
+GPU_QUEUE = "gpu"  # every measuring event shares one slot: one job on the device at a time
+
+
+def model_choices() -> list[tuple[str, str]]:
+    out = [("Embedded default · SmolLM2-135M-Instruct", "default")]
+    for name in models.architectures():
+        out.append((f"Synthetic · {models.architecture_label(name)} (random weights)", f"synthetic:{name}"))
+    return out
+
+
+def _zero_gpu(fn):
+    """On a ZeroGPU Space, hold a GPU for the call (the `spaces` package); elsewhere unchanged."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return fn
+    import spaces
+
+    return spaces.GPU(duration=int(os.environ.get("ARENA_ZERO_GPU_S", "300")))(fn)
+
+
+class ArenaApp:
+    """State shared by every browser session: the store and the cancel switches of runs."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
+        self._cancels: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        # ZeroGPU hands the GPU to the decorated call's own process: workers run inline there.
+        self.isolation = "inline" if os.environ.get("SPACES_ZERO_GPU") else "process"
+
+    # ---- running
+    def stream(self, req: RunRequest, session: str) -> Iterator[tuple[RunState, bool]]:
+        req.isolation = self.isolation
+        try:
+            prepared = validate(req, allow_local_models=os.environ.get("ARENA_ALLOW_LOCAL_MODELS", "1") == "1")
+        except RequestError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[session] = cancel
+        run = RunSession(prepared, self.store, cancel)
+        try:
+            for changed in run.updates():
+                yield run.state, changed
+        finally:
+            cancel.set()  # a closed page or client stops the run too
+            run.join()
+            with self._lock:
+                if self._cancels.get(session) is cancel:
+                    del self._cancels[session]
+
+    def cancel(self, session: str) -> bool:
+        with self._lock:
+            event = self._cancels.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or uuid.uuid4().hex
+
+
+def _run_table(results: list[dict[str, Any]]):
+    import pandas as pd
+
+    cols = [k for k, _ in TABLE_COLUMNS]
+    frame = pd.DataFrame([{k: r.get(k) for k in cols} for r in results], columns=cols)
+    return frame.rename(columns=dict(TABLE_COLUMNS)).round(3)
+
+
+def _summary(state: RunState) -> str:
+    if state.error:
+        return f"**Run stopped:** {state.error}"
+    counts: dict[str, int] = {}
+    for p in state.panels.values():
+        counts[p.status] = counts.get(p.status, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    head = "Finished" if state.finished else "Running"
+    return f"**{head}** run `{state.run_id or '…'}` (baseline: {state.baseline or '–'}): {parts}"
+
+
+def build(app: ArenaApp | None = None) -> gr.Blocks:
+    app = app or ArenaApp()
+    plat_table = configs.availability_table()
+    verdicts = {row["config"]: row for row in plat_table}
+
+    with gr.Blocks(title="Inference Arena") as demo:
+        gr.Markdown(
+            "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
+            "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
+            "is kept in the leaderboard. How each number is measured: see the README."
+        )
+        with gr.Tab("Arena"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
+                    gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts")
+                with gr.Column(scale=2):
+                    model = gr.Dropdown(model_choices(), value="default", label="Model", elem_id="model",
+                                        info="Synthetic architectures have random weights: for speed "
+                                             "and memory only, their text is noise.")
+                    hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
+                                        info="Overrides the model above when filled.")
+            # Identifies this page for Cancel (a function with *args cannot receive gr.Request).
+            session_key = gr.State(lambda: uuid.uuid4().hex)
+            boxes: list[gr.Checkbox] = []
+            with gr.Accordion("Configurations", open=True):
+                with gr.Row():
+                    for family in configs.FAMILIES:
+                        with gr.Column(min_width=220):
+                            gr.Markdown(f"**{family}**")
+                            for cfg in configs.REGISTRY.values():
+                                if cfg.family != family:
+                                    continue
+                                row = verdicts[cfg.name]
+                                boxes.append(gr.Checkbox(
+                                    value=cfg.name in ("eager", "sdpa") and bool(row["available"]),
+                                    label=cfg.name, interactive=bool(row["available"]),
+                                    info=(cfg.label if row["available"] else f"unavailable: {row['reason']}"),
+                                    elem_id=f"cfg-{cfg.name.replace('+', '-')}", elem_classes="arena-cfg",
+                                ))
+            with gr.Accordion("Generation settings", open=False):
+                with gr.Row():
+                    max_new = gr.Slider(1, 1024, value=32, step=1, label="Max new tokens")
+                    batch = gr.Slider(1, 64, value=1, step=1, label="Batch size")
+                    repeats = gr.Slider(1, 10, value=3, step=1, label="Timed repeats (median kept)")
+                    prompt_tokens = gr.Slider(8, 4096, value=128, step=8,
+                                              label="Prompt tokens (synthetic models)")
+                with gr.Row():
+                    dtype = gr.Radio(list(configs.DTYPES), value="auto", label="dtype",
+                                     info="auto: bf16 (or fp16) on a GPU, fp32 on CPU")
+                    decoding = gr.Radio(["greedy", "sampling"], value="greedy", label="Decoding")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            summary = gr.Markdown(elem_id="summary")
+            panels = gr.HTML(render(RunState([])), elem_id="panels")
+            run_table = gr.Dataframe(label="Results of this run", elem_id="run-table", interactive=False)
+            with gr.Row():
+                speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
+                quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
+
+        with gr.Tab("Leaderboard") as lb_tab:
+            with gr.Row():
+                filters = [gr.Dropdown([], multiselect=True, label=label, elem_id=f"lb-{key}")
+                           for key, label in zip(leaderboard.FILTERS, ("model", "hardware", "family", "dtype"))]
+                include_failed = gr.Checkbox(False, label="include failed and unavailable")
+                refresh_btn = gr.Button("Refresh", elem_id="lb-refresh")
+            lb_table = gr.Dataframe(label="Every stored result (click a heading to sort)", interactive=False,
+                                    elem_id="lb-table")
+            csv_btn = gr.DownloadButton("Download CSV", elem_id="lb-csv")
+            bubble_plot = gr.Plot(elem_id="lb-bubbles")
+            speedup_plot = gr.Plot(elem_id="lb-speedups")
+
+        with gr.Tab("Environment"):
+            gr.JSON(collect_env(), label="Platform and library versions")
+            gr.Dataframe(
+                value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
+                       for r in plat_table],
+                headers=["configuration", "family", "available", "reason", "what it does"],
+                label="Configurations here", interactive=False, wrap=True)
+
+        # ---- events
+        def ui_request(prompt_v, model_v, hub_v, max_new_v, batch_v, repeats_v, ptok_v, dtype_v, decoding_v,
+                       seed_v, temp_v, top_p_v, *box_values) -> RunRequest:
+            chosen = [b.label for b, on in zip(boxes, box_values) if on]
+            return RunRequest(
+                model=(hub_v or "").strip() or model_v, prompt=prompt_v or "", configs=chosen,
+                max_new_tokens=max_new_v, batch_size=batch_v, repeats=repeats_v, prompt_tokens=ptok_v,
+                dtype=dtype_v, do_sample=decoding_v == "sampling", seed=seed_v if seed_v is not None else 0,
+                temperature=temp_v, top_p=top_p_v,
+            )
+
+        @_zero_gpu
+        def run_ui(session_key, *values):
+            req = ui_request(*values)
+            if not req.configs:
+                raise gr.Error("pick at least one configuration", print_exception=False)
+            for state, changed in app.stream(req, session_key):
+                html = render(state)
+                if changed:
+                    yield (html, _run_table(state.results), charts.run_speed_memory(state.results),
+                           charts.run_speedup_quality(state.results, state.baseline), _summary(state))
+                else:
+                    yield html, gr.skip(), gr.skip(), gr.skip(), _summary(state)
+
+        def cancel_ui(session_key):
+            if app.cancel(session_key):
+                gr.Info("Cancelling: the current configuration is stopped; measured results are kept.")
+
+        def refresh(model_f, hw_f, fam_f, dtype_f, failed):
+            frame = leaderboard.load_frame(app.store)
+            opts = leaderboard.choices(frame)
+            shown = leaderboard.apply_filters(
+                frame, dict(zip(leaderboard.FILTERS, (model_f, hw_f, fam_f, dtype_f))), include_failed=failed)
+            csv = leaderboard.to_csv(shown, Path(tempfile.mkdtemp(prefix="arena-csv-")) / "leaderboard.csv")
+            updates = [gr.update(choices=opts[k]) for k in leaderboard.FILTERS]
+            return (*updates, leaderboard.table(shown), csv, charts.leaderboard_bubbles(shown),
+                    charts.leaderboard_speedups(shown))
+
+        inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
+                  temperature, top_p, *boxes]
+        lb_inputs = [*filters, include_failed]
+        lb_outputs = [*filters, lb_table, csv_btn, bubble_plot, speedup_plot]
+        run_event = run_btn.click(
+            run_ui, inputs, [panels, run_table, speed_plot, quality_plot, summary],
+            concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="minimal",
+        )
+        run_event.then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        cancel_btn.click(cancel_ui, session_key, None, queue=False, api_visibility="private")
+        for trigger in (refresh_btn.click, include_failed.change, lb_tab.select):
+            trigger(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        for f in filters:
+            f.input(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        demo.load(refresh, lb_inputs, lb_outputs, api_visibility="private")
+
+        # ---- public API
+        @_zero_gpu
+        def run(prompt: str, model: str = "default", configs: str = "eager,sdpa", max_new_tokens: int = 32,
+                batch_size: int = 1, dtype: str = "auto", repeats: int = 3, do_sample: bool = False,
+                seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, prompt_tokens: int = 128,
+                request: gr.Request = None) -> Iterator[dict]:
+            """Run the arena: yields snapshots {run_id, baseline, finished, panels, results}."""
+            req = RunRequest(model=model, prompt=prompt, configs=configs, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, dtype=dtype, repeats=repeats, do_sample=do_sample,
+                             seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens)
+            for state, _ in app.stream(req, _session(request)):
+                yield state.snapshot()
+
+        def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
+                            include_failed: bool = False) -> list[dict]:
+            """Stored results (comma-separated values filter each field; empty: all)."""
+            frame = leaderboard.load_frame(app.store)
+            selected = {k: [v.strip() for v in (val or "").split(",") if v.strip()]
+                        for k, val in zip(leaderboard.FILTERS, (model, hardware, family, dtype))}
+            return leaderboard.public_rows(leaderboard.apply_filters(frame, selected, include_failed))
+
+        gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+        gr.api(leaderboard_api, api_name="leaderboard")
+    return demo
+
+
+def launch(**kwargs: Any) -> None:
+    demo = build()
+    demo.queue(max_size=int(os.environ.get("ARENA_MAX_QUEUE", "32")))
+    demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)

@@ -1,0 +1,92 @@
+"""Plotly figures for one run and for the leaderboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def _ok(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if r.get("status") == "ok"]
+
+
+def _empty(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, height=320, annotations=[dict(
+        text="no measured configuration yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)])
+    return fig
+
+
+def run_speed_memory(results: list[dict[str, Any]]) -> go.Figure:
+    """Decode tokens/s and peak memory per configuration, with the memory-bandwidth limit
+    as a reference line where the results carry it."""
+    ok = _ok(results)
+    if not ok:
+        return _empty("Decode speed and peak memory")
+    names = [r["config"] for r in ok]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("decode tokens/s", "peak memory (MB)"))
+    fig.add_bar(x=names, y=[r.get("decode_tokens_per_s") for r in ok], name="decode tok/s",
+                text=[f"{r.get('decode_tokens_per_s') or 0:.1f}" for r in ok], row=1, col=1)
+    fig.add_bar(x=names, y=[r.get("peak_memory_mb") for r in ok], name="peak MB",
+                hovertext=[r.get("memory_method") for r in ok], row=1, col=2)
+    limits = [r.get("bandwidth_limit_tokens_per_s") for r in ok if r.get("bandwidth_limit_tokens_per_s")]
+    if limits:
+        # Each configuration has its own limit (its weight bytes differ): draw it per bar.
+        fig.add_scatter(x=names, y=[r.get("bandwidth_limit_tokens_per_s") for r in ok], mode="markers+lines",
+                        line=dict(dash="dash"), name="bandwidth limit", row=1, col=1)
+    fig.update_layout(height=360, showlegend=False, title="Decode speed and peak memory")
+    return fig
+
+
+def run_speedup_quality(results: list[dict[str, Any]], baseline: str) -> go.Figure:
+    """Speedup of decode tokens/s over the baseline, and greedy token agreement with it."""
+    ok = _ok(results)
+    base = next((r for r in ok if r["config"] == baseline), None)
+    if not ok or base is None or not base.get("decode_tokens_per_s"):
+        return _empty(f"Speedup and agreement versus the baseline ({baseline or 'none'})")
+    names = [r["config"] for r in ok]
+    speedups = [(r.get("decode_tokens_per_s") or 0) / base["decode_tokens_per_s"] for r in ok]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"decode speedup vs {baseline}",
+                                                        f"token agreement with {baseline}"))
+    fig.add_bar(x=names, y=speedups, text=[f"{s:.2f}×" for s in speedups], row=1, col=1)
+    fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
+    fig.add_bar(x=names, y=[r.get("token_agreement") for r in ok], row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=360, showlegend=False,
+                      title=f"Speedup and agreement versus the baseline ({baseline})")
+    return fig
+
+
+def leaderboard_bubbles(frame: pd.DataFrame) -> go.Figure:
+    """Decode tokens/s against peak memory; bubble size is TTFT, colour the configuration."""
+    data = frame.dropna(subset=["decode_tokens_per_s", "peak_memory_mb"]) if len(frame) else frame
+    if not len(data):
+        return _empty("Decode speed against peak memory")
+    data = data.assign(ttft_size=data["ttft_ms"].fillna(0).clip(lower=1))
+    fig = px.scatter(
+        data, x="peak_memory_mb", y="decode_tokens_per_s", size="ttft_size", color="config",
+        hover_data=["model_display", "hardware", "dtype", "batch_size", "ttft_ms", "run_id"],
+        labels={"peak_memory_mb": "peak memory (MB)", "decode_tokens_per_s": "decode tokens/s",
+                "ttft_size": "TTFT (ms)"},
+        title="Decode speed against peak memory (bubble size: time to first token)",
+    )
+    fig.update_layout(height=460)
+    return fig
+
+
+def leaderboard_speedups(frame: pd.DataFrame) -> go.Figure:
+    """Median decode speedup over each run's baseline, per configuration, one panel per model."""
+    data = frame.dropna(subset=["speedup"]) if len(frame) else frame
+    if not len(data):
+        return _empty("Speedup versus the baseline, per model")
+    grouped = data.groupby(["model_display", "hardware", "config"], as_index=False)["speedup"].median()
+    fig = px.bar(grouped, x="config", y="speedup", color="hardware", barmode="group",
+                 facet_row="model_display", labels={"speedup": "median decode speedup"},
+                 title="Decode speedup versus each run's baseline, per model")
+    fig.add_hline(y=1.0, line_dash="dot")
+    fig.update_layout(height=max(320, 260 * grouped["model_display"].nunique()))
+    return fig

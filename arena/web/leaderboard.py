@@ -1,0 +1,77 @@
+"""The leaderboard: every stored result as a frame, filtered, with each run's speedup over
+its own baseline (same run, same prompt, same settings) and a CSV export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from arena.results import RESULT_FIELDS, TABLE_COLUMNS, flat_row
+from arena.store import Store
+
+FILTERS = ("model_display", "hardware", "family", "dtype")
+# Context columns first, then the measured columns of the results table.
+CONTEXT_COLUMNS = ("created_at", "model_display", "hardware", "family", "batch_size",
+                   "prompt_tokens", "new_tokens", "speedup")
+DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
+
+
+def load_frame(store: Store) -> pd.DataFrame:
+    rows = [flat_row(r) for r in store.results()]
+    frame = pd.DataFrame(rows, columns=list(RESULT_FIELDS))
+    return add_speedup(frame)
+
+
+def add_speedup(frame: pd.DataFrame) -> pd.DataFrame:
+    """speedup = decode tokens/s / that of the run's baseline configuration."""
+    frame = frame.copy()
+    if not len(frame):
+        frame["speedup"] = pd.Series(dtype=float)
+        return frame
+    base = frame[(frame["config"] == frame["baseline"]) & (frame["status"] == "ok")]
+    base_speed = base.groupby("run_id")["decode_tokens_per_s"].first()
+    frame["speedup"] = frame["decode_tokens_per_s"] / frame["run_id"].map(base_speed)
+    return frame
+
+
+def choices(frame: pd.DataFrame) -> dict[str, list[str]]:
+    return {key: sorted(str(v) for v in frame[key].dropna().unique() if str(v)) for key in FILTERS}
+
+
+def apply_filters(frame: pd.DataFrame, selected: dict[str, Sequence[str] | None],
+                  include_failed: bool = False) -> pd.DataFrame:
+    out = frame
+    for key, values in selected.items():
+        if values:
+            out = out[out[key].astype(str).isin(list(values))]
+    if not include_failed:
+        out = out[out["status"] == "ok"]
+    return out
+
+
+def table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns shown, with readable headings, newest first."""
+    columns = list(CONTEXT_COLUMNS) + [k for k, _ in TABLE_COLUMNS] + list(DETAIL_COLUMNS)
+    seen: list[str] = []
+    for c in columns:
+        if c in frame.columns and c not in seen:
+            seen.append(c)
+    headings = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
+                                      "prompt_tokens": "prompt tok", "new_tokens": "new tok",
+                                      "speedup": "speedup", "memory_method": "memory method"}
+    shown = frame.sort_values("created_at", ascending=False)[seen].rename(columns=headings)
+    return shown.round(3)
+
+
+def to_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Every column of the filtered rows (JSON fields serialized), for download."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def public_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows for the API: every field, NaN as None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

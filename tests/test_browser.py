@@ -1,0 +1,69 @@
+"""A real headless Chromium on the real app: type a prompt, run two configurations, see both
+outputs and the charts. Saves a screenshot (ARENA_SCREENSHOT=path to keep it elsewhere)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.appserver import running_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="needs Debian's chromium and chromium-driver (scripts/test.sh installs them where apt-get can)",
+)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--window-size=1500,2600"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def test_page_runs_two_configurations(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with running_app(tmp_path / "arena.sqlite") as app:
+        browser.get(app.url)
+        wait = WebDriverWait(browser, 60)
+        box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+        box.clear()
+        box.send_keys("Name the capital of France in one word.")
+        for name in ("eager", "sdpa"):  # checked by default; the page says so
+            assert browser.find_element(By.CSS_SELECTOR, f"#cfg-{name} input[type=checkbox]").is_selected()
+        unavailable = browser.find_element(By.CSS_SELECTOR, "#cfg-flash-attention-2 input[type=checkbox]")
+        assert not unavailable.is_enabled()
+        assert "unavailable" in browser.find_element(By.ID, "cfg-flash-attention-2").text
+
+        browser.find_element(By.ID, "run").click()
+        done = 'div.arena-panel[data-config="{}"][data-status="done"]'
+        long_wait = WebDriverWait(browser, 300)
+        for name in ("eager", "sdpa"):
+            long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, done.format(name))))
+        texts = [browser.find_element(By.CSS_SELECTOR, done.format(n) + " pre.arena-text").text for n in ("eager", "sdpa")]
+        assert all(t.strip() for t in texts), texts
+        metrics = browser.find_element(By.CSS_SELECTOR, done.format("sdpa") + " .arena-metrics").text
+        assert "tok/s" in metrics and "MB" in metrics
+        long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#speed-plot .js-plotly-plot")))
+        long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#quality-plot .js-plotly-plot")))
+        assert "Finished" in browser.find_element(By.ID, "summary").text
+
+        shot = Path(os.environ.get("ARENA_SCREENSHOT") or tmp_path / "arena.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.execute_script("window.scrollTo(0, 0)")
+        assert browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
