@@ -198,13 +198,15 @@ def _model_dir(root: Path, model_type: str, marker: Path) -> Path:
 def test_custom_code_in_a_local_model_is_never_imported(tmp_path, store):
     marker = tmp_path / "custom-code-ran"
     # A known architecture that also names custom code: the built-in code loads it; evil.py is
-    # never imported, by validation or by a real measured run.
+    # never imported, by validation or by real measured runs through each kind of loader
+    # (transformers, bitsandbytes quantizing while loading, ONNX export and ONNX Runtime).
     known = _model_dir(tmp_path, "llama", marker)
-    prepared = validate(RunRequest(model=str(known), prompt="Hi", configs=["eager"], max_new_tokens=3, repeats=1,
-                                   isolation="inline"), limits=ServerLimits(allow_local_models=True))
-    result = runner.execute(prepared, store=store)[0]
-    assert result.status == "ok", result.reason
-    assert len(result.token_ids) == 3
+    prepared = validate(RunRequest(model=str(known), prompt="Hi", configs=["eager", "bnb-8bit", "ort-cpu"],
+                                   max_new_tokens=3, repeats=1, isolation="inline"),
+                        limits=ServerLimits(allow_local_models=True))
+    for result in runner.execute(prepared, store=store):
+        assert result.status == "ok", (result.config, result.reason)
+        assert len(result.token_ids) == 3
     # An architecture only custom code could provide: refused in one line.
     custom = _model_dir(tmp_path, "arena-evil-arch", marker)
     with pytest.raises(RequestError) as err:
