@@ -22,9 +22,10 @@ when ARENA_LIMITS=public, and then applies any of these variables:
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Mapping
 
 # Hard ceilings of the request format itself; a server may only lower them.
 MAX_NEW_TOKENS = 4096
@@ -122,7 +123,7 @@ def _parse(var: str, raw: str, type_name: str) -> object:
         number = float(raw) if type_name.startswith("float") else int(raw)
     except ValueError:
         raise LimitsError(f"{var} must be a number (got {raw!r})") from None
-    if number < 0 or number != number or number == float("inf"):
+    if number < 0 or not math.isfinite(number):
         raise LimitsError(f"{var} must be a finite number >= 0 (got {raw!r})")
     if number == 0:
         if optional:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import reprlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from arena import configs, models
-from arena.limits import (  # noqa: F401  (re-exported: the request format's own ceilings)
+from arena.limits import (  # the request format's own ceilings, importable from here as before
     MAX_BATCH,
     MAX_NEW_TOKENS,
     MAX_PROMPT_CHARS,
@@ -89,7 +90,7 @@ def _float_in(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = Fa
         number = float(value)
     except OverflowError:  # an int too large for a float
         number = math.inf
-    if number != number or number > hi or number < lo or (lo_open and number == lo):
+    if math.isnan(number) or number > hi or number < lo or (lo_open and number == lo):
         raise RequestError(
             f"{name} must be {'>' if lo_open else '>='} {lo} and <= {hi} (got {_short.repr(value)})"
         )
