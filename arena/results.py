@@ -65,7 +65,7 @@ class Result:
     mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" for points
     padding: float | None = None  # requested share of padding tokens in the batch (sweep points)
     latency_ms: float | None = None  # median latency of the point's timed passes
-    speedup: float | None = None  # eager's latency / this latency at the same point
+    speedup: float | None = None  # sweep: eager's latency / this one at the same point; run: decode tok/s / the baseline's
     # detail kept as JSON
     token_ids: list[int] = field(default_factory=list)
     spread: dict[str, list[float]] = field(default_factory=dict)

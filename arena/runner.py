@@ -136,6 +136,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
 
     results: list[Result] = []
     baseline_ids: list[int] | None = None
+    baseline_speed: float | None = None
     status = "complete"
 
     def finish(result: Result) -> None:
@@ -198,6 +199,10 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             baseline_ids = list(base.token_ids)
         if baseline_ids is not None:
             base.token_agreement, base.first_divergence = agreement(baseline_ids, base.token_ids)
+        if name == baseline:
+            baseline_speed = base.decode_tokens_per_s
+        if baseline_speed and base.decode_tokens_per_s:
+            base.speedup = base.decode_tokens_per_s / baseline_speed
         finish(base)
     if store is not None:
         store.finish_run(run_id, status)

@@ -67,3 +67,58 @@ def test_page_runs_two_configurations(browser, tmp_path):
         browser.execute_script("window.scrollTo(0, 0)")
         assert browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+
+
+def test_sweep_tab_draws_the_speedup_chart(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from arena.store import Store
+
+    db = tmp_path / "arena.sqlite"
+    with running_app(db) as app:
+        browser.get(app.url)
+        wait = WebDriverWait(browser, 60)
+        tab = wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='Sweep']")))
+        tab.click()
+        wait.until(EC.element_to_be_clickable((By.ID, "sweep-run"))).click()
+        WebDriverWait(browser, 300).until(
+            lambda d: "Finished" in d.find_element(By.ID, "sweep-status").text)
+        WebDriverWait(browser, 30).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "#sweep-plot .js-plotly-plot")))
+        # defaults: tiny-llama, eager and sdpa, batches 1,2,4, lengths 64,128, padding 0 and 0.3
+        points = Store(db).results(mode="sweep-forward")
+        assert len(points) == 2 * 3 * 2 * 2
+        assert {p.config for p in points} == {"eager", "sdpa"}
+        assert all(p.status == "ok" and p.latency_ms > 0 for p in points)
+
+
+def test_cancel_keeps_what_was_measured(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from arena.store import Store
+
+    db = tmp_path / "arena.sqlite"
+    with running_app(db) as app:
+        browser.get(app.url)
+        wait = WebDriverWait(browser, 60)
+        math = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input[type=checkbox]")))
+        math.click()  # eager, sdpa, sdpa-math
+        browser.find_element(By.ID, "run").click()
+        WebDriverWait(browser, 300).until(EC.presence_of_element_located(
+            (By.CSS_SELECTOR, 'div.arena-panel[data-config="eager"][data-status="done"]')))
+        browser.find_element(By.ID, "cancel").click()
+        WebDriverWait(browser, 120).until(lambda d: "Finished" in d.find_element(By.ID, "summary").text)
+        statuses = {p.get_attribute("data-config"): p.get_attribute("data-status")
+                    for p in browser.find_elements(By.CSS_SELECTOR, "div.arena-panel")}
+        assert statuses["eager"] == "done"
+        assert "cancelled" in statuses.values(), statuses
+
+    store = Store(db)
+    rows = store.results()
+    assert [r.config for r in rows if r.status == "ok"][:1] == ["eager"]
+    assert all(r.status == "ok" or "cancelled" in r.reason for r in rows)
+    assert store.runs()[-1]["status"] == "cancelled"

@@ -33,6 +33,9 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
             assert r["decode_tokens_per_s"] > 0 and r["ttft_ms"] > 0 and r["peak_memory_mb"] > 0
             assert "Paris" in r["text"]
         assert by_config["sdpa"]["token_agreement"] == 1.0  # fp32 on CPU: identical greedy tokens
+        assert by_config["eager"]["speedup"] == 1.0
+        assert by_config["sdpa"]["speedup"] == pytest.approx(
+            by_config["sdpa"]["decode_tokens_per_s"] / by_config["eager"]["decode_tokens_per_s"])
 
         rows = client.predict(api_name="/leaderboard")
         assert {(r["run_id"], r["config"]) for r in rows} == {(final["run_id"], "eager"), (final["run_id"], "sdpa")}

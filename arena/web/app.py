@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,10 +17,11 @@ import gradio as gr
 
 from arena import configs, models
 from arena.env import collect_env
+from arena.limits import ServerLimits
 from arena.request import RequestError, RunRequest, validate
 from arena.results import TABLE_COLUMNS
 from arena.store import Store
-from arena.web import charts, leaderboard
+from arena.web import charts, leaderboard, sweep_tab
 from arena.web.panels import CSS, RunState, render
 from arena.web.session import RunSession
 
@@ -32,11 +34,12 @@ EXAMPLES = [
 GPU_QUEUE = "gpu"  # every measuring event shares one slot: one job on the device at a time
 
 
-def model_choices() -> list[tuple[str, str]]:
+def model_choices(limits: ServerLimits | None = None) -> list[tuple[str, str]]:
+    """The models offered in the pickers: those this server's limits allow."""
     out = [("Embedded default · SmolLM2-135M-Instruct", "default")]
     for name in models.architectures():
         out.append((f"Synthetic · {models.architecture_label(name)} (random weights)", f"synthetic:{name}"))
-    return out
+    return [c for c in out if limits is None or limits.model_allowed(c[1])]
 
 
 def _zero_gpu(fn):
@@ -51,8 +54,9 @@ def _zero_gpu(fn):
 class ArenaApp:
     """State shared by every browser session: the store and the cancel switches of runs."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, limits: ServerLimits | None = None) -> None:
         self.store = store or Store()
+        self.limits = limits or ServerLimits.from_env()
         self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -63,19 +67,28 @@ class ArenaApp:
     def stream(self, req: RunRequest, session: str) -> Iterator[tuple[RunState, bool]]:
         req.isolation = self.isolation
         try:
-            prepared = validate(req, allow_local_models=os.environ.get("ARENA_ALLOW_LOCAL_MODELS", "1") == "1")
+            prepared = validate(req, limits=self.limits)
         except RequestError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        with self.tracked(session) as cancel:
+            run = RunSession(prepared, self.store, cancel)
+            try:
+                for changed in run.updates():
+                    yield run.state, changed
+            finally:
+                cancel.set()  # a closed page or client stops the run too
+                run.join()
+
+    @contextmanager
+    def tracked(self, session: str) -> Iterator[threading.Event]:
+        """A cancel switch for this session's job, found by `cancel(session)` while it runs."""
         cancel = threading.Event()
         with self._lock:
             self._cancels[session] = cancel
-        run = RunSession(prepared, self.store, cancel)
         try:
-            for changed in run.updates():
-                yield run.state, changed
+            yield cancel
         finally:
-            cancel.set()  # a closed page or client stops the run too
-            run.join()
+            cancel.set()
             with self._lock:
                 if self._cancels.get(session) is cancel:
                     del self._cancels[session]
@@ -87,6 +100,12 @@ class ArenaApp:
             return False
         event.set()
         return True
+
+
+def new_session_key() -> tuple[str, str]:
+    """Keys naming this page's jobs for Cancel (set when the page loads)."""
+    key = uuid.uuid4().hex
+    return key, key
 
 
 def _session(request: gr.Request | None) -> str:
@@ -114,6 +133,7 @@ def _summary(state: RunState) -> str:
 
 def build(app: ArenaApp | None = None) -> gr.Blocks:
     app = app or ArenaApp()
+    lim = app.limits
     plat_table = configs.availability_table()
     verdicts = {row["config"]: row for row in plat_table}
 
@@ -129,13 +149,13 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                     prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
                     gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts")
                 with gr.Column(scale=2):
-                    model = gr.Dropdown(model_choices(), value="default", label="Model", elem_id="model",
+                    model = gr.Dropdown(model_choices(lim), value=model_choices(lim)[0][1], label="Model", elem_id="model",
                                         info="Synthetic architectures have random weights: for speed "
                                              "and memory only, their text is noise.")
                     hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
                                         info="Overrides the model above when filled.")
             # Identifies this page for Cancel (a function with *args cannot receive gr.Request).
-            session_key = gr.State(lambda: uuid.uuid4().hex)
+            session_key = gr.State("")
             boxes: list[gr.Checkbox] = []
             with gr.Accordion("Configurations", open=True):
                 with gr.Row():
@@ -154,10 +174,11 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                                 ))
             with gr.Accordion("Generation settings", open=False):
                 with gr.Row():
-                    max_new = gr.Slider(1, 1024, value=32, step=1, label="Max new tokens")
-                    batch = gr.Slider(1, 64, value=1, step=1, label="Batch size")
-                    repeats = gr.Slider(1, 10, value=3, step=1, label="Timed repeats (median kept)")
-                    prompt_tokens = gr.Slider(8, 4096, value=128, step=8,
+                    max_new = gr.Slider(1, min(1024, lim.max_new_tokens), value=32, step=1, label="Max new tokens")
+                    batch = gr.Slider(1, min(64, lim.max_batch), value=1, step=1, label="Batch size")
+                    repeats = gr.Slider(1, min(10, lim.max_repeats), value=3, step=1,
+                                        label="Timed repeats (median kept)")
+                    prompt_tokens = gr.Slider(8, min(4096, lim.max_prompt_tokens or 4096), value=128, step=8,
                                               label="Prompt tokens (synthetic models)")
                 with gr.Row():
                     dtype = gr.Radio(list(configs.DTYPES), value="auto", label="dtype",
@@ -178,8 +199,9 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
         with gr.Tab("Leaderboard") as lb_tab:
             with gr.Row():
-                filters = [gr.Dropdown([], multiselect=True, label=label, elem_id=f"lb-{key}")
-                           for key, label in zip(leaderboard.FILTERS, ("model", "hardware", "family", "dtype"))]
+                filters = [gr.Dropdown(["arena"] if key == "mode" else [], value=["arena"] if key == "mode" else [],
+                                       multiselect=True, label=label, elem_id=f"lb-{key}")
+                           for key, label in zip(leaderboard.FILTERS, leaderboard.FILTER_LABELS)]
                 include_failed = gr.Checkbox(False, label="include failed and unavailable")
                 refresh_btn = gr.Button("Refresh", elem_id="lb-refresh")
             lb_table = gr.Dataframe(label="Every stored result (click a heading to sort)", interactive=False,
@@ -188,8 +210,11 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             bubble_plot = gr.Plot(elem_id="lb-bubbles")
             speedup_plot = gr.Plot(elem_id="lb-speedups")
 
+        sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
+
         with gr.Tab("Environment"):
             gr.JSON(collect_env(), label="Platform and library versions")
+            gr.JSON(lim.describe(), label="Limits of this server (ARENA_* variables)")
             gr.Dataframe(
                 value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
                        for r in plat_table],
@@ -224,11 +249,11 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             if app.cancel(session_key):
                 gr.Info("Cancelling: the current configuration is stopped; measured results are kept.")
 
-        def refresh(model_f, hw_f, fam_f, dtype_f, failed):
+        def refresh(*values):
+            *selected, failed = values
             frame = leaderboard.load_frame(app.store)
             opts = leaderboard.choices(frame)
-            shown = leaderboard.apply_filters(
-                frame, dict(zip(leaderboard.FILTERS, (model_f, hw_f, fam_f, dtype_f))), include_failed=failed)
+            shown = leaderboard.apply_filters(frame, dict(zip(leaderboard.FILTERS, selected)), include_failed=failed)
             csv = leaderboard.to_csv(shown, Path(tempfile.mkdtemp(prefix="arena-csv-")) / "leaderboard.csv")
             updates = [gr.update(choices=opts[k]) for k in leaderboard.FILTERS]
             return (*updates, leaderboard.table(shown), csv, charts.leaderboard_bubbles(shown),
@@ -249,6 +274,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         for f in filters:
             f.input(refresh, lb_inputs, lb_outputs, api_visibility="private")
         demo.load(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        demo.load(new_session_key, None, [session_key, sweep_key], api_visibility="private")
 
         # ---- public API
         @_zero_gpu
@@ -264,11 +290,12 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 yield state.snapshot()
 
         def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
-                            include_failed: bool = False) -> list[dict]:
-            """Stored results (comma-separated values filter each field; empty: all)."""
+                            include_failed: bool = False, mode: str = "arena") -> list[dict]:
+            """Stored results. Comma-separated values filter each field (empty: all); mode is
+            "arena" for runs, "sweep-forward" / "sweep-generate" for sweep points."""
             frame = leaderboard.load_frame(app.store)
             selected = {k: [v.strip() for v in (val or "").split(",") if v.strip()]
-                        for k, val in zip(leaderboard.FILTERS, (model, hardware, family, dtype))}
+                        for k, val in zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))}
             return leaderboard.public_rows(leaderboard.apply_filters(frame, selected, include_failed))
 
         gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
@@ -277,6 +304,8 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
 
 def launch(**kwargs: Any) -> None:
-    demo = build()
-    demo.queue(max_size=int(os.environ.get("ARENA_MAX_QUEUE", "32")))
+    app = ArenaApp()
+    demo = build(app)
+    # Beyond max_size waiting jobs a new one is refused at once ("queue is full"): busy, try later.
+    demo.queue(max_size=app.limits.max_queue)
     demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)

@@ -11,10 +11,11 @@ import pandas as pd
 from arena.results import RESULT_FIELDS, TABLE_COLUMNS, flat_row
 from arena.store import Store
 
-FILTERS = ("model_display", "hardware", "family", "dtype")
+FILTERS = ("mode", "model_display", "hardware", "family", "dtype")
+FILTER_LABELS = ("kind (arena run or sweep point)", "model", "hardware", "family", "dtype")
 # Context columns first, then the measured columns of the results table.
-CONTEXT_COLUMNS = ("created_at", "model_display", "hardware", "family", "batch_size",
-                   "prompt_tokens", "new_tokens", "speedup")
+CONTEXT_COLUMNS = ("created_at", "mode", "model_display", "hardware", "family", "batch_size",
+                   "prompt_tokens", "new_tokens", "padding", "latency_ms", "speedup")
 DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
 
 
@@ -25,14 +26,16 @@ def load_frame(store: Store) -> pd.DataFrame:
 
 
 def add_speedup(frame: pd.DataFrame) -> pd.DataFrame:
-    """speedup = decode tokens/s / that of the run's baseline configuration."""
+    """Rows stored before runs recorded `speedup` get it here: decode tokens/s over that of
+    the run's baseline configuration (same run, prompt and settings)."""
     frame = frame.copy()
     if not len(frame):
-        frame["speedup"] = pd.Series(dtype=float)
         return frame
     base = frame[(frame["config"] == frame["baseline"]) & (frame["status"] == "ok")]
     base_speed = base.groupby("run_id")["decode_tokens_per_s"].first()
-    frame["speedup"] = frame["decode_tokens_per_s"] / frame["run_id"].map(base_speed)
+    derived = frame["decode_tokens_per_s"] / frame["run_id"].map(base_speed)
+    missing = frame["speedup"].isna() & (frame["mode"].fillna("arena") == "arena")
+    frame.loc[missing, "speedup"] = derived[missing]
     return frame
 
 
