@@ -117,9 +117,10 @@ def kv_bytes_per_position(model_config: Any, dtype: str) -> int:
     cfg = model_config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
     heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 1)
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_kv_heads", None)
-    if not kv_heads:
-        kv_heads = 1 if getattr(cfg, "multi_query", False) else heads
+    if getattr(cfg, "multi_query", False) and not getattr(cfg, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B style multi-query attention (its num_kv_heads says otherwise)
+    else:
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_kv_heads", None) or heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     return int(layers) * 2 * int(kv_heads) * int(head_dim) * _DTYPE_BYTES.get(dtype, 2)
 

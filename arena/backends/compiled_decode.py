@@ -96,11 +96,12 @@ class CompiledDecodeBackend(TorchBackend):
             tokens.append(token)
             if streamer is None:
                 return
+            column = token.view(batch, 1)  # (batch, 1): one new token per row, unambiguous
             if not self.on_cuda:
-                streamer.put(token)
+                streamer.put(column)
                 return
-            host = torch.empty(token.shape, dtype=token.dtype, pin_memory=True)
-            host.copy_(token, non_blocking=True)
+            host = torch.empty(column.shape, dtype=column.dtype, pin_memory=True)
+            host.copy_(column, non_blocking=True)
             event = torch.cuda.Event()
             event.record()
             pending.append((host, event))
