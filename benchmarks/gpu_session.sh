@@ -6,6 +6,8 @@
 #   bash benchmarks/gpu_session.sh 7b-rest   # ONNX Runtime on synthetic:llama-2-7b + fidelity
 #   bash benchmarks/gpu_session.sh sweep [guide|memory]  # attention sweeps (about 7 min on an H100):
 #        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
+#   bash benchmarks/gpu_session.sh bandwidth [7b|1b|default]  # each configuration against the
+#        memory-bandwidth limit (bf16, batch 1, 128 new tokens); no second argument: all three
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -43,5 +45,12 @@ case "${1:-default}" in
     run --model synthetic:llama-2-7b --configs eager,ort-cuda,ort-tensorrt --prompt-tokens 128 --max-new-tokens 128 \
         --repeats 2 --json "$OUT/llama7b-ort.json" --timeout 420 | tee "$OUT/llama7b-ort.txt"
     python3 benchmarks/fidelity.py --model synthetic:llama-2-7b --config sdpa --max-new-tokens 128 --repeats 3 | tee "$OUT/fidelity-7b.txt"
+    ;;
+  bandwidth)
+    limit() { python3 benchmarks/bandwidth_limit.py --dtype bf16 --batch-size 1 --max-new-tokens 128 --repeats 3 \
+              --db "$ARENA_HOME/gpu.sqlite" --json "$OUT/bandwidth-$1.json" --model "$2" "${@:3}" | tee "$OUT/bandwidth-$1.txt"; }
+    case "${2:-all}" in 7b|all) limit llama-2-7b synthetic:llama-2-7b --prompt-tokens 128 ;; esac
+    case "${2:-all}" in 1b|all) limit llama-3.2-1b synthetic:llama-3.2-1b --prompt-tokens 128 ;; esac
+    case "${2:-all}" in default|all) limit default default ;; esac
     ;;
 esac
