@@ -32,13 +32,14 @@ def _share(value: float | None) -> str:
 
 
 def markdown(results: list, compare_to: str) -> str:
-    """One row per configuration. Agreement is with the run's baseline (eager greedy) and with
+    """One row per configuration. Agreement is with the run's baseline (eager when it runs) and with
     `compare_to` (the same static cache and attention through generate()): on random weights
     in half precision, near-tied logits make any change of kernel order diverge early."""
     ok = {r.config: r for r in results if r.status == "ok"}
     sdpa = ok["sdpa"].decode_tokens_per_s if "sdpa" in ok else None
     other = ok.get(compare_to)
-    lines = ["| configuration | decode tok/s | limit tok/s | % of limit | agreement with eager | "
+    baseline = next((r.baseline for r in results if r.baseline), "eager")
+    lines = [f"| configuration | decode tok/s | limit tok/s | % of limit | agreement with {baseline} | "
              f"agreement with {compare_to} | vs sdpa |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
