@@ -5,13 +5,13 @@
         chart.title, chart.figure, chart.csv()   # a go.Figure and its data as CSV text
 
 - speedup_charts: speedup over eager against batch size, one line per implementation, one
-  chart per (model, hardware, mode, quantization, sequence length, padding).
+  chart per (model, hardware, mode, quantization, sequence length, padding); a sweep of one
+  batch size gets speedup against sequence length instead, one chart per padding.
 - memory_charts: peak memory against sequence length, one line per implementation, one chart
   per (model, hardware, mode, quantization, batch size, padding) with two or more lengths.
 Points that did not run are kept in each chart's data (status, reason) and named in its
-legend; they are never silently missing. Where several sweeps measured the same point (same
-model, hardware, mode, quantization, implementation, batch, length and padding), the last
-one given wins.
+legend; they are never silently missing. Each sweep (run_id) gets its own charts, so points
+of several sweeps (from the store, or several JSON files) are never mixed in one line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ COLUMNS = (
     "dtype", "batch_size", "seq_len", "padding", "padding_achieved", "latency_ms", "speedup",
     "tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb", "memory_method", "run_id",
 )
-_GROUP = ["model_id", "hardware", "mode", "quant"]
+_GROUP = ["run_id", "model_id", "hardware", "mode", "quant"]  # one sweep's points at one quantization
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Chart:
     title: str
     figure: go.Figure
     data: pd.DataFrame  # the points behind the figure, failed ones included
+    x: str = "batch_size"  # the data column on the x axis: "batch_size" or "seq_len"
 
     def csv(self) -> str:
         return self.data.to_csv(index=False)
@@ -66,8 +67,6 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
             and str(d.get("memory_method", "")).startswith("torch.cuda") else None,
         })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    # A point measured by several sweeps (the store keeps them all): the latest one is shown.
-    frame = frame.drop_duplicates(_GROUP + ["config", "batch_size", "seq_len", "padding"], keep="last")
     # stable: implementations keep the order they ran in (eager first)
     return frame.sort_values(["model_id", "quant", "seq_len", "padding", "batch_size"],
                              kind="stable", ignore_index=True)
@@ -112,28 +111,34 @@ def _title(main: str, first: pd.Series, hardware: str) -> str:
 
 
 def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
-    """Speedup over eager against batch size, for each sequence length and padding."""
+    """Speedup over eager against batch size, for each sequence length and padding; where a
+    sweep has a single batch size, against sequence length instead, for each padding."""
     frame = points_frame(points)
     charts = []
-    for keys, data in frame.groupby(_GROUP + ["seq_len", "padding"], sort=True, dropna=False):
-        model_id, hardware, mode, quant, seq, padding = keys
-        first = data.iloc[0]
+    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
+        by_batch = sweep["batch_size"].nunique() > 1 or sweep["seq_len"].nunique() == 1
+        x, fixed = ("batch_size", "seq_len") if by_batch else ("seq_len", "batch_size")
         what = "one forward pass" if mode == "sweep-forward" else "generate()"
         quant_text = "" if quant == "none" else f", weights {quant}"
-        title = (f"Speedup over eager, {what}: {first['model_display']}, sequence {seq}, "
-                 f"{_padding_text(padding)}{quant_text} ({hardware})")
-        fig = go.Figure()
-        _lines(fig, data, "batch_size", "speedup",
-               "batch %{x}: %{y:.2f}x<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
-        fig.update_layout(title=_title(f"Speedup over eager, {what}: sequence {seq}, {_padding_text(padding)}"
-                                       f"{quant_text}", first, hardware),
-                          xaxis_title="batch size", yaxis_title="speedup over eager (x)",
-                          legend_title="implementation", template="plotly_white")
-        fig.update_xaxes(type="category", categoryorder="array",
-                         categoryarray=sorted(data["batch_size"].unique()))
-        fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
-        key = f"speedup-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-seq{seq}-pad{padding:g}"
-        charts.append(Chart(key, title, fig, data.reset_index(drop=True)))
+        for (value, padding), data in sweep.groupby([fixed, "padding"], sort=True):
+            first = data.iloc[0]
+            where = f"sequence {value}" if by_batch else f"batch {value}"
+            main = f"Speedup over eager, {what}: {where}, {_padding_text(padding)}{quant_text}"
+            fig = go.Figure()
+            label = "batch" if by_batch else "sequence"
+            _lines(fig, data, x, "speedup",
+                   label + " %{x}: %{y:.2f}x<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+            fig.update_layout(title=_title(main, first, hardware),
+                              xaxis_title="batch size" if by_batch else "sequence length (tokens)",
+                              yaxis_title="speedup over eager (x)", legend_title="implementation",
+                              template="plotly_white")
+            fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(data[x].unique()))
+            fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+            tag = f"seq{value}" if by_batch else f"batch{value}"
+            key = f"speedup-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-{tag}-pad{padding:g}"
+            charts.append(Chart(key, f"{main}: {first['model_display']} ({hardware})", fig,
+                                data.reset_index(drop=True), x))
     return charts
 
 
@@ -142,32 +147,39 @@ def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     more sequence lengths."""
     frame = points_frame(points)
     charts = []
-    for keys, data in frame.groupby(_GROUP + ["batch_size", "padding"], sort=True, dropna=False):
-        if data["seq_len"].nunique() < 2:
-            continue
-        model_id, hardware, mode, quant, batch, padding = keys
-        first = data.iloc[0]
+    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
         quant_text = "" if quant == "none" else f", weights {quant}"
-        title = (f"Peak memory: {first['model_display']}, batch {batch}, {_padding_text(padding)}"
-                 f"{quant_text} ({hardware})")
-        fig = go.Figure()
-        _lines(fig, data, "seq_len", "peak_memory_mb",
-               "sequence %{x}: %{y:.0f} MB<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
-        weights = data["weights_mb"].dropna()
-        if len(weights):
-            fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
-                          annotation_text=f"weights {weights.median():.0f} MB", annotation_position="bottom right")
-        fig.update_layout(title=_title(f"Peak memory: batch {batch}, {_padding_text(padding)}{quant_text}",
-                                       first, hardware),
-                          xaxis_title="sequence length (tokens)", yaxis_title="peak memory (MB)",
-                          legend_title="implementation", template="plotly_white")
-        fig.update_xaxes(type="log", tickvals=sorted(data["seq_len"].unique()))
-        key = f"memory-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-batch{batch}-pad{padding:g}"
-        charts.append(Chart(key, title, fig, data.reset_index(drop=True)))
+        for (batch, padding), data in sweep.groupby(["batch_size", "padding"], sort=True):
+            if data["seq_len"].nunique() < 2:
+                continue
+            first = data.iloc[0]
+            main = f"Peak memory: batch {batch}, {_padding_text(padding)}{quant_text}"
+            fig = go.Figure()
+            _lines(fig, data, "seq_len", "peak_memory_mb",
+                   "sequence %{x}: %{y:.0f} MB<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+            weights = data["weights_mb"].dropna()
+            if len(weights):
+                fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
+                              annotation_text=f"weights {weights.median():.0f} MB",
+                              annotation_position="bottom right")
+            fig.update_layout(title=_title(main, first, hardware), xaxis_title="sequence length (tokens)",
+                              yaxis_title="peak memory (MB)", legend_title="implementation",
+                              template="plotly_white")
+            fig.update_xaxes(type="log", tickvals=sorted(data["seq_len"].unique()))
+            key = f"memory-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-batch{batch}-pad{padding:g}"
+            charts.append(Chart(key, f"{main}: {first['model_display']} ({hardware})", fig,
+                                data.reset_index(drop=True), "seq_len"))
     return charts
 
 
 def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
-    """Every speedup chart, then every memory chart."""
+    """Every speedup chart, then every memory chart; keys made unique across sweeps."""
     points = list(points)
-    return speedup_charts(points) + memory_charts(points)
+    charts = speedup_charts(points) + memory_charts(points)
+    seen: dict[str, int] = {}
+    for chart in charts:
+        seen[chart.key] = seen.get(chart.key, 0) + 1
+        if seen[chart.key] > 1:
+            chart.key += f"-{seen[chart.key]}"
+    return charts

@@ -78,9 +78,12 @@ def _header(points: list[dict]) -> str:
     facts += [f"{name} {pk[name]}" for name in ("torch", "transformers", "flash-attn") if pk.get(name)]
     if "flash-attn" not in pk or not pk.get("flash-attn"):
         facts.append("flash-attn not installed")
-    settings = points[0].get("settings") or {}
-    return ("; ".join(facts) + f". dtype {points[0].get('dtype')}, {settings.get('repeats', '?')} timed "
-            f"passes per point after {settings.get('warmup', '?')} warm-up (median).")
+    def values(get) -> str:
+        return " or ".join(str(v) for v in sorted({get(p) for p in points}, key=str))
+
+    return ("; ".join(facts) + f". dtype {values(lambda p: p.get('dtype'))}; "
+            f"{values(lambda p: (p.get('settings') or {}).get('repeats'))} timed passes per point (median) after "
+            f"{values(lambda p: (p.get('settings') or {}).get('warmup'))} warm-up.")
 
 
 def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]:
@@ -105,7 +108,7 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
             written.append(path)
             md += [f"![{chart.key}]({chart.key}.png)", ""]
         if chart.key.startswith("speedup-"):
-            md += [_table(chart.data, "batch_size", _cell_speedup), ""]
+            md += [_table(chart.data, chart.x, _cell_speedup), ""]
         else:
             weights = chart.data["weights_mb"].dropna()
             w = f" (weights {weights.median():.0f} MB)" if len(weights) else ""

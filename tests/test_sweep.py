@@ -216,6 +216,10 @@ def test_charts_from_points(swept):
     csv_lines = chart.csv().splitlines()
     assert csv_lines[0].startswith("model_id,") and len(csv_lines) == 1 + len(ATTN) * 2
     assert list(memory[0].figure.data[0].x) == [8, 16]
+    # a sweep of one batch size: speedup against sequence length, one chart per padding
+    single = speedup_charts(r for r in results if r.batch_size == 1)
+    assert [c.x for c in single] == ["seq_len", "seq_len"] and "batch 1, no padding" in single[0].title
+    assert list(single[0].figure.data[1].x) == [8, 16]
 
 
 # ---------------------------------------------------------------- CLI
