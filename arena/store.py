@@ -52,6 +52,12 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT, "
                 "finished_at TEXT, status TEXT, request TEXT)"
             )
+            # Blind-check votes (arena/blind.py): the pair id is unique, so a pair counts once.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS votes (id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT UNIQUE, "
+                "run_id TEXT, model_id TEXT, prompt TEXT, config_a TEXT, config_b TEXT, winner TEXT, "
+                "created_at TEXT)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -109,6 +115,19 @@ class Store:
         db = self._connect()
         try:
             return [from_flat_row(dict(r)) for r in db.execute(sql, params)]
+        finally:
+            db.close()
+
+    # votes
+    def add_vote(self, vote: dict[str, Any]) -> None:
+        names = ("pair_id", "run_id", "model_id", "prompt", "config_a", "config_b", "winner", "created_at")
+        self._write(f"INSERT INTO votes ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                    [vote[n] for n in names])
+
+    def votes(self) -> list[dict[str, Any]]:
+        db = self._connect()
+        try:
+            return [dict(r) for r in db.execute("SELECT * FROM votes ORDER BY id")]
         finally:
             db.close()
 

@@ -62,6 +62,17 @@ def test_page_runs_two_configurations(browser, tmp_path):
         long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#quality-plot .js-plotly-plot")))
         assert "Finished" in browser.find_element(By.ID, "summary").text
 
+        # blind check: two outputs without names, names only after the vote
+        browser.find_element(By.CSS_SELECTOR, "#blind button").click()  # open the accordion
+        wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#blind-a textarea").get_attribute("value"))
+        reveal = browser.find_element(By.ID, "blind-reveal")
+        assert "sdpa" not in reveal.text and "eager" not in reveal.text
+        browser.find_element(By.ID, "vote-tie").click()
+        wait.until(lambda d: "was" in d.find_element(By.ID, "blind-reveal").text)
+        revealed = browser.find_element(By.ID, "blind-reveal").text
+        assert "eager" in revealed and "sdpa" in revealed
+
         shot = Path(os.environ.get("ARENA_SCREENSHOT") or tmp_path / "arena.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         browser.execute_script("window.scrollTo(0, 0)")

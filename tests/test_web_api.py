@@ -50,6 +50,25 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
             client.predict("hi", "synthetic:nope", "eager", api_name="/run")
         assert len(client.predict("", "", "", "", True, api_name="/leaderboard")) == 2
 
+        # blind check through the API: names hidden, forged, foreign and repeated votes refused
+        pair = client.predict(api_name="/blind_pair")
+        assert set(pair) == {"pair_id", "text_a", "text_b"}
+        with pytest.raises(Exception, match="not shown to this session"):
+            client.predict("made-up", "A is better", api_name="/vote")
+        stranger = Client(app.url, verbose=False)
+        with pytest.raises(Exception, match="not shown to this session"):
+            stranger.predict(pair["pair_id"], "A is better", api_name="/vote")
+        with pytest.raises(Exception, match="at least two configurations"):
+            stranger.predict(api_name="/blind_pair")
+        reveal = client.predict(pair["pair_id"], "A is better", api_name="/vote")
+        assert {reveal["A"], reveal["B"]} == {"eager", "sdpa"} and reveal["winner"] == "a"
+        with pytest.raises(Exception, match="already been voted"):
+            client.predict(pair["pair_id"], "B is better", api_name="/vote")
+        ratings = {r["config"]: r for r in client.predict(api_name="/ratings")}
+        assert ratings[reveal["A"]]["rating"] > ratings[reveal["B"]]["rating"]
+        assert ratings["eager"]["decode_tokens_per_s"] == pytest.approx(by_config["eager"]["decode_tokens_per_s"], abs=0.01)
+        assert len(Store(db).votes()) == 1
+
     # the app is gone (SIGKILL); the store is intact and a new app serves the same rows
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(Store(db).results()) == 2
@@ -59,8 +78,9 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
 
 
 def test_no_endpoint_writes_rows(tmp_path):
-    """The public API is /run (server-measured results only) and /leaderboard (read)."""
+    """The public API: /run (server-measured results only), /leaderboard and /ratings (read),
+    /blind_pair and /vote (votes only on pairs the server showed to that session)."""
     with running_app(tmp_path / "arena.sqlite") as app:
         api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
-        assert set(api["named_endpoints"]) == {"/run", "/leaderboard"}
+        assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_pair", "/vote", "/ratings"}
         assert not api["unnamed_endpoints"]

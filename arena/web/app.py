@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from arena import configs, models
+from arena.blind import CHOICES, BlindCheck, VoteError
 from arena.env import collect_env
 from arena.limits import ServerLimits
 from arena.request import RequestError, RunRequest, validate
@@ -57,6 +58,7 @@ class ArenaApp:
     def __init__(self, store: Store | None = None, limits: ServerLimits | None = None) -> None:
         self.store = store or Store()
         self.limits = limits or ServerLimits.from_env()
+        self.blind = BlindCheck(self.store)
         self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -74,6 +76,8 @@ class ArenaApp:
             run = RunSession(prepared, self.store, cancel)
             try:
                 for changed in run.updates():
+                    if run.state.finished:
+                        self.blind.record_run(session, run.state.results)
                     yield run.state, changed
             finally:
                 cancel.set()  # a closed page or client stops the run too
@@ -187,6 +191,15 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                     seed = gr.Number(0, precision=0, label="Seed")
                     temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
                     top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
+                with gr.Row():
+                    gpus = gr.Textbox(label="GPUs", placeholder="0,1", elem_id="gpus",
+                                      info="GPU indices to use; empty: the default device. Several GPUs split "
+                                           "PyTorch configurations with device_map='auto'.")
+                    max_memory = gr.Textbox(label="Max memory per device", placeholder="0=20GiB,1=20GiB",
+                                            elem_id="max-memory",
+                                            info="A budget per device (GiB/MiB/GB/MB, cpu=SIZE): the model is "
+                                                 "split within it; ONNX Runtime and CUDA-graph configurations "
+                                                 "cannot be split.")
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -196,6 +209,18 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             with gr.Row():
                 speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
                 quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
+            with gr.Accordion("Blind check: which answer is better?", open=False, elem_id="blind"):
+                gr.Markdown("Two configurations' outputs of your last run, as A and B in random order. "
+                            "Vote first; the names are shown after. Votes feed the quality rating in "
+                            "the leaderboard (Bradley-Terry, as Chatbot Arena computes it).")
+                blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
+                pair_id = gr.State("")
+                with gr.Row():
+                    text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
+                    text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
+                with gr.Row():
+                    vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
+                reveal = gr.Markdown(elem_id="blind-reveal")
 
         with gr.Tab("Leaderboard") as lb_tab:
             with gr.Row():
@@ -209,6 +234,11 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             csv_btn = gr.DownloadButton("Download CSV", elem_id="lb-csv")
             bubble_plot = gr.Plot(elem_id="lb-bubbles")
             speedup_plot = gr.Plot(elem_id="lb-speedups")
+            gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
+                        "(Bradley-Terry on the Elo scale, mean 1000; 95% bootstrap interval), beside "
+                        "the configuration's median decode speed and peak memory for that model.")
+            quality_table = gr.Dataframe(interactive=False, elem_id="lb-quality")
+            quality_plot_lb = gr.Plot(elem_id="lb-quality-plot")
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
 
@@ -223,13 +253,14 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
         # ---- events
         def ui_request(prompt_v, model_v, hub_v, max_new_v, batch_v, repeats_v, ptok_v, dtype_v, decoding_v,
-                       seed_v, temp_v, top_p_v, *box_values) -> RunRequest:
+                       seed_v, temp_v, top_p_v, gpus_v, max_memory_v, *box_values) -> RunRequest:
             chosen = [b.label for b, on in zip(boxes, box_values) if on]
             return RunRequest(
                 model=(hub_v or "").strip() or model_v, prompt=prompt_v or "", configs=chosen,
                 max_new_tokens=max_new_v, batch_size=batch_v, repeats=repeats_v, prompt_tokens=ptok_v,
                 dtype=dtype_v, do_sample=decoding_v == "sampling", seed=seed_v if seed_v is not None else 0,
-                temperature=temp_v, top_p=top_p_v,
+                temperature=temp_v, top_p=top_p_v, gpus=(gpus_v or "").strip() or None,
+                max_memory=(max_memory_v or "").strip() or None,
             )
 
         @_zero_gpu
@@ -256,13 +287,14 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             shown = leaderboard.apply_filters(frame, dict(zip(leaderboard.FILTERS, selected)), include_failed=failed)
             csv = leaderboard.to_csv(shown, Path(tempfile.mkdtemp(prefix="arena-csv-")) / "leaderboard.csv")
             updates = [gr.update(choices=opts[k]) for k in leaderboard.FILTERS]
+            quality = leaderboard.quality_frame(app.store, frame)
             return (*updates, leaderboard.table(shown), csv, charts.leaderboard_bubbles(shown),
-                    charts.leaderboard_speedups(shown))
+                    charts.leaderboard_speedups(shown), quality, charts.quality_vs_speed(quality))
 
         inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
-                  temperature, top_p, *boxes]
+                  temperature, top_p, gpus, max_memory, *boxes]
         lb_inputs = [*filters, include_failed]
-        lb_outputs = [*filters, lb_table, csv_btn, bubble_plot, speedup_plot]
+        lb_outputs = [*filters, lb_table, csv_btn, bubble_plot, speedup_plot, quality_table, quality_plot_lb]
         run_event = run_btn.click(
             run_ui, inputs, [panels, run_table, speed_plot, quality_plot, summary],
             concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="minimal",
@@ -281,11 +313,13 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         def run(prompt: str, model: str = "default", configs: str = "eager,sdpa", max_new_tokens: int = 32,
                 batch_size: int = 1, dtype: str = "auto", repeats: int = 3, do_sample: bool = False,
                 seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, prompt_tokens: int = 128,
-                request: gr.Request = None) -> Iterator[dict]:
-            """Run the arena: yields snapshots {run_id, baseline, finished, panels, results}."""
+                gpus: str = "", max_memory: str = "", request: gr.Request = None) -> Iterator[dict]:
+            """Run the arena: yields snapshots {run_id, baseline, finished, panels, results}. gpus
+            ("0,1") and max_memory ("0=20GiB,1=20GiB") split PyTorch configurations over devices."""
             req = RunRequest(model=model, prompt=prompt, configs=configs, max_new_tokens=max_new_tokens,
                              batch_size=batch_size, dtype=dtype, repeats=repeats, do_sample=do_sample,
-                             seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens)
+                             seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens,
+                             gpus=gpus or None, max_memory=max_memory or None)
             for state, _ in app.stream(req, _session(request)):
                 yield state.snapshot()
 
@@ -298,7 +332,49 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                         for k, val in zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))}
             return leaderboard.public_rows(leaderboard.apply_filters(frame, selected, include_failed))
 
+        def draw_ui(session_key):
+            try:
+                pair = app.blind.draw(session_key)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
+
+        def vote_ui(session_key, pair, choice):
+            try:
+                shown = app.blind.vote(session_key, pair, choice)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
+
+        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], api_visibility="private")
+        for btn in vote_btns:
+            btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal],
+                      api_visibility="private").then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+
+        def blind_pair(request: gr.Request = None) -> dict:
+            """Two outputs of this session's last run as A and B, names hidden: {pair_id, text_a, text_b}."""
+            try:
+                return app.blind.draw(_session(request)).public()
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        def vote(pair_id: str, choice: str, request: gr.Request = None) -> dict:
+            """Vote on a pair shown to this session ("A is better", "B is better", "Tie", "Both are
+            bad"); returns which configuration was A and which B."""
+            try:
+                return app.blind.vote(_session(request), pair_id, choice)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        def ratings() -> list[dict]:
+            """Blind-vote ratings per model and configuration, with speed and memory."""
+            quality = leaderboard.quality_frame(app.store, leaderboard.load_frame(app.store))
+            return leaderboard.public_rows(quality)
+
         gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+        gr.api(blind_pair, api_name="blind_pair")
+        gr.api(vote, api_name="vote")
+        gr.api(ratings, api_name="ratings")
         gr.api(leaderboard_api, api_name="leaderboard")
     return demo
 

@@ -90,3 +90,19 @@ def leaderboard_speedups(frame: pd.DataFrame) -> go.Figure:
     fig.add_hline(y=1.0, line_dash="dot")
     fig.update_layout(height=max(320, 260 * grouped["model_display"].nunique()))
     return fig
+
+
+def quality_vs_speed(quality: pd.DataFrame) -> go.Figure:
+    """Blind-vote rating (95% bootstrap interval) against median decode tokens/s."""
+    data = quality.dropna(subset=["decode_tokens_per_s"]) if len(quality) else quality
+    if not len(data):
+        return _empty("Quality rating against decode speed (no votes yet)")
+    fig = px.scatter(
+        data, x="decode_tokens_per_s", y="rating", color="config", symbol="model_id",
+        error_y=data["rating_high"] - data["rating"], error_y_minus=data["rating"] - data["rating_low"],
+        hover_data=["votes", "peak_memory_mb"],
+        labels={"decode_tokens_per_s": "median decode tokens/s", "rating": "blind-vote rating (Bradley-Terry)"},
+        title="Quality (blind votes) against speed",
+    )
+    fig.update_layout(height=420)
+    return fig

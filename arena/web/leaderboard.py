@@ -78,3 +78,18 @@ def to_csv(frame: pd.DataFrame, path: Path) -> Path:
 def public_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows for the API: every field, NaN as None."""
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def quality_frame(store: Store, frame: pd.DataFrame, rounds: int = 200) -> pd.DataFrame:
+    """Blind-vote ratings per (model, configuration) beside that configuration's median decode
+    tokens/s and peak memory over the model's stored arena runs."""
+    from arena.ratings import by_group
+
+    cols = ["model_id", "config", "rating", "rating_low", "rating_high", "votes",
+            "decode_tokens_per_s", "peak_memory_mb"]
+    ratings = pd.DataFrame(by_group(store.votes(), rounds=rounds))
+    if not len(ratings):
+        return pd.DataFrame(columns=cols)
+    runs = frame[(frame["status"] == "ok") & (frame["mode"].fillna("arena") == "arena")]
+    speed = runs.groupby(["model_id", "config"], as_index=False)[["decode_tokens_per_s", "peak_memory_mb"]].median()
+    return ratings.merge(speed, on=["model_id", "config"], how="left")[cols].round(2)

@@ -1,0 +1,75 @@
+"""Blind check: random order, hidden names, one vote per pair and session, ratings."""
+
+import math
+
+import pytest
+
+from arena.blind import BlindCheck, VoteError
+from arena.ratings import fit, with_intervals
+
+
+def _results(run_id: str, texts: dict[str, str], synthetic: bool = False) -> list[dict]:
+    return [{"run_id": run_id, "config": c, "status": "ok", "text": t, "model_id": "default",
+             "prompt": "Q?", "synthetic": synthetic} for c, t in texts.items()]
+
+
+def test_bradley_terry_matches_hand_computed_ratings():
+    # A beat B 3 times out of 4: P(A beats B) = 3/4, so the rating gap is 400 * log10(3).
+    r = fit([("A", "B", "a")] * 3 + [("A", "B", "b")], prior=0)
+    assert r["A"] - r["B"] == pytest.approx(400 * math.log10(3), abs=1e-6)
+    assert (r["A"] + r["B"]) / 2 == pytest.approx(1000)
+    # ties count half each way: 2 wins + 2 ties = 3 of 4 as well
+    r2 = fit([("A", "B", "a")] * 2 + [("A", "B", "tie"), ("B", "A", "both_bad")], prior=0)
+    assert r2["A"] - r2["B"] == pytest.approx(400 * math.log10(3), abs=1e-6)
+    # three players, A > B > C transitively, each 2:1 -> equal steps of 400*log10(2)
+    r3 = fit([("A", "B", "a")] * 2 + [("A", "B", "b")] + [("B", "C", "a")] * 2 + [("C", "B", "a")], prior=0)
+    assert r3["A"] - r3["B"] == pytest.approx(400 * math.log10(2), abs=1e-6)
+    assert r3["B"] - r3["C"] == pytest.approx(400 * math.log10(2), abs=1e-6)
+
+
+def test_bootstrap_intervals_bracket_the_estimate():
+    votes = [("A", "B", "a")] * 8 + [("A", "B", "b")] * 2 + [("B", "C", "a")] * 5
+    ratings = with_intervals(votes, rounds=100)
+    assert [r.player for r in ratings] == ["A", "B", "C"]
+    for r in ratings:
+        assert r.low <= r.rating <= r.high
+    assert {r.player: r.votes for r in ratings} == {"A": 10, "B": 15, "C": 5}
+
+
+def test_pairs_are_random_hidden_and_voted_once(store):
+    blind = BlindCheck(store)
+    orders = set()
+    for i in range(40):
+        blind.record_run("s1", _results(f"run{i}", {"eager": "Paris.", "sdpa": "Paris!"}))
+        pair = blind.draw("s1")
+        public = pair.public()
+        assert set(public) == {"pair_id", "text_a", "text_b"}  # no configuration names
+        orders.add((pair.config_a, pair.config_b))
+        assert public["text_a"] == {"eager": "Paris.", "sdpa": "Paris!"}[pair.config_a]
+    assert orders == {("eager", "sdpa"), ("sdpa", "eager")}
+
+    blind.record_run("s1", _results("last", {"eager": "x", "sdpa": "y"}))
+    pair = blind.draw("s1")
+    with pytest.raises(VoteError, match="every pair"):
+        blind.draw("s1")  # the only pair was shown already
+    with pytest.raises(VoteError, match="not shown to this session"):
+        blind.vote("s1", "forged-id", "A is better")
+    with pytest.raises(VoteError, match="not shown to this session"):
+        blind.vote("another-session", pair.pair_id, "A is better")
+    with pytest.raises(VoteError, match="choice must be"):
+        blind.vote("s1", pair.pair_id, "A wins!!")
+    reveal = blind.vote("s1", pair.pair_id, "B is better")
+    assert reveal == {"A": pair.config_a, "B": pair.config_b, "winner": "b"}
+    with pytest.raises(VoteError, match="already been voted"):
+        blind.vote("s1", pair.pair_id, "A is better")
+    [stored] = store.votes()
+    assert stored["run_id"] == "last" and stored["model_id"] == "default" and stored["prompt"] == "Q?"
+    assert (stored["config_a"], stored["config_b"], stored["winner"]) == (pair.config_a, pair.config_b, "b")
+    assert stored["created_at"]
+
+
+def test_synthetic_outputs_are_not_offered(store):
+    blind = BlindCheck(store)
+    assert blind.record_run("s", _results("r", {"eager": "1 2", "sdpa": "3 4"}, synthetic=True)) == 0
+    with pytest.raises(VoteError, match="at least two configurations"):
+        blind.draw("s")
