@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
         top_p=args.top_p, prompt_tokens=args.prompt_tokens,
         isolation="inline" if args.inline else "process", timeout_s=args.timeout,
+        gpus=args.gpus, max_memory=args.max_memory,
     )
     try:
         prepared = validate(request, limits=ServerLimits.from_env())
@@ -95,6 +96,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             if r.status == "ok":
                 print(f"\n--- {r.config} ---\n{r.text}")
     print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+    if prepared.placement.asked:
+        from arena.placement import describe
+
+        print(f"placement ({prepared.placement.text()}):")
+        for r in results:
+            if r.status == "ok":
+                print(f"  {r.config}: {describe(r.placement, r.device_peak_memory_mb)}")
     write_outputs(results, args.json, args.csv)
     return 0
 
@@ -159,6 +167,37 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The split device_map="auto" would make of a model under --max-memory, from its config
+    alone (the model is built on the meta device): no weights, no GPU needed."""
+    from arena import models, placement
+    from arena.backends.common import torch_dtype
+
+    try:
+        spec = models.parse_model(args.model)
+        budgets = placement.parse_max_memory(args.max_memory)
+        config = models.load_config(spec)
+        dtype = configs.resolve_dtype(args.dtype)
+    except (models.ModelError, placement.PlacementError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not budgets:
+        print("error: --max-memory is needed, e.g. 0=8GiB,1=40GiB", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    max_memory = {int(k) if k != "cpu" else k: v for k, v in budgets.items()}
+    device_map = placement.plan(config, torch_dtype(dtype), max_memory)
+    layers = placement.plan_summary(device_map, config.num_hidden_layers)
+    summary = {"model": spec.id, "dtype": dtype, "max_memory": args.max_memory, "layers": layers,
+               "device_map": {k: placement.device_name(v) for k, v in device_map.items()}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"{spec.display} in {dtype} under max_memory {args.max_memory}: decoder layers per device "
+          + ", ".join(f"{d} {n}" for d, n in layers.items()))
+    if "disk" in layers:
+        print("note: the budgets do not hold the whole model (the rest would go to disk, which runs refuse)")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from arena.env import collect_env
 
@@ -190,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length for synthetic models")
     p.add_argument("--inline", action="store_true", help="reuse this process instead of one per configuration")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per configuration")
+    p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
+    p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
+                                        "PyTorch configurations are split with device_map='auto' within it")
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("--csv", help="write the results as CSV here")
     p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
@@ -227,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not record the points")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plan", help="the split device_map='auto' would make under --max-memory (no GPU needed)")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--max-memory", required=True, help="budget per device, e.g. 0=8GiB,1=40GiB")
+    p.add_argument("--dtype", default="bf16", choices=[d for d in configs.DTYPES if d != "auto"])
+    p.add_argument("--json", help="write the plan as JSON here")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("env", help="hardware and library versions")
     p.set_defaults(func=cmd_env)

@@ -7,9 +7,12 @@ CLI and page read the registry. Adding a configuration means adding an entry her
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from arena.env import Platform, platform, version_tuple
+
+if TYPE_CHECKING:
+    from arena.placement import Placement
 
 Family = Literal["attention", "quantization", "compile", "onnxruntime", "combination"]
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -171,8 +174,34 @@ def run_dtype(config: Config, dtype: str) -> str:
     return dtype
 
 
-def availability(config: Config, dtype: str, plat: Platform | None = None) -> Availability:
-    """Can `config` run here in `dtype` (already resolved)? If not, a one-line reason."""
+def placement_blocker(config: Config, placement: Placement | None) -> str | None:
+    """Why `config` cannot run with this GPU choice / max_memory split (arena/placement.py), or
+    None. Only transformers on PyTorch can be spread by accelerate's device_map; a configuration
+    that needs the whole model on one device is refused, never run on one device unasked."""
+    if placement is None or not placement.asked:
+        return None
+    if config.backend == "onnxruntime":
+        if placement.mapped:
+            return ("cannot be split over devices: ONNX Runtime runs the whole model on one execution "
+                    "provider (GPUs and max_memory apply to the PyTorch configurations)")
+        if config.needs_cuda:
+            return "GPU choice applies to the PyTorch configurations; ONNX Runtime here runs on GPU 0 only"
+        return None
+    if placement.mapped and config.compiled_decode:
+        return ("cannot be split over devices: the compiled decode step is captured as one CUDA graph "
+                "and needs the whole model on one device")
+    if placement.mapped and config.static_cache:
+        return ("cannot be split over devices: the static cache's compiled forward (CUDA graphs on a GPU) "
+                "needs the whole model on one device")
+    if placement.mapped and config.bettertransformer:
+        return "cannot be split over devices: to_bettertransformer() is not supported with a device_map"
+    return None
+
+
+def availability(config: Config, dtype: str, plat: Platform | None = None,
+                 placement: Placement | None = None) -> Availability:
+    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked?
+    If not, a one-line reason."""
     plat = plat or platform()
     if config.retired:
         legacy = (
@@ -202,6 +231,9 @@ def availability(config: Config, dtype: str, plat: Platform | None = None) -> Av
         return Availability(False, "TensorRT libraries (libnvinfer) are not installed")
     if config.attn == "flash_attention_2" and plat.capability and plat.capability < (8, 0):
         return Availability(False, "FlashAttention-2 needs an Ampere or newer GPU (compute 8.0+)")
+    blocker = placement_blocker(config, placement)
+    if blocker:
+        return Availability(False, blocker)
     return Availability(True)
 
 

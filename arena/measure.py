@@ -157,15 +157,19 @@ class MemoryReport:
     torch_reserved_mb: float | None = None
     nvml_process_mb: float | None = None
     rss_peak_mb: float | None = None
+    device_peak_memory_mb: dict[str, float] = field(default_factory=dict)  # "cuda:0", "cpu" -> MB
 
 
 @dataclass
 class MemoryTracker:
     """Peak memory, sampled in a thread (RSS on CPU, NVML on CUDA) plus torch's own peak
-    counters; reset_peak() after loading makes the report cover generation only."""
+    counters; reset_peak() after loading makes the report cover generation only. `gpus`: every
+    GPU a split model uses (default: the device's own); `track_cpu`: part of the model is on cpu."""
 
     device: str
     interval_s: float = 0.005
+    gpus: tuple[int, ...] = ()
+    track_cpu: bool = False
     _peak: int = 0
     _method: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -175,12 +179,18 @@ class MemoryTracker:
 
         self.process = psutil.Process(os.getpid())
         self.on_cuda = self.device.startswith("cuda")
-        self.nvml = _Nvml() if self.on_cuda else None
+        self._rss_peak = 0
+        if self.on_cuda and not self.gpus:
+            import torch
+
+            self.gpus = (torch.device(self.device).index or 0,)
+        self.nvml = _Nvml(self.gpus[0]) if self.on_cuda else None
         self._device_base = None
         if self.on_cuda:
             import torch
 
-            torch.cuda.reset_peak_memory_stats()
+            for gpu in self.gpus:
+                torch.cuda.reset_peak_memory_stats(gpu)
             # Without per-process accounting (containers hide PIDs), fall back to the device's
             # used memory minus what was in use before this worker touched the GPU.
             self._device_base = self.nvml.device_used_bytes() if self.nvml else None
@@ -188,6 +198,8 @@ class MemoryTracker:
         self._thread.start()
 
     def _sample_once(self) -> None:
+        if self.track_cpu:
+            self._rss_peak = max(self._rss_peak, self.process.memory_info().rss)
         if not self.on_cuda:
             value, method = self.process.memory_info().rss, "rss"
         else:
@@ -206,33 +218,41 @@ class MemoryTracker:
 
     def reset_peak(self) -> None:
         """Forget the load-time peak so that report() covers generation only."""
-        self._peak = 0
+        self._peak = self._rss_peak = 0
         if self.on_cuda:
             import torch
 
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            for gpu in self.gpus:
+                torch.cuda.synchronize(gpu)
+                torch.cuda.reset_peak_memory_stats(gpu)
 
     def report(self, torch_backend: bool) -> MemoryReport:
         every = f"sampled every {self.interval_s * 1e3:.0f} ms during generation"
         if not self.on_cuda:
             self._sample_once()
             rss = self._peak / MB
-            return MemoryReport(rss, f"rss-peak (process resident memory, {every})", rss_peak_mb=rss)
+            return MemoryReport(rss, f"rss-peak (process resident memory, {every})", rss_peak_mb=rss,
+                                device_peak_memory_mb={"cpu": rss})
         import torch
 
-        torch.cuda.synchronize()
+        for gpu in self.gpus:
+            torch.cuda.synchronize(gpu)
         self._sample_once()
-        allocated = torch.cuda.max_memory_allocated() / MB
-        reserved = torch.cuda.max_memory_reserved() / MB
+        per_gpu = {f"cuda:{gpu}": torch.cuda.max_memory_allocated(gpu) / MB for gpu in self.gpus}
+        allocated = sum(per_gpu.values())
+        reserved = sum(torch.cuda.max_memory_reserved(gpu) for gpu in self.gpus) / MB
         nvml_mb = self._peak / MB if self._peak else None
+        cpu = {"cpu": self._rss_peak / MB} if self.track_cpu else {}
         if torch_backend:
-            return MemoryReport(allocated, "torch.cuda.max_memory_allocated during generation",
-                                allocated, reserved, nvml_mb)
+            method = "torch.cuda.max_memory_allocated during generation"
+            if len(self.gpus) > 1:
+                method = f"sum over {', '.join(per_gpu)} of {method} (per GPU in device_peak_memory_mb)"
+            return MemoryReport(allocated, method, allocated, reserved, nvml_mb,
+                                device_peak_memory_mb={**per_gpu, **cpu})
         if nvml_mb is None:
             return MemoryReport(float("nan"), "unavailable (NVML could not be read)")
         return MemoryReport(nvml_mb, f"{self._method} (NVML, {every}; includes the CUDA context)",
-                            allocated, reserved, nvml_mb)
+                            allocated, reserved, nvml_mb, device_peak_memory_mb={f"cuda:{self.gpus[0]}": nvml_mb})
 
     def close(self) -> None:
         self._stop.set()

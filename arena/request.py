@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from arena import configs, models
+from arena import configs, models, placement
 from arena.limits import (  # the request format's own ceilings, importable from here as before
     MAX_BATCH,
     MAX_NEW_TOKENS,
@@ -43,6 +43,11 @@ class RunRequest:
     prompt_tokens: int = 128  # synthetic models only: length of the random prompt
     isolation: Literal["process", "inline"] = "process"
     timeout_s: float = 1800.0  # per configuration: load, export, warm-up and repeats
+    # Where PyTorch configurations run (arena/placement.py): GPU indices ("0,1") and a memory
+    # budget per device ("0=20GiB,1=20GiB,cpu=30GiB"); several GPUs or any budget split the model
+    # with device_map="auto". Validated into [0, 1] and {"0": bytes, ...}.
+    gpus: str | list[int] | None = None
+    max_memory: str | dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +77,7 @@ class PreparedRun:
     prompt_ids: list[int]
     context: int
     limits: ServerLimits = field(default_factory=ServerLimits)  # the runner enforces the run's share
+    placement: placement.Placement = field(default_factory=placement.Placement)
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
@@ -143,6 +149,24 @@ def _model(value: Any, limits: ServerLimits, allow_local: bool) -> models.ModelS
     return spec
 
 
+def _placement(req: RunRequest, limits: ServerLimits) -> placement.Placement:
+    """gpus and max_memory, checked against the devices here; the request keeps their
+    normalized form (a list of indices, budgets in bytes) so that it validates again as is."""
+    empty = (None, "")
+    if req.gpus in empty and req.max_memory in empty:
+        req.gpus = req.max_memory = None
+        return placement.Placement()
+    try:
+        where = placement.parse(None if req.gpus == "" else req.gpus,
+                                None if req.max_memory == "" else req.max_memory,
+                                worker_memory_mb=limits.worker_memory_mb)
+    except placement.PlacementError as exc:
+        raise RequestError(_one_line(str(exc))) from None
+    req.gpus = list(where.gpus) or None
+    req.max_memory = dict(where.max_memory) or None
+    return where
+
+
 def validate(req: RunRequest, *, allow_local_models: bool | None = None,
              limits: ServerLimits | None = None) -> PreparedRun:
     """Check a request against the server's limits and prepare its prompt; RequestError (one
@@ -168,6 +192,7 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
         dtype = configs.resolve_dtype(_text("dtype", req.dtype))
     except ValueError as exc:
         raise RequestError(_one_line(str(exc))) from None
+    where = _placement(req, limits)
     spec = _model(req.model, limits, allow_local)
 
     prompt = _text("prompt", req.prompt)
@@ -193,4 +218,4 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
             f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({req.max_new_tokens}) exceeds "
             f"the model's context of {context} tokens"
         )
-    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits)
+    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where)

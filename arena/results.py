@@ -56,6 +56,10 @@ class Result:
     nvml_process_mb: float | None = None
     weights_mb: float | None = None
     energy_j_per_token: float | None = None
+    # where the model ran (arena/placement.py): device -> {"layers", "weights_mb"} as loaded, and
+    # device -> peak MB during generation (torch.cuda.max_memory_allocated(i) per GPU; RSS for cpu)
+    placement: dict[str, Any] = field(default_factory=dict)
+    device_peak_memory_mb: dict[str, float] = field(default_factory=dict)
     # quality against the baseline configuration of the run
     baseline: str = ""
     token_agreement: float | None = None
@@ -89,7 +93,7 @@ def _clean(value: Any) -> Any:
 
 
 RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
-JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env")
+JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "placement", "device_peak_memory_mb")
 FLOAT_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Result) if "float" in str(f.type)
 )
@@ -133,6 +137,8 @@ def from_flat_row(row: dict[str, Any]) -> Result:
     for f in fields(Result):  # a column added after a row was stored reads as its default
         if data.get(f.name) is None and f.default is not MISSING and f.default is not None:
             data[f.name] = f.default
+        elif data.get(f.name) is None and f.default_factory is not MISSING:
+            data[f.name] = f.default_factory()
     return Result.from_dict(data)
 
 

@@ -125,10 +125,12 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         repeats=req.repeats, prompt=req.prompt if not prepared.spec.synthetic else "",
         settings={k: v for k, v in req.to_dict().items() if k not in ("prompt", "configs")}, env=env,
     )
+    device = prepared.placement.device(plat.device)  # "cuda:1" for a GPU choice, cpu for a cpu budget
     verdicts = {}
     for name in prepared.config_names:
         cfg = configs.get(name)
-        verdicts[name] = configs.availability(cfg, configs.run_dtype(cfg, prepared.dtype), plat)
+        verdicts[name] = configs.availability(cfg, configs.run_dtype(cfg, prepared.dtype), plat,
+                                              placement=prepared.placement)
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
@@ -169,18 +171,19 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         on_event({"type": "status", "config": name, "stage": "starting"})
         job = Job(
             config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
-            dtype=prepared.dtype, device=plat.device, prompt_ids=prepared.prompt_ids,
+            dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
             batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
             sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
             reference_ids=baseline_ids if name != baseline else None,
             memory_limit_mb=limits.worker_memory_mb,
+            gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
         )
         if req.isolation == "inline":
             metrics, error = _run_inline(job, on_event)
         else:
             # Resident memory is watched from here where the worker computes on the CPU; on
             # CUDA the worker caps its own allocator (arena/memory_limit.py).
-            on_cpu = plat.device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
+            on_cpu = device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
             metrics, error = _run_process(job, on_event, timeout_s, cancel, limit_note, watch_rss=on_cpu)
         base.created_at = now()
         if metrics is None:

@@ -36,6 +36,8 @@ class Job:
     reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
     stream: bool = True
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/memory_limit.py)
+    gpus: list[int] | None = None  # a GPU choice / split (arena/placement.py); None: `device` alone
+    max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
 
 
 class _TextStream:
@@ -103,26 +105,34 @@ def run_job(job: Job, emit: Emit) -> None:
     from arena.backends import make_backend
     from arena.backends.common import Sampling
     from arena.measure import EnergyMeter, MemoryTracker, TokenClock, median_timing, timing_from_stamps
+    from arena.placement import Placement
 
     config = configs.get(job.config)
     spec = models.ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
     device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
+    where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
+    on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(torch.device(device))  # the first GPU of a choice or split (validated)
     sampling = Sampling(**job.sampling)
-    memory = MemoryTracker(device)
+    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
     try:
         emit({"type": "status", "stage": "loading"})
         if job.memory_limit_mb and device.startswith("cuda"):
-            memory_limit.cap_cuda(job.memory_limit_mb, device)
+            for gpu in on_gpus or (torch.device(device).index or 0,):
+                memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
         _injected_fault(job.config)
         bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
         tokenizer = models.load_tokenizer(spec)
-        backend = make_backend(config, spec, configs.run_dtype(config, job.dtype), device)
+        backend = make_backend(config, spec, configs.run_dtype(config, job.dtype), device, where)
         t0 = time.perf_counter()
         backend.load()
         if device.startswith("cuda"):
-            torch.cuda.synchronize()
+            for gpu in on_gpus or (None,):
+                torch.cuda.synchronize(gpu)
         load_s = time.perf_counter() - t0
         weights_mb = backend.weights_bytes() / 2**20
+        placed = backend.placement_used()
 
         input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
         stream = _TextStream(spec, tokenizer, emit)
@@ -169,6 +179,7 @@ def run_job(job: Job, emit: Emit) -> None:
             "spread": spread,
             "dtype": backend.dtype,
             "eos_at": cut,
+            "placement": placed,
         }
         metrics.pop("total_s", None)
         metrics.pop("rss_peak_mb", None)
@@ -191,7 +202,8 @@ def run_job(job: Job, emit: Emit) -> None:
     finally:
         memory.close()
         if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
-            torch.cuda.set_per_process_memory_fraction(1.0, torch.device(device).index or 0)
+            for gpu in on_gpus or (torch.device(device).index or 0,):
+                torch.cuda.set_per_process_memory_fraction(1.0, gpu)
 
 
 def worker_main(job: Job, queue) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from arena.backends.common import Backend
 from arena.configs import Config
 from arena.models import ModelSpec
+from arena.placement import Placement
 
 
-def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str) -> Backend:
+def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str,
+                 placement: Placement | None = None) -> Backend:
+    if placement is not None and placement.mapped and config.backend != "torch":
+        raise ValueError(f"{config.name} cannot be split over devices")  # availability refuses it first
     if config.backend == "onnxruntime":
         from arena.backends.onnxruntime import OrtBackend
 
@@ -15,7 +19,7 @@ def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str) -> Ba
     if config.compiled_decode:
         from arena.backends.compiled_decode import CompiledDecodeBackend
 
-        return CompiledDecodeBackend(config, spec, dtype, device)
+        return CompiledDecodeBackend(config, spec, dtype, device, placement)
     from arena.backends.torch import TorchBackend
 
-    return TorchBackend(config, spec, dtype, device)
+    return TorchBackend(config, spec, dtype, device, placement)

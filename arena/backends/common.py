@@ -10,6 +10,7 @@ import torch
 
 from arena.configs import Config
 from arena.models import ModelSpec
+from arena.placement import Placement
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -34,8 +35,10 @@ class Sampling:
 class Backend:
     """Base: subclasses set self.model in load() and may override the hooks below."""
 
-    def __init__(self, config: Config, spec: ModelSpec, dtype: str, device: str) -> None:
+    def __init__(self, config: Config, spec: ModelSpec, dtype: str, device: str,
+                 placement: Placement | None = None) -> None:
         self.config, self.spec, self.dtype, self.device = config, spec, dtype, device
+        self.placement = placement or Placement()  # a split over devices (PyTorch backends only)
         self.model: Any = None
 
     def load(self) -> None:
@@ -49,6 +52,10 @@ class Backend:
 
     def weights_bytes(self) -> int:
         return int(self.model.get_memory_footprint())
+
+    def placement_used(self) -> dict[str, Any]:
+        """Device -> {"layers", "weights_mb"} of the loaded model; {} where not known."""
+        return {}
 
     def input_device(self) -> torch.device:
         return torch.device(self.device)

@@ -8,19 +8,21 @@ from typing import Any
 
 import torch
 
-from arena import models
+from arena import models, placement
 from arena.backends.common import Backend, torch_dtype
 
 _SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
 
 
-def quantization_config(quant: str, compute_dtype: torch.dtype):
+def quantization_config(quant: str, compute_dtype: torch.dtype, cpu_offload: bool = False):
+    """`cpu_offload`: a GPU split that keeps some modules on the cpu (unquantized there)."""
     from transformers import BitsAndBytesConfig
 
     if quant == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_enable_fp32_cpu_offload=cpu_offload)
     return BitsAndBytesConfig(
         load_in_4bit=True,
+        llm_int8_enable_fp32_cpu_offload=cpu_offload,
         bnb_4bit_quant_type="fp4" if quant == "fp4" else "nf4",
         bnb_4bit_use_double_quant=quant == "nf4-dq",
         bnb_4bit_compute_dtype=compute_dtype,
@@ -34,38 +36,48 @@ class TorchBackend(Backend):
         cfg, spec = self.config, self.spec
         dtype = torch_dtype(self.dtype)
         attn = cfg.attn if not cfg.bettertransformer else "eager"
-        if spec.synthetic and not cfg.quantized:
+        # A split over devices loads through accelerate (device_map="auto" + max_memory), which
+        # needs a checkpoint: synthetic models use their saved copy, as the quantized ones do.
+        mapped = self.placement.mapped
+        if spec.synthetic and not cfg.quantized and not mapped:
             model = models.build_synthetic(spec, dtype, self.device, attn)
         else:
             source = (
                 str(models.synthetic_checkpoint(spec, self.dtype, self.device))
                 if spec.synthetic else models.pretrained_path(spec)
             )
+            if spec.synthetic and self.device.startswith("cuda"):
+                torch.cuda.empty_cache()  # the copy may have just been built here: free its memory
             kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn, "trust_remote_code": False}
             if cfg.quantized:
-                kwargs["quantization_config"] = quantization_config(cfg.quant, dtype)
+                offload = mapped and bool(self.placement.gpus) and "cpu" in self.placement.max_memory
+                kwargs["quantization_config"] = quantization_config(cfg.quant, dtype, cpu_offload=offload)
                 kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-            if not cfg.quantized:
+            if mapped:
+                kwargs["device_map"] = "auto"
+                kwargs["max_memory"] = self.placement.accelerate_max_memory()
+            try:
+                model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            except Exception as exc:
+                if mapped:
+                    self._explain_split_failure(exc)
+                raise
+            if not cfg.quantized and not mapped:
                 model = model.to(self.device)
         if cfg.bettertransformer:
             model = model.to_bettertransformer()
         self.model = model.eval()
 
-    def generation_context(self) -> contextlib.AbstractContextManager:
-        if self.config.sdpa_kernel is None:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+    def placement_used(self) -> dict[str, Any]:
+        return placement.summarize(self.model, self.device)
 
-        return sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel]))
-
-    def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
-        if not self.config.static_cache:
-            return {}
-        from transformers import CompileConfig
-
-        # generate() compiles the decode step itself when the cache is static; on CPU it only
-        # does so when asked for every device. CUDA graphs ("reduce-overhead") are GPU-only.
-        compile_config = CompileConfig(mode="reduce-overhead" if self.device.startswith("cuda") else "default")
-        compile_config._compile_all_devices = True
-        return {"cache_implementation": "static", "compile_config": compile_config}
+    def _explain_split_failure(self, exc: Exception) -> None:
+        """A budget too small for the model makes accelerate put the rest on "disk", which fails
+        deep inside loading with an unhelpful message ("device disk is invalid"): say what happened."""
+        text = str(exc).lower()
+        if "disk" in text or "offload" in text:
+            budgets = ",".join(f"{k}={placement.format_size(v)}" for k, v in self.placement.max_memory.items())
+            raise RuntimeError(
+                f"the max_memory budgets ({budgets or 'free memory of the GPUs'}) do not hold the whole "
+                f"model; the rest would go to disk, which is not supported: raise the budgets or add cpu=SIZE"
+            ) from exc
