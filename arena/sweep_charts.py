@@ -174,7 +174,7 @@ def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
 
 
 def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
-    """Every speedup chart, then every memory chart; keys made unique across sweeps."""
+    """Every speedup chart, then every memory chart; keys and titles made unique across sweeps."""
     points = list(points)
     charts = speedup_charts(points) + memory_charts(points)
     seen: dict[str, int] = {}
@@ -182,4 +182,5 @@ def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
         seen[chart.key] = seen.get(chart.key, 0) + 1
         if seen[chart.key] > 1:
             chart.key += f"-{seen[chart.key]}"
+            chart.title += f" (sweep {chart.data['run_id'].iloc[0]})"
     return charts
