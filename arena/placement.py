@@ -368,13 +368,16 @@ def plan_summary(device_map: Mapping[str, Any], num_layers: int, layer_prefix: s
 
 def describe(placement: Mapping[str, Any] | None, peaks: Mapping[str, float] | None) -> str:
     """One line for tables: 'cuda:0 17 layers 6.5 GB peak 7.1 GB | cuda:1 ...'."""
+    def size(mb: float) -> str:
+        return f"{mb / 1024:.2f} GiB" if mb >= 1024 else f"{mb:.1f} MiB"
+
     parts = []
     for device in sorted(set(placement or {}) | set(peaks or {})):
         bits = [device]
         where = (placement or {}).get(device) or {}
         if where:
-            bits.append(f"{where.get('layers', 0)} layers {where.get('weights_mb', 0) / 1024:.2f} GiB")
+            bits.append(f"{where.get('layers', 0)} layers {size(where.get('weights_mb', 0))}")
         if peaks and peaks.get(device) is not None:
-            bits.append(f"peak {peaks[device] / 1024:.2f} GiB")
+            bits.append(f"peak {size(peaks[device])}")
         parts.append(" ".join(bits))
     return " | ".join(parts)

@@ -8,6 +8,8 @@
 #        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
 #   bash benchmarks/gpu_session.sh bandwidth [7b|1b|default]  # each configuration against the
 #        memory-bandwidth limit (bf16, batch 1, 128 new tokens); no second argument: all three
+#   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
+#        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -52,5 +54,19 @@ case "${1:-default}" in
     case "${2:-all}" in 7b|all) limit llama-2-7b synthetic:llama-2-7b --prompt-tokens 128 ;; esac
     case "${2:-all}" in 1b|all) limit llama-3.2-1b synthetic:llama-3.2-1b --prompt-tokens 128 ;; esac
     case "${2:-all}" in default|all) limit default default ;; esac
+    ;;
+  multi-gpu)
+    # One GPU against a split over two: the same model, prompt and settings; decode tok/s and the
+    # peak memory of each GPU (device_peak_memory_mb). bf16 7B weights are 12.6 GiB: 8 GiB on GPU 0
+    # forces a split; bnb-4bit weights are about 3.6 GiB: 2 GiB on GPU 0 does.
+    M7=(--model synthetic:llama-2-7b --dtype bf16 --prompt-tokens 128 --max-new-tokens 128 --repeats 3 --timeout 400)
+    python3 -m arena plan --max-memory 0=8GiB,1=40GiB --json "$OUT/multi-gpu-plan-bf16.json" | tee "$OUT/multi-gpu-plan.txt"
+    run "${M7[@]}" --configs sdpa,bnb-4bit --gpus 0 --json "$OUT/multi-gpu-one.json" | tee "$OUT/multi-gpu-one.txt"
+    run "${M7[@]}" --configs sdpa --max-memory 0=8GiB,1=40GiB --json "$OUT/multi-gpu-split-bf16.json" \
+        | tee "$OUT/multi-gpu-split-bf16.txt"
+    run "${M7[@]}" --configs bnb-4bit --max-memory 0=2GiB,1=40GiB --json "$OUT/multi-gpu-split-4bit.json" \
+        | tee "$OUT/multi-gpu-split-4bit.txt"
+    python3 benchmarks/multi_gpu_report.py "$OUT/multi-gpu-one.json" "$OUT/multi-gpu-split-bf16.json" \
+        "$OUT/multi-gpu-split-4bit.json" | tee "$OUT/multi-gpu.md"
     ;;
 esac
