@@ -189,8 +189,11 @@ class MemoryTracker:
         if self.on_cuda:
             import torch
 
-            for gpu in self.gpus:
-                torch.cuda.reset_peak_memory_stats(gpu)
+            # Before CUDA is initialized in this process there is nothing to reset (and torch
+            # refuses with "Invalid device argument").
+            if torch.cuda.is_initialized():
+                for gpu in self.gpus:
+                    torch.cuda.reset_peak_memory_stats(gpu)
             # Without per-process accounting (containers hide PIDs), fall back to the device's
             # used memory minus what was in use before this worker touched the GPU.
             self._device_base = self.nvml.device_used_bytes() if self.nvml else None
@@ -222,9 +225,10 @@ class MemoryTracker:
         if self.on_cuda:
             import torch
 
-            for gpu in self.gpus:
-                torch.cuda.synchronize(gpu)
-                torch.cuda.reset_peak_memory_stats(gpu)
+            if torch.cuda.is_initialized():  # not with ONNX Runtime, whose CUDA is its own
+                for gpu in self.gpus:
+                    torch.cuda.synchronize(gpu)
+                    torch.cuda.reset_peak_memory_stats(gpu)
 
     def report(self, torch_backend: bool) -> MemoryReport:
         every = f"sampled every {self.interval_s * 1e3:.0f} ms during generation"
