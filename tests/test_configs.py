@@ -65,3 +65,27 @@ def test_onnx_runs_in_its_export_dtype():
     assert configs.run_dtype(configs.get("ort-cuda"), "bf16") == "fp16"
     assert configs.run_dtype(configs.get("ort-cpu"), "bf16") == "fp32"
     assert configs.run_dtype(configs.get("sdpa"), "bf16") == "bf16"
+
+
+def test_backends_apply_the_kernel_choice_and_the_static_cache():
+    """The registry's sdpa_kernel and static_cache reach the torch backend (a regression once
+    dropped them silently: the sdpa-* configurations ran plain SDPA)."""
+    import contextlib
+
+    from torch.nn.attention import SDPBackend
+
+    from arena.backends import make_backend
+    from arena.models import ModelSpec
+
+    spec = ModelSpec("synthetic", "tiny-llama")
+    for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION), ("sdpa-math", SDPBackend.MATH)):
+        ctx = make_backend(configs.get(name), spec, "fp32", "cpu").generation_context()
+        assert not isinstance(ctx, contextlib.nullcontext)
+        from torch.nn.attention import sdpa_kernel
+
+        assert type(ctx) is type(sdpa_kernel(backend))
+    plain = make_backend(configs.get("sdpa"), spec, "fp32", "cpu").generation_context()
+    assert isinstance(plain, contextlib.nullcontext)
+    kwargs = make_backend(configs.get("static-cache"), spec, "fp32", "cpu").extra_generate_kwargs(8)
+    assert kwargs["cache_implementation"] == "static"
+    assert make_backend(configs.get("sdpa"), spec, "fp32", "cpu").extra_generate_kwargs(8) == {}

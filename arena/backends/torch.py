@@ -68,6 +68,24 @@ class TorchBackend(Backend):
             model = model.to_bettertransformer()
         self.model = model.eval()
 
+    def generation_context(self) -> contextlib.AbstractContextManager:
+        if self.config.sdpa_kernel is None:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel]))
+
+    def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
+        if not self.config.static_cache:
+            return {}
+        from transformers import CompileConfig
+
+        # generate() compiles the decode step itself when the cache is static; on CPU it only
+        # does so when asked for every device. CUDA graphs ("reduce-overhead") are GPU-only.
+        compile_config = CompileConfig(mode="reduce-overhead" if self.device.startswith("cuda") else "default")
+        compile_config._compile_all_devices = True
+        return {"cache_implementation": "static", "compile_config": compile_config}
+
     def placement_used(self) -> dict[str, Any]:
         return placement.summarize(self.model, self.device)
 
