@@ -46,7 +46,8 @@ class TokenClock:
             return
         self.stamps.append(now)
         if self.on_tokens is not None:
-            row0 = ids[0] if isinstance(ids, list) and ids and isinstance(ids[0], list) else ids
+            # generate() hands one token per row, shape (batch,); others hand (batch, n) columns.
+            row0 = ids[0] if isinstance(ids, list) and ids else ids
             self.on_tokens(row0 if isinstance(row0, list) else [row0])
 
     def end(self) -> None:

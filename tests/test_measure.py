@@ -47,3 +47,18 @@ def test_result_roundtrip_and_nan_to_none():
     back = from_flat_row(flat_row(r))
     assert back.token_ids == [1, 2] and back.spread == {"ttft_ms": [1.0]} and back.synthetic is True
     assert back.ttft_ms is None
+
+
+def test_token_clock_streams_row_zero_only():
+    import torch
+
+    from arena.measure import TokenClock
+
+    seen: list[int] = []
+    clock = TokenClock(on_tokens=seen.extend)
+    clock.begin()
+    clock.put(torch.tensor([[1, 2, 3], [4, 5, 6]]))  # the prompt: not a step
+    clock.put(torch.tensor([7, 8]))  # generate(): one token per row
+    clock.put(torch.tensor([[9], [10]]))  # a (batch, 1) column
+    assert seen == [7, 9]
+    assert len(clock.stamps) == 2
