@@ -4,8 +4,6 @@ Every finished configuration is stored at once; events go to `on_event` as they 
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import queue as _queue
 import threading
 import time
 import uuid
@@ -16,6 +14,7 @@ from arena.env import collect_env, platform
 from arena.request import PreparedRun, RunRequest, validate
 from arena.results import Result, agreement
 from arena.store import Store, now
+from arena.supervise import run_worker
 from arena.worker import Job, one_line, run_job, worker_main
 
 OnEvent = Callable[[dict[str, Any]], None]
@@ -50,59 +49,38 @@ def _run_inline(job: Job, on_event: OnEvent) -> tuple[dict | None, str | None]:
 def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threading.Event | None,
                  limit_note: str = "time limit per configuration",
                  watch_rss: bool = False) -> tuple[dict | None, str | None]:
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    proc = ctx.Process(target=worker_main, args=(job, events), daemon=True, name=f"arena-{job.config}")
-    proc.start()
-    watch = memory_limit.RssWatch(proc.pid, job.memory_limit_mb).start() \
-        if watch_rss and job.memory_limit_mb else None
-    deadline = time.monotonic() + timeout_s
-    metrics, error, done = None, None, False
-    died_at: float | None = None
+    metrics: dict | None = None
+    watch: memory_limit.RssWatch | None = None
+
+    def handle(event: dict[str, Any]) -> None:
+        nonlocal metrics
+        if event["type"] == "metrics":
+            metrics = event["metrics"]
+        else:
+            on_event({**event, "config": job.config})
+
+    def start_watch(pid: int) -> None:
+        nonlocal watch
+        if watch_rss and job.memory_limit_mb:
+            watch = memory_limit.RssWatch(pid, job.memory_limit_mb).start()
+
+    def over_limit() -> str | None:
+        if watch is not None and watch.exceeded_mb is not None:
+            return memory_limit.exceeded(job.memory_limit_mb, watch.exceeded_mb)
+        return None
+
     try:
-        while not done:
-            try:
-                event = events.get(timeout=0.2)
-            except _queue.Empty:
-                if cancel is not None and cancel.is_set():
-                    return None, "cancelled by the user"
-                if time.monotonic() > deadline:
-                    return None, f"timed out after {timeout_s:.0f} s ({limit_note})"
-                if proc.is_alive():
-                    continue
-                # It died without "done": keep reading briefly for what it sent before dying.
-                died_at = died_at or time.monotonic()
-                if time.monotonic() - died_at < 0.5:
-                    continue
-                if watch is not None and watch.exceeded_mb is not None:
-                    return None, memory_limit.exceeded(job.memory_limit_mb, watch.exceeded_mb)
-                if metrics is None and error is None:
-                    code = proc.exitcode
-                    how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
-                    hint = " (likely out of memory)" if code == -9 else ""
-                    error = f"worker process died: {how}{hint}"
-                return metrics, error
-            kind = event["type"]
-            if kind == "metrics":
-                metrics = event["metrics"]
-            elif kind == "error":
-                error = event["reason"]
-            elif kind == "done":
-                done = True
-            else:
-                on_event({**event, "config": job.config})
-        return metrics, error
+        end = run_worker(worker_main, job, f"arena-{job.config}", handle, timeout_s=timeout_s,
+                         timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
+                         on_start=start_watch, death_reason=over_limit)
     finally:
         if watch is not None:
             watch.stop()
-        if proc.is_alive():
-            proc.join(timeout=5 if done else 0)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(timeout=5)
+    if end.kind in ("cancelled", "timeout") or over_limit():
+        return None, end.reason
+    if end.kind == "died" and metrics is not None:
+        return metrics, None  # it measured everything, then died on the way out
+    return metrics, end.reason
 
 
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing as mp
-import queue as _queue
 import threading
 import time
 import uuid
@@ -39,6 +37,7 @@ from arena.request import RequestError
 from arena.request import _model as checked_model  # the one check of model ids against the limits
 from arena.results import Result
 from arena.store import Store, now
+from arena.supervise import run_worker
 
 MAX_BATCH = 256
 MAX_SEQ = 131_072
@@ -405,60 +404,14 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
             errors.append(one_line(exc))
         error = errors[-1] if errors else None
     else:
-        error = _run_process(job, handle, timeout, cancel, worker_main)
+        error = run_worker(worker_main, job, f"arena-sweep-{job.config.name}", handle, timeout_s=timeout[0],
+                           timeout_reason=timeout[1], cancel=cancel).reason
     if error is None and cancel is not None and cancel.is_set():
         error = "cancelled by the user"
     for index in sorted(pending):
         collector.add(group, pending[index], status="failed", load=load,
                       reason=error or "the worker ended without measuring this point")
     pending.clear()
-
-
-def _run_process(job, handle: Callable[[dict[str, Any]], None], timeout: tuple[float, str],
-                 cancel: threading.Event | None, target) -> str | None:
-    """Run one group in a spawned worker, feeding its events to `handle`; the reason the
-    points it did not report were lost (None when it finished normally). `timeout`: seconds,
-    and the reason to give when they pass."""
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    proc = ctx.Process(target=target, args=(job, events), daemon=True, name=f"arena-sweep-{job.config.name}")
-    proc.start()
-    deadline = time.monotonic() + timeout[0]
-    error: str | None = None
-    died_at: float | None = None
-    done = False
-    try:
-        while not done:
-            try:
-                event = events.get(timeout=0.2)
-            except _queue.Empty:
-                if cancel is not None and cancel.is_set():
-                    return "cancelled by the user"
-                if time.monotonic() > deadline:
-                    return timeout[1]
-                if proc.is_alive():
-                    continue
-                died_at = died_at or time.monotonic()  # read what it sent before dying
-                if time.monotonic() - died_at < 0.5:
-                    continue
-                code = proc.exitcode
-                how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
-                hint = " (likely out of memory)" if code == -9 else ""
-                return error or f"worker process died: {how}{hint}"
-            if event["type"] == "error":
-                error = event["reason"]
-            elif event["type"] == "done":
-                done = True
-            else:
-                handle(event)
-        return error
-    finally:
-        if proc.is_alive():
-            proc.join(timeout=5 if done else 0)
-        for stop in (proc.terminate, proc.kill):
-            if proc.is_alive():
-                stop()
-                proc.join(timeout=5)
 
 
 # The columns a sweep's table shows (CLI and page), in order, with their headings.

@@ -1,6 +1,5 @@
 """Load on the real app: 8 concurrent gradio_client sessions, one measuring job at a time."""
 
-import pytest
 from gradio_client import Client
 
 from benchmarks.load_test import check, run_sessions, summary

@@ -1,0 +1,74 @@
+"""Runs one spawned worker process and supervises it: events, cancel, time limit, death.
+
+The arena's runner and the sweep both measure in workers spawned one at a time; this is the
+one place that decides how such a worker ends and why."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as _queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+
+@dataclass
+class Ending:
+    """How a worker ended: "done" (reason: its own error event, if any), "cancelled",
+    "timeout" or "died" (reason says how)."""
+
+    kind: Literal["done", "cancelled", "timeout", "died"]
+    reason: str | None = None
+
+
+def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str, Any]], None], *,
+               timeout_s: float, timeout_reason: str, cancel: threading.Event | None = None,
+               on_start: Callable[[int], None] | None = None,
+               death_reason: Callable[[], str | None] | None = None) -> Ending:
+    """Spawn `target(job, queue)` and pass every event but "error" and "done" to `handle`;
+    `on_start(pid)` once it runs; `death_reason()` may explain a death first (e.g. a memory
+    limit). The worker is always gone when this returns."""
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    proc = ctx.Process(target=target, args=(job, events), daemon=True, name=name)
+    proc.start()
+    if on_start is not None:
+        on_start(proc.pid)
+    deadline = time.monotonic() + timeout_s
+    error: str | None = None
+    died_at: float | None = None
+    done = False
+    try:
+        while not done:
+            try:
+                event = events.get(timeout=0.2)
+            except _queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    return Ending("cancelled", "cancelled by the user")
+                if time.monotonic() > deadline:
+                    return Ending("timeout", timeout_reason)
+                if proc.is_alive():
+                    continue
+                died_at = died_at or time.monotonic()  # read what it sent before dying
+                if time.monotonic() - died_at < 0.5:
+                    continue
+                explained = death_reason() if death_reason is not None else None
+                code = proc.exitcode
+                how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
+                hint = " (likely out of memory)" if code == -9 else ""
+                return Ending("died", explained or error or f"worker process died: {how}{hint}")
+            if event["type"] == "error":
+                error = event["reason"]
+            elif event["type"] == "done":
+                done = True
+            else:
+                handle(event)
+        return Ending("done", error)
+    finally:
+        if proc.is_alive():
+            proc.join(timeout=5 if done else 0)
+        for stop in (proc.terminate, proc.kill):
+            if proc.is_alive():
+                stop()
+                proc.join(timeout=5)
