@@ -75,18 +75,6 @@ def _injected(config: str, batch: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _oom_reason(exc: BaseException) -> str | None:
-    import torch
-
-    from arena.worker import one_line
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]
-    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
-        return "out of memory (host RAM)"
-    return None
-
-
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -102,7 +90,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
     from arena import models
     from arena.backends import make_backend
     from arena.measure import MB, MemoryTracker
-    from arena.worker import _injected_fault, one_line
+    from arena.worker import _injected_fault, one_line, oom_reason
 
     spec = models.ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
     memory = MemoryTracker(job.device)
@@ -120,7 +108,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
             _sync(job.device)
             load_s = time.perf_counter() - t0
         except Exception as exc:
-            reason = _oom_reason(exc) or one_line(exc)
+            reason = oom_reason(exc) or one_line(exc)
             if os.environ.get("ARENA_DEBUG"):
                 traceback.print_exc()
             emit({"type": "error", "reason": reason})
@@ -178,7 +166,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                     "spread": {"latency_ms": times},
                 }})
             except Exception as exc:
-                reason = _oom_reason(exc) or one_line(exc)
+                reason = oom_reason(exc) or one_line(exc)
                 if os.environ.get("ARENA_DEBUG"):
                     traceback.print_exc()
                 emit({"type": "point", "index": index, "error": reason})

@@ -74,6 +74,17 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
+def oom_reason(exc: BaseException) -> str | None:
+    """The one-line reason for an out-of-memory error (GPU or host), None for any other error."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]
+    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        return "out of memory (host RAM)"
+    return None
+
+
 def _injected_fault(config: str) -> None:
     """Test hook for fault tolerance: ARENA_FAULT_INJECT="name=raise|kill|hang|alloc[,...]" makes
     the worker of configuration `name` raise, die by SIGKILL, hang, or keep allocating host
@@ -189,17 +200,13 @@ def run_job(job: Job, emit: Emit) -> None:
             prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
             decode_tokens_per_s=timing.decode_tokens_per_s))
         emit({"type": "metrics", "metrics": metrics})
-    except torch.OutOfMemoryError as exc:
-        if job.memory_limit_mb and device.startswith("cuda"):
-            emit({"type": "error", "reason": memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")})
-        else:
-            emit({"type": "error", "reason": "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]})
-    except MemoryError:
-        emit({"type": "error", "reason": "out of memory (host RAM)"})
     except Exception as exc:
-        if os.environ.get("ARENA_DEBUG"):
+        reason = oom_reason(exc)
+        if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and device.startswith("cuda"):
+            reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
+        elif reason is None and os.environ.get("ARENA_DEBUG"):
             traceback.print_exc()
-        emit({"type": "error", "reason": one_line(exc)})
+        emit({"type": "error", "reason": reason or one_line(exc)})
     finally:
         memory.close()
         if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
