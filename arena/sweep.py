@@ -33,7 +33,7 @@ from typing import Any, Callable, Literal
 from arena import configs, models
 from arena.env import collect_env, platform
 from arena.limits import ServerLimits
-from arena.request import RequestError
+from arena.request import RequestError, _int_in
 from arena.request import _model as checked_model  # the one check of model ids against the limits
 from arena.results import Result
 from arena.store import Store, now
@@ -194,14 +194,6 @@ def _floats(name: str, value: Any, lo: float, hi: float) -> list[float]:
     return sorted(set(out))
 
 
-def _int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise RequestError(f"{name} must be a whole number between {lo} and {hi} (got {value!r})")
-    if not lo <= int(value) <= hi:
-        raise RequestError(f"{name} must be between {lo} and {hi} (got {int(value)})")
-    return int(value)
-
-
 def validate_sweep(req: SweepRequest, *, allow_local_models: bool | None = None,
                    limits: ServerLimits | None = None) -> PreparedSweep:
     """Check a sweep against the server's limits and expand its grid; RequestError (one line)
@@ -225,9 +217,9 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool | None = None,
     paddings = _floats("padding", req.padding, 0.0, MAX_PADDING)
     if req.mode not in ("forward", "generate"):
         raise RequestError(f"mode must be 'forward' or 'generate' (got {req.mode!r})")
-    req.repeats = _int("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
-    req.warmup = _int("warmup", req.warmup, 0, min(MAX_REPEATS, limits.max_repeats))
-    req.new_tokens = _int("new_tokens", req.new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
+    req.repeats = _int_in("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
+    req.warmup = _int_in("warmup", req.warmup, 0, min(MAX_REPEATS, limits.max_repeats))
+    req.new_tokens = _int_in("new_tokens", req.new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
     try:
         req.timeout_s = float(req.timeout_s)
     except (TypeError, ValueError):

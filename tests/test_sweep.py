@@ -89,6 +89,8 @@ def test_padding_is_honoured_by_the_model():
     ({"padding": " , "}, "padding is empty"),
     ({"mode": "backward"}, "mode must be 'forward' or 'generate'"),
     ({"repeats": 0}, "repeats must be between 1 and 20"),
+    ({"repeats": float("nan")}, "repeats must be a whole number between 1 and 20"),
+    ({"warmup": float("inf")}, "warmup must be a whole number between 0 and 20"),
     ({"batch_sizes": list(range(1, 101)), "seq_lens": list(range(8, 40))}, "the grid has"),
     ({"model": "synthetic:nothing"}, "unknown synthetic architecture"),
 ])
