@@ -116,14 +116,6 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or uuid.uuid4().hex
 
 
-def _run_table(results: list[dict[str, Any]]):
-    import pandas as pd
-
-    cols = [k for k, _ in TABLE_COLUMNS]
-    frame = pd.DataFrame([{k: r.get(k) for k in cols} for r in results], columns=cols)
-    return frame.rename(columns=dict(TABLE_COLUMNS)).round(3)
-
-
 def _summary(state: RunState) -> str:
     if state.error:
         return f"**Run stopped:** {state.error}"
@@ -271,7 +263,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             for state, changed in app.stream(req, session_key):
                 html = render(state)
                 if changed:
-                    yield (html, _run_table(state.results), charts.run_speed_memory(state.results),
+                    yield (html, leaderboard.columns_frame(state.results, TABLE_COLUMNS), charts.run_speed_memory(state.results),
                            charts.run_speedup_quality(state.results, state.baseline), _summary(state))
                 else:
                     yield html, gr.skip(), gr.skip(), gr.skip(), _summary(state)

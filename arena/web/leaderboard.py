@@ -19,6 +19,13 @@ CONTEXT_COLUMNS = ("created_at", "mode", "model_display", "hardware", "family", 
 DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
 
 
+def columns_frame(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Result dicts as a table of (field, heading) columns: the CLI's tables, on the page."""
+    keys = [k for k, _ in columns]
+    frame = pd.DataFrame([{k: r.get(k) for k in keys} for r in rows], columns=keys)
+    return frame.rename(columns=dict(columns)).round(3)
+
+
 def load_frame(store: Store) -> pd.DataFrame:
     rows = [flat_row(r) for r in store.results()]
     frame = pd.DataFrame(rows, columns=list(RESULT_FIELDS))

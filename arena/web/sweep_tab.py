@@ -11,24 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
-import pandas as pd
 
 from arena import sweep, sweep_charts
 from arena.env import platform
 from arena.limits import ServerLimits
 from arena.request import RequestError
 from arena.store import Store
+from arena.web.leaderboard import columns_frame
 from arena.worker import one_line
 
 if TYPE_CHECKING:
     from arena.web.app import ArenaApp
-
-
-def _points_table(points: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = sweep_charts.points_frame(points)
-    cols = ["config", "quant", "status", "batch_size", "seq_len", "padding", "latency_ms", "speedup",
-            "tokens_per_s", "peak_memory_mb", "memory_method", "reason"]
-    return frame[[c for c in cols if c in frame.columns]].round(3)
 
 
 def stream_sweep(req: sweep.SweepRequest, store: Store, limits: ServerLimits,
@@ -128,7 +121,7 @@ def build_tab(app: "ArenaApp", gpu_queue: str) -> gr.State:
                 if len(points) != shown or finished:
                     shown = len(points)
                     pick, fig, csv = show(points, None)
-                    yield text, _points_table(points), list(points), pick, fig, csv
+                    yield text, columns_frame(points, sweep.SWEEP_COLUMNS), list(points), pick, fig, csv
                 else:
                     yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
