@@ -1,6 +1,6 @@
 """Inference Arena web app: `python app.py` (port from GRADIO_SERVER_PORT, default 7860)."""
 
-from arena.web.app import launch
+from arena.ui.web.app import launch
 
 if __name__ == "__main__":
     launch()

@@ -1,5 +1,5 @@
 import sys
 
-from arena.cli import main
+from arena.ui.cli import main
 
 sys.exit(main())

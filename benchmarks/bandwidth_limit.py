@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.results import agreement  # noqa: E402
+from arena.measure.quality import agreement  # noqa: E402
 
 DEFAULT_CONFIGS = "eager,sdpa,static-cache,compiled-decode"
 
@@ -55,9 +55,9 @@ def markdown(results: list, compare_to: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from arena import runner
-    from arena.request import RequestError, RunRequest, validate
-    from arena.store import Store
+    from arena.core.request import RequestError, RunRequest, validate
+    from arena.data.store import Store
+    from arena.execute import runner
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")

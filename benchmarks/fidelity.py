@@ -29,21 +29,24 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     import psutil
     import torch
 
-    from arena import configs, models
-    from arena.backends.common import torch_dtype
     from arena.backends.torch import TorchBackend
+    from arena.core import registry
+    from arena.models.dtypes import torch_dtype
+    from arena.models.sources import pretrained_path
+    from arena.models.spec import parse_model
+    from arena.models.synthetic import build_synthetic
 
-    cfg = configs.get(config_name)
-    spec = models.parse_model(model_id)
+    cfg = registry.get(config_name)
+    spec = parse_model(model_id)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if spec.synthetic:
-        model = models.build_synthetic(spec, torch_dtype(dtype), device, cfg.attn)
+        model = build_synthetic(spec, torch_dtype(dtype), device, cfg.attn)
     else:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(
-            models.pretrained_path(spec), dtype=torch_dtype(dtype), attn_implementation=cfg.attn
+            pretrained_path(spec), dtype=torch_dtype(dtype), attn_implementation=cfg.attn
         ).to(device).eval()
     backend = TorchBackend(cfg, spec, dtype, device)  # only for its sdpa_kernel / compile kwargs
     extra = backend.extra_generate_kwargs(new_tokens)
@@ -93,10 +96,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved arena/reference rounds")
     args = parser.parse_args()
 
-    from arena import configs, runner
-    from arena.request import RunRequest, validate
+    from arena.core import registry
+    from arena.core.request import RunRequest, validate
+    from arena.execute import runner
 
-    if configs.get(args.config).backend != "torch" or configs.get(args.config).quantized:
+    if registry.get(args.config).backend != "torch" or registry.get(args.config).quantized:
         parser.error("the bare reference loop covers unquantized PyTorch configurations")
     prepared = validate(RunRequest(model=args.model, prompt=args.prompt, configs=[args.config],
                                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,

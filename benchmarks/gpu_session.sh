@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
 export ARENA_HOME=${ARENA_HOME:-/tmp/arena-home} PYTHONUNBUFFERED=1
-ALL=$(python3 -c "from arena.configs import REGISTRY; print(','.join(REGISTRY))")
+ALL=$(python3 -c "from arena.core.registry import REGISTRY; print(','.join(REGISTRY))")
 TORCH7B=eager,sdpa,sdpa-flash,sdpa-efficient,sdpa-math,flash-attention-2,bettertransformer,static-cache,bnb-8bit,bnb-4bit,bnb-nf4,bnb-nf4-double-quant,bnb-4bit+flash-attention-2,bnb-8bit+flash-attention-2,bnb-4bit+sdpa-flash
 run() { python3 -m arena run --quiet --db "$ARENA_HOME/gpu.sqlite" "$@"; }
 case "${1:-default}" in

@@ -11,9 +11,9 @@ import os
 import statistics
 import time
 
-from arena import runner
-from arena.limits import ServerLimits
-from arena.request import RunRequest, validate
+from arena.core.limits import ServerLimits
+from arena.core.request import RunRequest, validate
+from arena.execute import runner
 
 
 def tiny(configs: list[str]) -> RunRequest:

@@ -67,7 +67,7 @@ def run_sessions(url: str, n: int, configs: str = "eager,sdpa", max_new_tokens: 
 
 def check(sessions: list[Session], db: Path, configs: str) -> list[str]:
     """Problems found (empty: none): lost runs, out-of-order runs, results missing or stored twice."""
-    from arena.store import Store
+    from arena.data.store import Store
 
     problems = [f"session {s.index}: {s.error}" for s in sessions if s.error]
     problems += [f"session {s.index}: no final snapshot" for s in sessions if not s.error and not s.final]

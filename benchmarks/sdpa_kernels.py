@@ -17,9 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-from arena import models  # noqa: E402
-from arena.sweep import pad_lengths  # noqa: E402
-from arena.sweep_worker import padded_batch  # noqa: E402
+from arena.models.sources import load_config  # noqa: E402
+from arena.models.spec import parse_model  # noqa: E402
+from arena.sweep.plan import pad_lengths  # noqa: E402
+from arena.sweep.worker import padded_batch  # noqa: E402
 
 KERNELS = {"sdpa": None, "sdpa-flash": SDPBackend.FLASH_ATTENTION,
            "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION, "sdpa-math": SDPBackend.MATH}
@@ -33,8 +34,8 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM
 
-    conf = models.load_config(models.parse_model(args.model)).__class__.from_dict(
-        models.load_config(models.parse_model(args.model)).to_dict())
+    conf = load_config(parse_model(args.model)).__class__.from_dict(
+        load_config(parse_model(args.model)).to_dict())
     for key in ("num_hidden_layers", "n_layer"):
         if hasattr(conf, key):
             setattr(conf, key, 2)  # attention kernels are the same in every layer

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from arena.sweep_charts import Chart, all_charts, points_frame  # noqa: E402
+from arena.sweep.charts import Chart, all_charts, points_frame  # noqa: E402
 
 
 def _cell_speedup(row: pd.Series) -> str:
@@ -96,7 +96,7 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
     md = ["# Attention sweep", "", _header(points), "",
           "Speedup = eager's latency / this latency at the same batch, length and padding. "
           "Cells: speedup (median latency, peak memory). Padding: left padding with the attention "
-          "mask set, rows after the first carry it (see arena/sweep.py). Each chart's data is in "
+          "mask set, rows after the first carry it (see arena/sweep/plan.py). Each chart's data is in "
           "the CSV of the same name; all points in points.csv.", ""]
     for chart in charts:
         (docs / f"{chart.key}.csv").write_text(chart.csv(), encoding="utf-8")

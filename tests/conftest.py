@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture
 def store(tmp_path):
-    from arena.store import Store
+    from arena.data.store import Store
 
     return Store(tmp_path / "arena.sqlite")
 

@@ -1,4 +1,4 @@
-"""The memory-bandwidth yardstick (arena/bandwidth.py) and the compiled-decode configuration,
+"""The memory-bandwidth yardstick (arena/measure/bandwidth.py, arena/measure/bandwidth_limit.py) and the compiled-decode configuration,
 measured for real on CPU: a tiny synthetic Llama and the embedded default in fp32."""
 
 import json
@@ -6,20 +6,30 @@ import json
 import pytest
 import torch
 
-from arena import bandwidth, configs, models, runner
 from arena.backends import make_backend
-from arena.backends.common import Sampling
+from arena.backends.base import Sampling
 from arena.backends.compiled_decode import sample_on_device
-from arena.measure import TokenClock
-from arena.request import RunRequest
-from arena.results import TABLE_COLUMNS
+from arena.core import registry
+from arena.core.request import RunRequest
+from arena.core.results import TABLE_COLUMNS
+from arena.execute import runner
+from arena.measure.bandwidth import CACHE_FILE, cached, device_bandwidth, hardware_key
+from arena.measure.bandwidth_limit import (
+    kv_bytes_per_position,
+    limit_for,
+    limit_tokens_per_s,
+)
+from arena.measure.clocks import TokenClock
+from arena.models.sources import load_config
+from arena.models.spec import ModelSpec
+from arena.models.tokenizers import encode_prompt
 
-TINY = models.ModelSpec("synthetic", "tiny-llama")
+TINY = ModelSpec("synthetic", "tiny-llama")
 
 
 def test_kv_bytes_per_position_follow_the_architecture():
     def kv(name: str, dtype: str = "bf16") -> int:
-        return bandwidth.kv_bytes_per_position(models.load_config(models.ModelSpec("synthetic", name)), dtype)
+        return kv_bytes_per_position(load_config(ModelSpec("synthetic", name)), dtype)
 
     assert kv("llama-2-7b") == 32 * 2 * 32 * 128 * 2  # 32 layers, K and V, 32 heads of 128, bf16
     assert kv("llama-3.2-1b") == 16 * 2 * 8 * 64 * 2  # grouped-query: 8 KV heads of 64
@@ -29,28 +39,28 @@ def test_kv_bytes_per_position_follow_the_architecture():
 
 def test_limit_is_bandwidth_over_bytes_read_per_step():
     # 13.5 GB of weights at 3000 GB/s, no KV cache: 222.2 tokens/s
-    assert bandwidth.limit_tokens_per_s(3000, 13.5e9, 0, 1, 128, 128) == pytest.approx(3000e9 / 13.5e9)
+    assert limit_tokens_per_s(3000, 13.5e9, 0, 1, 128, 128) == pytest.approx(3000e9 / 13.5e9)
     # the KV term: 128-token prompt, 128 new -> decode steps read 192 positions on average
-    one = bandwidth.limit_tokens_per_s(3000, 13.5e9, 524288, 1, 128, 128)
+    one = limit_tokens_per_s(3000, 13.5e9, 524288, 1, 128, 128)
     assert one == pytest.approx(3000e9 / (13.5e9 + 524288 * 192))
     # batch 8 reads the weights once per step for 8 tokens
-    eight = bandwidth.limit_tokens_per_s(3000, 13.5e9, 524288, 8, 128, 128)
+    eight = limit_tokens_per_s(3000, 13.5e9, 524288, 8, 128, 128)
     assert eight == pytest.approx(8 * 3000e9 / (13.5e9 + 8 * 524288 * 192))
     assert one < eight < 8 * one
 
 
 def test_bandwidth_is_measured_once_per_device_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("ARENA_HOME", str(tmp_path))
-    first = bandwidth.device_bandwidth("cpu", "CPU: test")
+    first = device_bandwidth("cpu", "CPU: test")
     assert first.gb_s > 0.1 and "copy" in first.method
-    cached = json.loads((tmp_path / bandwidth.CACHE_FILE).read_text())
-    assert cached["CPU: test"]["gb_s"] == first.gb_s
+    on_disk = json.loads((tmp_path / CACHE_FILE).read_text())
+    assert on_disk["CPU: test"]["gb_s"] == first.gb_s
     # a later call reads the file: an entry written there is what comes back
-    cached["CPU: test"]["gb_s"] = 123.0
-    (tmp_path / bandwidth.CACHE_FILE).write_text(json.dumps(cached))
-    assert bandwidth.device_bandwidth("cpu", "CPU: test").gb_s == 123.0
-    assert bandwidth.device_bandwidth("cpu", "CPU: test", refresh=True).gb_s != 123.0
-    assert bandwidth.cached("another device") is None
+    on_disk["CPU: test"]["gb_s"] = 123.0
+    (tmp_path / CACHE_FILE).write_text(json.dumps(on_disk))
+    assert device_bandwidth("cpu", "CPU: test").gb_s == 123.0
+    assert device_bandwidth("cpu", "CPU: test", refresh=True).gb_s != 123.0
+    assert cached("another device") is None
 
 
 def test_every_ok_result_carries_its_limit_and_share(store):
@@ -63,32 +73,32 @@ def test_every_ok_result_carries_its_limit_and_share(store):
         r = results[name]
         assert r.status == "ok", r.reason
         assert r.memory_bandwidth_gb_s > 0 and r.bandwidth_limit_tokens_per_s > 0
-        kv = bandwidth.kv_bytes_per_position(models.load_config(TINY), "fp32")
-        expected = bandwidth.limit_tokens_per_s(r.memory_bandwidth_gb_s, r.weights_mb * 2**20, kv, 1, 16, 6)
+        kv = kv_bytes_per_position(load_config(TINY), "fp32")
+        expected = limit_tokens_per_s(r.memory_bandwidth_gb_s, r.weights_mb * 2**20, kv, 1, 16, 6)
         assert r.bandwidth_limit_tokens_per_s == pytest.approx(expected)
         assert r.percent_of_bandwidth_limit == pytest.approx(
             100 * r.decode_tokens_per_s / r.bandwidth_limit_tokens_per_s)
-        assert bandwidth.limit_for(r) == pytest.approx(r.bandwidth_limit_tokens_per_s)
+        assert limit_for(r) == pytest.approx(r.bandwidth_limit_tokens_per_s)
     stored = {r.config: r for r in store.results()}
     assert stored["sdpa"].percent_of_bandwidth_limit == pytest.approx(results["sdpa"].percent_of_bandwidth_limit)
     assert ("percent_of_bandwidth_limit", "% of BW limit") in TABLE_COLUMNS
     # a row without the stored limit: computed from the cached bandwidth of its hardware
     row = results["eager"].to_dict()
     row["bandwidth_limit_tokens_per_s"] = row["memory_bandwidth_gb_s"] = None
-    row["hardware"] = bandwidth.hardware_key("cpu")
-    assert bandwidth.limit_for(row) == pytest.approx(results["eager"].bandwidth_limit_tokens_per_s, rel=1e-6)
-    assert bandwidth.limit_for({"hardware": "never measured", "weights_mb": 1.0}) is None
+    row["hardware"] = hardware_key("cpu")
+    assert limit_for(row) == pytest.approx(results["eager"].bandwidth_limit_tokens_per_s, rel=1e-6)
+    assert limit_for({"hardware": "never measured", "weights_mb": 1.0}) is None
 
 
-def _loaded(spec: models.ModelSpec):
-    backend = make_backend(configs.get("compiled-decode"), spec, "fp32", "cpu")
+def _loaded(spec: ModelSpec):
+    backend = make_backend(registry.get("compiled-decode"), spec, "fp32", "cpu")
     backend.load()
     return backend
 
 
 def test_compiled_decode_streams_every_token_and_reuses_its_cache():
     backend = _loaded(TINY)
-    prompt = torch.tensor([models.encode_prompt(TINY, None, "", prompt_tokens=12)] * 2)
+    prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=12)] * 2)
     streamed: list[int] = []
     clock = TokenClock(on_tokens=streamed.extend)
     clock.begin()
@@ -113,7 +123,7 @@ def test_sampling_on_the_device_is_seeded_and_honours_top_p():
         draws.add(tuple(sample_on_device(logits, wide).tolist()))
     assert len(draws) > 1  # it really samples
     backend = _loaded(TINY)
-    prompt = torch.tensor([models.encode_prompt(TINY, None, "", prompt_tokens=8)])
+    prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=8)])
     a = backend.generate(prompt, 8, Sampling(do_sample=True, seed=3))
     b = backend.generate(prompt, 8, Sampling(do_sample=True, seed=3))
     assert torch.equal(a, b)
@@ -129,4 +139,4 @@ def test_compiled_decode_matches_eager_greedy_in_fp32(store, model, tokens):
     assert fast.status == "ok", fast.reason
     assert fast.token_agreement == 1.0 and fast.first_divergence is None
     assert fast.token_ids == results["eager"].token_ids and len(fast.token_ids) == tokens
-    assert fast.family == "compile" and configs.get("compiled-decode").compiled
+    assert fast.family == "compile" and registry.get("compiled-decode").compiled

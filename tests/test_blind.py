@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from arena.blind import BlindCheck, VoteError
-from arena.ratings import fit, with_intervals
+from arena.data.blind import BlindCheck, VoteError
+from arena.data.ratings import fit, with_intervals
 
 
 def _results(run_id: str, texts: dict[str, str], synthetic: bool = False) -> list[dict]:

@@ -85,7 +85,7 @@ def test_sweep_tab_draws_the_speedup_chart(browser, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from arena.store import Store
+    from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:
@@ -110,7 +110,7 @@ def test_cancel_keeps_what_was_measured(browser, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from arena.store import Store
+    from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from arena.cli import main
+from arena.ui.cli import main
 
 
 @pytest.mark.parametrize("args,message", [

@@ -2,8 +2,9 @@ from dataclasses import replace
 
 import pytest
 
-from arena import configs
-from arena.env import platform
+from arena.core import registry
+from arena.core.env import platform
+from arena.models.dtypes import resolve_dtype
 
 
 def test_registry_has_the_guides_configurations():
@@ -11,20 +12,20 @@ def test_registry_has_the_guides_configurations():
                  "bettertransformer", "bnb-8bit", "bnb-4bit", "bnb-nf4", "bnb-nf4-double-quant",
                  "static-cache", "ort-cuda", "ort-tensorrt", "ort-cpu", "bnb-4bit+flash-attention-2",
                  "bnb-8bit+flash-attention-2", "bnb-4bit+sdpa-flash"]:
-        assert name in configs.REGISTRY
-    assert {c.family for c in configs.REGISTRY.values()} <= set(configs.FAMILIES)
+        assert name in registry.REGISTRY
+    assert {c.family for c in registry.REGISTRY.values()} <= set(registry.FAMILIES)
 
 
 def test_parse_names_rejects_unknown_and_lists_valid():
-    assert configs.parse_names("eager, sdpa,eager") == ["eager", "sdpa"]
-    with pytest.raises(configs.UnknownConfigError) as err:
-        configs.parse_names("eager,warp-drive")
+    assert registry.parse_names("eager, sdpa,eager") == ["eager", "sdpa"]
+    with pytest.raises(registry.UnknownConfigError) as err:
+        registry.parse_names("eager,warp-drive")
     assert "warp-drive" in str(err.value) and "sdpa-math" in str(err.value)
 
 
 @pytest.mark.skipif(platform().has_cuda, reason="checks the reasons given on a machine without a GPU")
 def test_cpu_availability_reasons():
-    table = {row["config"]: row for row in configs.availability_table("auto")}
+    table = {row["config"]: row for row in registry.availability_table("auto")}
     for name in ["eager", "sdpa", "sdpa-math", "bnb-8bit", "bnb-4bit", "bnb-nf4", "static-cache", "ort-cpu"]:
         assert table[name]["available"], (name, table[name]["reason"])
     for name in ["sdpa-flash", "sdpa-efficient", "flash-attention-2", "ort-cuda", "ort-tensorrt",
@@ -45,26 +46,26 @@ def _gpu_platform(**changes):
 
 def test_gpu_reasons_dtype_packages_and_tensorrt():
     gpu = _gpu_platform(packages={**platform().packages, "flash-attn": None})
-    assert configs.resolve_dtype("auto", gpu) == "bf16"
-    assert configs.resolve_dtype("auto", replace(gpu, bf16_supported=False)) == "fp16"
-    fa2 = configs.get("flash-attention-2")
-    assert configs.availability(fa2, "fp32", gpu).reason == "flash-attn is not installed"
+    assert resolve_dtype("auto", gpu) == "bf16"
+    assert resolve_dtype("auto", replace(gpu, bf16_supported=False)) == "fp16"
+    fa2 = registry.get("flash-attention-2")
+    assert registry.availability(fa2, "fp32", gpu).reason == "flash-attn is not installed"
     with_fa = replace(gpu, packages={**gpu.packages, "flash-attn": "2.8.3"})
-    assert configs.availability(fa2, "bf16", with_fa).ok
-    assert "needs fp16/bf16" in configs.availability(fa2, "fp32", with_fa).reason
-    assert "Ampere" in configs.availability(fa2, "fp16", replace(with_fa, capability=(7, 5))).reason
-    trt = configs.availability(configs.get("ort-tensorrt"), "fp16", gpu)
+    assert registry.availability(fa2, "bf16", with_fa).ok
+    assert "needs fp16/bf16" in registry.availability(fa2, "fp32", with_fa).reason
+    assert "Ampere" in registry.availability(fa2, "fp16", replace(with_fa, capability=(7, 5))).reason
+    trt = registry.availability(registry.get("ort-tensorrt"), "fp16", gpu)
     assert not trt.ok and "libnvinfer" in trt.reason
-    assert configs.availability(configs.get("ort-cuda"), "fp16", gpu).ok
-    assert configs.availability(configs.get("sdpa-flash"), "bf16", gpu).ok
-    assert not configs.availability(configs.get("sdpa-flash"), "fp32", gpu).ok
-    assert configs.availability(configs.get("sdpa-efficient"), "fp32", gpu).ok
+    assert registry.availability(registry.get("ort-cuda"), "fp16", gpu).ok
+    assert registry.availability(registry.get("sdpa-flash"), "bf16", gpu).ok
+    assert not registry.availability(registry.get("sdpa-flash"), "fp32", gpu).ok
+    assert registry.availability(registry.get("sdpa-efficient"), "fp32", gpu).ok
 
 
 def test_onnx_runs_in_its_export_dtype():
-    assert configs.run_dtype(configs.get("ort-cuda"), "bf16") == "fp16"
-    assert configs.run_dtype(configs.get("ort-cpu"), "bf16") == "fp32"
-    assert configs.run_dtype(configs.get("sdpa"), "bf16") == "bf16"
+    assert registry.run_dtype(registry.get("ort-cuda"), "bf16") == "fp16"
+    assert registry.run_dtype(registry.get("ort-cpu"), "bf16") == "fp32"
+    assert registry.run_dtype(registry.get("sdpa"), "bf16") == "bf16"
 
 
 def test_backends_apply_the_kernel_choice_and_the_static_cache():
@@ -75,17 +76,17 @@ def test_backends_apply_the_kernel_choice_and_the_static_cache():
     from torch.nn.attention import SDPBackend
 
     from arena.backends import make_backend
-    from arena.models import ModelSpec
+    from arena.models.spec import ModelSpec
 
     spec = ModelSpec("synthetic", "tiny-llama")
     for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION), ("sdpa-math", SDPBackend.MATH)):
-        ctx = make_backend(configs.get(name), spec, "fp32", "cpu").generation_context()
+        ctx = make_backend(registry.get(name), spec, "fp32", "cpu").generation_context()
         assert not isinstance(ctx, contextlib.nullcontext)
         from torch.nn.attention import sdpa_kernel
 
         assert type(ctx) is type(sdpa_kernel(backend))
-    plain = make_backend(configs.get("sdpa"), spec, "fp32", "cpu").generation_context()
+    plain = make_backend(registry.get("sdpa"), spec, "fp32", "cpu").generation_context()
     assert isinstance(plain, contextlib.nullcontext)
-    kwargs = make_backend(configs.get("static-cache"), spec, "fp32", "cpu").extra_generate_kwargs(8)
+    kwargs = make_backend(registry.get("static-cache"), spec, "fp32", "cpu").extra_generate_kwargs(8)
     assert kwargs["cache_implementation"] == "static"
-    assert make_backend(configs.get("sdpa"), spec, "fp32", "cpu").extra_generate_kwargs(8) == {}
+    assert make_backend(registry.get("sdpa"), spec, "fp32", "cpu").extra_generate_kwargs(8) == {}

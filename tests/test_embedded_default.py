@@ -1,7 +1,7 @@
 """Integration on the embedded SmolLM2-135M-Instruct, in spawned workers as the app runs them."""
 
-from arena import runner
-from arena.request import RunRequest
+from arena.core.request import RunRequest
+from arena.execute import runner
 
 
 def test_paris_under_eager_sdpa_and_ort_cpu(store):
@@ -19,6 +19,6 @@ def test_paris_under_eager_sdpa_and_ort_cpu(store):
     streamed = "".join(e["text"] for e in events if e["type"] == "token" and e["config"] == "eager")
     assert "Paris" in streamed
     # the export is cached: a second run does not export again
-    from arena.paths import arena_home
+    from arena.core.paths import arena_home
     exports = list((arena_home() / "onnx").iterdir())
     assert [p.name for p in exports if p.name.startswith("default-fp32")] == ["default-fp32"]

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from arena.store import Store
+from arena.data.store import Store
 
 CONFIGS = ["eager", "sdpa", "sdpa-math", "static-cache"]
 

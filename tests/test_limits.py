@@ -3,9 +3,9 @@ time, worker memory), on real runs of a tiny synthetic Llama in spawned workers.
 
 import pytest
 
-from arena import runner
-from arena.limits import LimitsError, ServerLimits
-from arena.request import RequestError, RunRequest, validate
+from arena.core.limits import LimitsError, ServerLimits
+from arena.core.request import RequestError, RunRequest, validate
+from arena.execute import runner
 
 
 def tiny(**kw):

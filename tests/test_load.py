@@ -37,7 +37,7 @@ def test_app_killed_mid_run_keeps_results_and_marks_the_run_incomplete(tmp_path)
     import sqlite3
     import time
 
-    from arena.store import Store
+    from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:

@@ -2,8 +2,9 @@ import math
 
 import pytest
 
-from arena.measure import median_timing, percentile, timing_from_stamps
-from arena.results import Result, agreement, flat_row, from_flat_row
+from arena.core.results import Result, flat_row, from_flat_row
+from arena.measure.clocks import median_timing, percentile, timing_from_stamps
+from arena.measure.quality import agreement
 
 
 def test_timing_definitions():
@@ -52,7 +53,7 @@ def test_result_roundtrip_and_nan_to_none():
 def test_token_clock_streams_row_zero_only():
     import torch
 
-    from arena.measure import TokenClock
+    from arena.measure.clocks import TokenClock
 
     seen: list[int] = []
     clock = TokenClock(on_tokens=seen.extend)

@@ -1,4 +1,4 @@
-"""GPU choice and max_memory splits (arena/placement.py): parsing and validation, the split
+"""GPU choice and max_memory splits (arena/models/placement.py): parsing and validation, the split
 accelerate plans for a 2-GPU budget (on the meta device, no GPU needed), a real split run on the
 cpu that records its placement and per-device peak, and the configurations that cannot be split."""
 
@@ -9,13 +9,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from arena import configs, models, placement, runner
-from arena.cli import main
-from arena.env import platform
-from arena.limits import ServerLimits
-from arena.placement import GiB, MiB, Devices, Placement, PlacementError
-from arena.request import RequestError, RunRequest, validate
-from arena.results import JSON_FIELDS
+from arena.core import registry
+from arena.core.env import platform
+from arena.core.limits import ServerLimits
+from arena.core.request import RequestError, RunRequest, validate
+from arena.core.results import JSON_FIELDS
+from arena.execute import runner
+from arena.models import placement
+from arena.models.placement import Devices, GiB, MiB, Placement, PlacementError
+from arena.models.sources import load_config
+from arena.models.spec import parse_model
+from arena.ui.cli import main
 
 TWO_H200 = Devices(gpu_memory=(140 * GiB, 140 * GiB), cpu_memory=256 * GiB)
 ONE_GPU = Devices(gpu_memory=(80 * GiB,), cpu_memory=64 * GiB)
@@ -128,20 +132,20 @@ def _gpu_platform():
 def test_unsplittable_configurations_say_why():
     gpu = _gpu_platform()
     split = placement.parse(None, "0=8GiB,1=40GiB", TWO_H200)
-    reasons = {name: configs.availability(configs.get(name), "bf16", gpu, placement=split).reason
+    reasons = {name: registry.availability(registry.get(name), "bf16", gpu, placement=split).reason
                for name in ("static-cache", "compiled-decode", "ort-cuda", "ort-cpu")}
     assert "static cache's compiled forward" in reasons["static-cache"]
     assert "one CUDA graph" in reasons["compiled-decode"]
     assert "ONNX Runtime runs the whole model on one execution provider" in reasons["ort-cuda"]
     assert all(r.startswith("cannot be split over devices") for r in reasons.values()), reasons
     for name in ("eager", "sdpa", "bnb-4bit", "bnb-8bit", "bnb-nf4"):
-        assert configs.availability(configs.get(name), "bf16", gpu, placement=split).ok, name
+        assert registry.availability(registry.get(name), "bf16", gpu, placement=split).ok, name
     # one GPU other than 0: every PyTorch configuration runs there; ONNX Runtime on CUDA would not
     second = placement.parse("1", None, TWO_H200)
-    assert configs.availability(configs.get("static-cache"), "bf16", gpu, placement=second).ok
-    assert "GPU 0 only" in configs.availability(configs.get("ort-cuda"), "fp16", gpu, placement=second).reason
+    assert registry.availability(registry.get("static-cache"), "bf16", gpu, placement=second).ok
+    assert "GPU 0 only" in registry.availability(registry.get("ort-cuda"), "fp16", gpu, placement=second).reason
     # no placement asked: nothing changes
-    assert configs.availability(configs.get("static-cache"), "bf16", gpu, placement=Placement()).ok
+    assert registry.availability(registry.get("static-cache"), "bf16", gpu, placement=Placement()).ok
 
 
 # ---------------------------------------------------------------- the split a 2-GPU run would use
@@ -154,7 +158,7 @@ def _layer_bytes(cfg, dtype_bytes: int) -> int:
 
 
 def test_llama_2_7b_split_over_two_gpus_is_planned_without_weights():
-    cfg = models.load_config(models.parse_model("synthetic:llama-2-7b"))
+    cfg = load_config(parse_model("synthetic:llama-2-7b"))
     budget = {0: 8 * GiB, 1: 40 * GiB}
     device_map = placement.plan(cfg, torch.bfloat16, budget)
     layers = placement.plan_summary(device_map, cfg.num_hidden_layers)
@@ -187,7 +191,7 @@ def test_cpu_split_records_placement_and_per_device_peak(store):
     results = {r.config: r for r in runner.execute(validate(req), store=store)}
     eager = results["eager"]
     assert eager.status == "ok", eager.reason
-    cfg = models.load_config(models.parse_model("synthetic:tiny-llama"))
+    cfg = load_config(parse_model("synthetic:tiny-llama"))
     assert eager.placement["cpu"]["layers"] == cfg.num_hidden_layers
     assert 0 < eager.placement["cpu"]["weights_mb"] <= eager.weights_mb * 1.01
     assert eager.device_peak_memory_mb["cpu"] == pytest.approx(eager.peak_memory_mb) and eager.peak_memory_mb > 0

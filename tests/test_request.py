@@ -1,6 +1,6 @@
 import pytest
 
-from arena.request import RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest, validate
 
 
 def bad(message, **kw):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from arena import runner
-from arena.env import platform
-from arena.request import RunRequest
+from arena.core.env import platform
+from arena.core.request import RunRequest
+from arena.execute import runner
 
 CPU_CONFIGS = ["eager", "sdpa", "sdpa-math", "bnb-8bit", "bnb-4bit", "bnb-nf4", "static-cache", "ort-cpu"]
 

@@ -1,7 +1,7 @@
 import sqlite3
 
-from arena.results import RESULT_FIELDS, Result
-from arena.store import Store
+from arena.core.results import RESULT_FIELDS, Result
+from arena.data.store import Store
 
 
 def test_results_persist_across_instances(tmp_path):

@@ -8,15 +8,20 @@ import threading
 import pytest
 import torch
 
-from arena import configs
-from arena.cli import main
-from arena.env import Platform
-from arena.request import RequestError
-from arena.sweep import (
-    SweepRequest, achieved_padding, group_config, pad_lengths, run_sweep, validate_sweep,
+from arena.core import registry
+from arena.core.env import Platform
+from arena.core.request import RequestError
+from arena.sweep.charts import all_charts, memory_charts, speedup_charts
+from arena.sweep.plan import (
+    SweepRequest,
+    achieved_padding,
+    group_config,
+    pad_lengths,
+    validate_sweep,
 )
-from arena.sweep_charts import all_charts, memory_charts, speedup_charts
-from arena.sweep_worker import padded_batch
+from arena.sweep.runner import run_sweep
+from arena.sweep.worker import padded_batch
+from arena.ui.cli import main
 
 TINY = "synthetic:tiny-llama"
 ATTN = ["eager", "sdpa", "sdpa-math", "sdpa-flash", "flash-attention-2"]
@@ -30,7 +35,7 @@ def tiny(**kw) -> SweepRequest:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    from arena.store import Store
+    from arena.data.store import Store
 
     store = Store(tmp_path_factory.mktemp("sweep") / "arena.sqlite")
     seen = []
@@ -63,11 +68,12 @@ def test_padded_batch_is_left_padded_with_mask_and_positions():
 def test_padding_is_honoured_by_the_model():
     """A left-padded row's last logits equal the same tokens run alone: the mask and positions
     make padding invisible, as a real padded batch must be."""
-    from arena import models
+    from arena.models.spec import parse_model
+    from arena.models.synthetic import build_synthetic
 
-    spec = models.parse_model(TINY)
+    spec = parse_model(TINY)
     for attn in ("eager", "sdpa"):
-        model = models.build_synthetic(spec, torch.float32, "cpu", attn)
+        model = build_synthetic(spec, torch.float32, "cpu", attn)
         ids, mask, positions = padded_batch(2, 12, [0, 5], vocab=1024, pad_id=0)
         with torch.inference_mode():
             padded = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[1, -1]
@@ -112,13 +118,13 @@ def test_grid_is_sorted_and_eager_runs_first():
 def test_reasons_for_groups_that_cannot_run():
     cpu = Platform(False, None, None, False, packages={"bitsandbytes": "0.50.2"})
     gpu = Platform(True, "NVIDIA H100 80GB HBM3", (9, 0), True, packages={"bitsandbytes": "0.50.2"})
-    assert configs.availability(group_config("sdpa-flash", "none"), "fp32", cpu).reason == "needs a CUDA GPU"
-    assert configs.availability(group_config("flash-attention-2", "none"), "bf16", gpu).reason == \
+    assert registry.availability(group_config("sdpa-flash", "none"), "fp32", cpu).reason == "needs a CUDA GPU"
+    assert registry.availability(group_config("flash-attention-2", "none"), "bf16", gpu).reason == \
         "flash-attn is not installed"
     combined = group_config("sdpa", "bnb-4bit")
     assert combined.name == "bnb-4bit+sdpa" and combined.quant == "fp4" and "bitsandbytes" in combined.needs
-    assert configs.availability(combined, "bf16", gpu).ok
-    assert configs.availability(group_config("sdpa-flash", "bnb-nf4"), "fp32", gpu).reason.startswith("needs fp16/bf16")
+    assert registry.availability(combined, "bf16", gpu).ok
+    assert registry.availability(group_config("sdpa-flash", "bnb-nf4"), "fp32", gpu).reason.startswith("needs fp16/bf16")
 
 
 # ---------------------------------------------------------------- running
@@ -161,7 +167,7 @@ def test_points_are_stored_for_the_leaderboard(swept, tmp_path):
     stored = store.results(mode="sweep-forward")
     assert [r.to_dict() for r in stored] == [r.to_dict() for r in results]
     assert store.runs()[-1]["status"] == "complete"
-    from arena.results import Result
+    from arena.core.results import Result
 
     assert store.results(mode="arena") == [] and Result("x", "eager", "ok").mode == "arena"
 
@@ -268,7 +274,7 @@ def test_cli_sweep_writes_json_csv_and_leaderboard(tmp_path):
     ({"quant": "none,bnb-4bit"}, "10 implementation and quantization pairs asked; the limit here is 8"),
 ])
 def test_public_limits_bound_a_sweep(change, message):
-    from arena.limits import ServerLimits
+    from arena.core.limits import ServerLimits
 
     with pytest.raises(RequestError) as info:
         validate_sweep(tiny(**change), limits=ServerLimits.public())
@@ -276,7 +282,7 @@ def test_public_limits_bound_a_sweep(change, message):
 
 
 def test_the_sweeps_wall_time_limit_fails_what_is_left(store):
-    from arena.limits import ServerLimits
+    from arena.core.limits import ServerLimits
 
     prepared = validate_sweep(tiny(attn="eager,sdpa,sdpa-flash", isolation="process"),
                               limits=ServerLimits(max_run_s=1.0))

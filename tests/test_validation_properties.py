@@ -11,9 +11,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from arena import configs, models, runner
-from arena.limits import ServerLimits
-from arena.request import PreparedRun, RequestError, RunRequest, validate
+from arena.core import registry
+from arena.core.limits import ServerLimits
+from arena.core.request import PreparedRun, RequestError, RunRequest, validate
+from arena.execute import runner
+from arena.models.dtypes import DTYPES
+from arena.models.gguf import default_model_dir
 
 PROPERTY = settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = [ServerLimits(), ServerLimits.public(), ServerLimits(allow_local_models=False, max_configs=3,
@@ -50,7 +53,7 @@ model_ids = st.one_of(
     any_text,
     junk,
 )
-names = st.sampled_from(list(configs.REGISTRY) + ["", " ", "nope", "eager ", "EAGER", "sdpa,eager", "x" * 500])
+names = st.sampled_from(list(registry.REGISTRY) + ["", " ", "nope", "eager ", "EAGER", "sdpa,eager", "x" * 500])
 config_lists = st.one_of(st.lists(names, max_size=30), st.lists(st.one_of(names, junk), max_size=4),
                          st.text(max_size=40), junk)
 
@@ -72,7 +75,7 @@ def check(req: RunRequest, limits: ServerLimits) -> PreparedRun | None:
     assert len(prepared.prompt_ids) + r.max_new_tokens <= prepared.context
     assert limits.max_prompt_tokens is None or len(prepared.prompt_ids) <= limits.max_prompt_tokens
     assert limits.max_configs is None or len(prepared.config_names) <= limits.max_configs
-    assert prepared.config_names and all(n in configs.REGISTRY for n in prepared.config_names)
+    assert prepared.config_names and all(n in registry.REGISTRY for n in prepared.config_names)
     assert limits.model_allowed(prepared.spec.id)
     if not limits.allow_local_models:
         assert prepared.spec.kind != "local"
@@ -84,12 +87,12 @@ def check(req: RunRequest, limits: ServerLimits) -> PreparedRun | None:
 PLAUSIBLE = {
     "model": st.sampled_from(["default", "synthetic:tiny-llama", "synthetic:llama-2-7b"]),
     "prompt": st.one_of(st.text(min_size=1, max_size=200), st.sampled_from(["Hi", "What is 2+2?"])),
-    "configs": st.one_of(st.lists(st.sampled_from(list(configs.REGISTRY)), min_size=1, max_size=5),
+    "configs": st.one_of(st.lists(st.sampled_from(list(registry.REGISTRY)), min_size=1, max_size=5),
                          st.sampled_from(["eager,sdpa", "sdpa"])),
     "max_new_tokens": st.one_of(st.integers(1, 16), st.sampled_from([1.0, 8.0])),
     "batch_size": st.integers(1, 8), "repeats": st.integers(1, 5), "seed": st.integers(0, 2**31 - 1),
     "temperature": st.floats(0.01, 10), "top_p": st.floats(0.01, 1), "prompt_tokens": st.integers(1, 64),
-    "timeout_s": st.floats(1, 86400), "dtype": st.sampled_from(configs.DTYPES), "do_sample": st.booleans(),
+    "timeout_s": st.floats(1, 86400), "dtype": st.sampled_from(DTYPES), "do_sample": st.booleans(),
     "isolation": st.sampled_from(["process", "inline"]),
 }
 ANYTHING = {
@@ -172,7 +175,7 @@ def _model_dir(root: Path, model_type: str, marker: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer_dir = models.default_model_dir()  # the embedded SmolLM2's tokenizer files
+    tokenizer_dir = default_model_dir()  # the embedded SmolLM2's tokenizer files
     path = root / model_type
     path.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 from gradio_client import Client
 
-from arena.store import Store
+from arena.data.store import Store
 from tests.appserver import running_app
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from arena.backends.common import Backend
-from arena.configs import Config
-from arena.models import ModelSpec
-from arena.placement import Placement
+from arena.backends.base import Backend
+from arena.core.registry import Config
+from arena.models.placement import Placement
+from arena.models.spec import ModelSpec
 
 
 def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str,

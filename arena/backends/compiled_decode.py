@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from arena.backends.common import Sampling
+from arena.backends.base import Sampling
 from arena.backends.torch import TorchBackend
 
 

@@ -8,45 +8,42 @@ from pathlib import Path
 
 import torch
 
-from arena import models
-from arena.backends.common import Backend
-from arena.paths import cache_dir
+from arena.backends.base import Backend
+from arena.core.paths import building, cache_dir, is_complete
+from arena.models.sources import pretrained_path
+from arena.models.spec import ModelSpec
+from arena.models.synthetic import synthetic_checkpoint
+from arena.models.tokenizers import load_tokenizer
 
-_COMPLETE = ".arena-complete"
 
-
-def export_dir(spec: models.ModelSpec, dtype: str, device: str) -> Path:
+def export_dir(spec: ModelSpec, dtype: str, device: str) -> Path:
     """The cached ONNX export of `spec` in `dtype`, made on first use."""
     from optimum.exporters.onnx import main_export
 
     key = spec.id.replace("/", "--").replace(":", "-")
     target = cache_dir("onnx") / f"{key}-{dtype}"
-    if (target / _COMPLETE).is_file():
+    if is_complete(target):
         return target
     source = (
-        str(models.synthetic_checkpoint(spec, "fp32" if dtype == "fp32" else "fp16", device))
-        if spec.synthetic else models.pretrained_path(spec)
+        str(synthetic_checkpoint(spec, "fp32" if dtype == "fp32" else "fp16", device))
+        if spec.synthetic else pretrained_path(spec)
     )
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     kwargs = dict(task="text-generation-with-past", device=device, do_validation=False, trust_remote_code=False)
     if dtype == "fp16":
         kwargs["dtype"] = "fp16"
-    try:
-        main_export(source, tmp, **kwargs)
-    except Exception as exc:
-        # Optimum's post-processing (weight de-duplication) fails on some tied-embedding
-        # models; the un-post-processed export is still a valid model.
-        if "post-processing" not in str(exc).lower():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-        main_export(source, tmp, no_post_process=True, **kwargs)
-    if not spec.synthetic:
-        tok = models.load_tokenizer(spec)
-        tok.save_pretrained(tmp)
-    (tmp / _COMPLETE).write_text(f"{spec.id} {dtype}", encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with building(target, f"{spec.id} {dtype}") as tmp:
+        try:
+            main_export(source, tmp, **kwargs)
+        except Exception as exc:
+            # Optimum's post-processing (weight de-duplication) fails on some tied-embedding
+            # models; the un-post-processed export is still a valid model.
+            if "post-processing" not in str(exc).lower():
+                raise
+            shutil.rmtree(tmp)
+            tmp.mkdir()
+            main_export(source, tmp, no_post_process=True, **kwargs)
+        if not spec.synthetic:
+            load_tokenizer(spec).save_pretrained(tmp)
     return target
 
 

@@ -8,8 +8,11 @@ from typing import Any
 
 import torch
 
-from arena import models, placement
-from arena.backends.common import Backend, torch_dtype
+from arena.backends.base import Backend
+from arena.models import placement
+from arena.models.dtypes import torch_dtype
+from arena.models.sources import pretrained_path
+from arena.models.synthetic import build_synthetic, synthetic_checkpoint
 
 _SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
 
@@ -40,11 +43,11 @@ class TorchBackend(Backend):
         # needs a checkpoint: synthetic models use their saved copy, as the quantized ones do.
         mapped = self.placement.mapped
         if spec.synthetic and not cfg.quantized and not mapped:
-            model = models.build_synthetic(spec, dtype, self.device, attn)
+            model = build_synthetic(spec, dtype, self.device, attn)
         else:
             source = (
-                str(models.synthetic_checkpoint(spec, self.dtype, self.device))
-                if spec.synthetic else models.pretrained_path(spec)
+                str(synthetic_checkpoint(spec, self.dtype, self.device))
+                if spec.synthetic else pretrained_path(spec)
             )
             if spec.synthetic and self.device.startswith("cuda"):
                 torch.cuda.empty_cache()  # the copy may have just been built here: free its memory

@@ -1,0 +1,39 @@
+"""Error wording: every failure a user sees is one line, said the same way everywhere."""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = 4
+
+
+def short_repr(value: Any) -> str:
+    """repr() cut to a length fit for a one-line message (hostile input can be huge)."""
+    return _short.repr(value)
+
+
+def one_line_text(text: str, limit: int = 300) -> str:
+    """Whitespace folded, cut at `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(exc: BaseException) -> str:
+    """'TypeName: first line of the message', at most 300 characters."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
+
+
+def oom_reason(exc: BaseException) -> str | None:
+    """The one-line reason for an out-of-memory error (GPU or host), None for any other error."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory: " + one_line(exc).split(": ", 1)[-1][:200]
+    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        return "out of memory (host RAM)"
+    return None

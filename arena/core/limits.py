@@ -1,0 +1,139 @@
+"""Server limits: what one request may ask of this server, enforced on the server.
+
+Defaults are generous (a CLI on your own machine); `ServerLimits.public()` is the preset for
+a public Space. `ServerLimits.from_env()` starts from the defaults, or from the public preset
+when ARENA_LIMITS=public, and then applies any of these variables:
+
+    ARENA_ALLOWED_MODELS      comma-separated model ids or fnmatch patterns ("default,
+                              synthetic:*,HuggingFaceTB/SmolLM2-*"); empty: any model
+    ARENA_ALLOW_LOCAL_MODELS  1/0: local model directories allowed
+    ARENA_MAX_PROMPT_CHARS    prompt length in characters, checked before tokenizing
+    ARENA_MAX_PROMPT_TOKENS   prompt length in tokens (synthetic prompt_tokens included)
+    ARENA_MAX_NEW_TOKENS      max_new_tokens
+    ARENA_MAX_BATCH           batch_size
+    ARENA_MAX_REPEATS         timed repeats
+    ARENA_MAX_RUN_S           wall time of a whole run, seconds (0: none)
+    ARENA_MAX_CONFIGS         configurations per run (0: none)
+    ARENA_MAX_QUEUE           runs waiting in the web page's queue
+    ARENA_WORKER_MEMORY_MB    memory of one configuration's worker (0: none): resident memory
+                              on CPU, the torch allocator's share of the GPU on CUDA
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+# Hard ceilings of the request format itself; a server may only lower them.
+MAX_NEW_TOKENS = 4096
+MAX_BATCH = 256
+MAX_REPEATS = 20
+MAX_PROMPT_CHARS = 200_000  # refuse before tokenizing something absurd
+MAX_SYNTHETIC_PROMPT_TOKENS = 32_768
+# A sweep's own ceilings (its batch and repeats share the ones above).
+SWEEP_MAX_SEQ = 131_072
+SWEEP_MAX_PADDING = 0.9
+SWEEP_MAX_POINTS = 2000
+SWEEP_MAX_NEW_TOKENS = 1024
+# Per configuration (a run) or per implementation (a sweep) unless the request says otherwise.
+DEFAULT_TIMEOUT_S = 1800.0
+
+# The public preset: small models that fit a shared GPU, one run at a time within a minute or two.
+PUBLIC_MODELS = ("default", "synthetic:*", "HuggingFaceTB/SmolLM2-*", "Qwen/Qwen2.5-0.5B-Instruct",
+                 "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+
+_ENV = {  # field -> variable
+    "allowed_models": "ARENA_ALLOWED_MODELS",
+    "allow_local_models": "ARENA_ALLOW_LOCAL_MODELS",
+    "max_prompt_chars": "ARENA_MAX_PROMPT_CHARS",
+    "max_prompt_tokens": "ARENA_MAX_PROMPT_TOKENS",
+    "max_new_tokens": "ARENA_MAX_NEW_TOKENS",
+    "max_batch": "ARENA_MAX_BATCH",
+    "max_repeats": "ARENA_MAX_REPEATS",
+    "max_run_s": "ARENA_MAX_RUN_S",
+    "max_configs": "ARENA_MAX_CONFIGS",
+    "max_queue": "ARENA_MAX_QUEUE",
+    "worker_memory_mb": "ARENA_WORKER_MEMORY_MB",
+}
+
+
+class LimitsError(ValueError):
+    """A limit variable that cannot be read (a server configuration error, not a user's)."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    allowed_models: tuple[str, ...] = ()  # ids or fnmatch patterns; empty: any
+    allow_local_models: bool = True
+    max_prompt_chars: int = MAX_PROMPT_CHARS
+    max_prompt_tokens: int | None = None  # None: the model's context decides
+    max_new_tokens: int = MAX_NEW_TOKENS
+    max_batch: int = MAX_BATCH
+    max_repeats: int = MAX_REPEATS
+    max_run_s: float | None = None  # wall time of a whole run
+    max_configs: int | None = None
+    max_queue: int = 32
+    worker_memory_mb: int | None = None
+
+    @classmethod
+    def public(cls) -> ServerLimits:
+        """For a public Space: known small models, no local paths, short prompts and outputs,
+        a few configurations per run, a run bounded to 5 minutes, a short queue."""
+        return cls(
+            allowed_models=PUBLIC_MODELS, allow_local_models=False, max_prompt_chars=8000,
+            max_prompt_tokens=1024, max_new_tokens=256, max_batch=8, max_repeats=5, max_run_s=300.0,
+            max_configs=8, max_queue=16, worker_memory_mb=None,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
+        """Defaults (or the public preset with ARENA_LIMITS=public), then each ARENA_* variable
+        that is set and not empty. LimitsError names a variable that cannot be read."""
+        env = os.environ if environ is None else environ
+        preset = (env.get("ARENA_LIMITS") or "").strip().lower()
+        if preset not in ("", "default", "public"):
+            raise LimitsError(f"ARENA_LIMITS must be 'default' or 'public' (got {preset!r})")
+        limits = cls.public() if preset == "public" else cls()
+        changes: dict[str, object] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in _ENV.items():
+            raw = env.get(var)
+            if raw is None or not raw.strip():
+                continue
+            changes[name] = _parse(var, raw.strip(), str(types[name]))
+        return replace(limits, **changes)
+
+    def model_allowed(self, model_id: str) -> bool:
+        if not self.allowed_models:
+            return True
+        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.allowed_models)
+
+    def describe(self) -> dict[str, object]:
+        """The limits as plain values (for the page and the docs)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _parse(var: str, raw: str, type_name: str) -> object:
+    if type_name.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    if type_name == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise LimitsError(f"{var} must be 1 or 0 (got {raw!r})")
+    optional = "None" in type_name
+    try:
+        number = float(raw) if type_name.startswith("float") else int(raw)
+    except ValueError:
+        raise LimitsError(f"{var} must be a number (got {raw!r})") from None
+    if number < 0 or not math.isfinite(number):
+        raise LimitsError(f"{var} must be a finite number >= 0 (got {raw!r})")
+    if number == 0:
+        if optional:
+            return None  # 0 turns an optional limit off
+        raise LimitsError(f"{var} must be at least 1 (got {raw!r})")
+    return number

@@ -1,0 +1,237 @@
+"""The configuration registry: one declarative entry per optimization configuration.
+
+A configuration is data. The torch and ONNX Runtime backends read these fields; the runner,
+CLI and page read the registry. Adding a configuration means adding an entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from arena.core.env import Platform, platform, version_tuple
+from arena.models.dtypes import HALF_DTYPES, resolve_dtype
+
+if TYPE_CHECKING:
+    from arena.models.placement import Placement
+
+Family = Literal["attention", "quantization", "compile", "onnxruntime", "combination"]
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    label: str
+    family: Family
+    description: str
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    attn: Literal["eager", "sdpa", "flash_attention_2"] | None = "sdpa"
+    sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
+    quant: Literal["int8", "fp4", "nf4", "nf4-dq"] | None = None
+    static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
+    compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
+    bettertransformer: bool = False
+    provider: str | None = None  # ONNX Runtime execution provider
+    needs_cuda: bool = False
+    needs_half: bool = False  # fp16/bf16 only
+    needs: tuple[str, ...] = ()  # distributions that must be installed
+    retired: str | None = None  # reason the technique no longer runs with the pinned stack
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+    @property
+    def compiled(self) -> bool:
+        return self.static_cache or self.compiled_decode
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+BASELINE = "eager"
+
+_ENTRIES: tuple[Config, ...] = (
+    Config("eager", "Eager attention (baseline)", "attention",
+           "transformers' plain PyTorch attention: matmul, softmax, matmul.", attn="eager"),
+    Config("sdpa", "PyTorch SDPA", "attention",
+           "torch.nn.functional.scaled_dot_product_attention; PyTorch picks the kernel."),
+    Config("sdpa-flash", "SDPA: flash kernel only", "attention",
+           "SDPA restricted to its FlashAttention kernel (torch.nn.attention.sdpa_kernel).",
+           sdpa_kernel="flash", needs_cuda=True, needs_half=True),
+    Config("sdpa-efficient", "SDPA: memory-efficient kernel only", "attention",
+           "SDPA restricted to its memory-efficient (xFormers-style) kernel.",
+           sdpa_kernel="efficient", needs_cuda=True),
+    Config("sdpa-math", "SDPA: math kernel only", "attention",
+           "SDPA restricted to its unfused math reference kernel.", sdpa_kernel="math"),
+    Config("flash-attention-2", "FlashAttention-2", "attention",
+           "Tri Dao's flash-attn package through attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+    Config("bettertransformer", "BetterTransformer", "attention",
+           "optimum's to_bettertransformer() fast path.", bettertransformer=True,
+           needs=("optimum",),
+           retired="retired upstream: BetterTransformer was removed in optimum 2.0 and needs "
+                   "transformers<4.49; its decoder fast path lives on as SDPA (run sdpa)"),
+    Config("bnb-8bit", "bitsandbytes LLM.int8", "quantization",
+           "8-bit weights with outlier decomposition (load_in_8bit).", quant="int8",
+           needs=("bitsandbytes",)),
+    Config("bnb-4bit", "bitsandbytes 4-bit (fp4)", "quantization",
+           "4-bit float weights (load_in_4bit, bnb_4bit_quant_type='fp4').", quant="fp4",
+           needs=("bitsandbytes",)),
+    Config("bnb-nf4", "bitsandbytes NF4", "quantization",
+           "4-bit NormalFloat weights (bnb_4bit_quant_type='nf4').", quant="nf4",
+           needs=("bitsandbytes",)),
+    Config("bnb-nf4-double-quant", "bitsandbytes NF4 + double quantization", "quantization",
+           "NF4 with quantized quantization constants (bnb_4bit_use_double_quant=True).",
+           quant="nf4-dq", needs=("bitsandbytes",)),
+    Config("static-cache", "Static KV cache + torch.compile", "compile",
+           "generate(cache_implementation='static'): a fixed-size KV cache, the forward compiled "
+           "by torch.compile (CUDA graphs on GPU).", static_cache=True),
+    Config("compiled-decode", "Compiled decode step (CUDA graph)", "compile",
+           "Static KV cache; prefill once, then the whole decode step (forward + token choice on "
+           "the device) compiled with torch.compile mode='reduce-overhead' and replayed as a CUDA "
+           "graph, no host sync per token beyond streaming (plain torch.compile on CPU).",
+           compiled_decode=True),
+    Config("ort-cuda", "ONNX Runtime (CUDA)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on CUDAExecutionProvider with IO binding, fp16 export.",
+           backend="onnxruntime", attn=None, provider="CUDAExecutionProvider", needs_cuda=True,
+           needs=("optimum-onnx",)),
+    Config("ort-tensorrt", "ONNX Runtime (TensorRT)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on TensorrtExecutionProvider, fp16 export.",
+           backend="onnxruntime", attn=None, provider="TensorrtExecutionProvider", needs_cuda=True,
+           needs=("optimum-onnx",)),
+    Config("ort-cpu", "ONNX Runtime (CPU)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on CPUExecutionProvider, fp32 export.",
+           backend="onnxruntime", attn=None, provider="CPUExecutionProvider",
+           needs=("optimum-onnx",)),
+    Config("bnb-4bit+flash-attention-2", "4-bit (fp4) + FlashAttention-2", "combination",
+           "The guide's combination: load_in_4bit with attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", quant="fp4", needs_cuda=True, needs_half=True,
+           needs=("bitsandbytes", "flash-attn")),
+    Config("bnb-8bit+flash-attention-2", "LLM.int8 + FlashAttention-2", "combination",
+           "The guide's combination: load_in_8bit with attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", quant="int8", needs_cuda=True, needs_half=True,
+           needs=("bitsandbytes", "flash-attn")),
+    Config("bnb-4bit+sdpa-flash", "4-bit (fp4) + SDPA flash kernel", "combination",
+           "The guide's 'combine optimizations' example: 4-bit weights, SDPA restricted to flash.",
+           quant="fp4", sdpa_kernel="flash", needs_cuda=True, needs_half=True,
+           needs=("bitsandbytes",)),
+)
+
+REGISTRY: dict[str, Config] = {c.name: c for c in _ENTRIES}
+FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "combination")
+
+
+class UnknownConfigError(ValueError):
+    pass
+
+
+def get(name: str) -> Config:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownConfigError(
+            f"unknown configuration {name!r}; valid: {', '.join(REGISTRY)}"
+        ) from None
+
+
+def parse_names(text: str | list[str]) -> list[str]:
+    """'eager, sdpa' or ['eager','sdpa'] -> validated, de-duplicated names, in order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names: list[str] = []
+    for item in items:
+        name = item.strip()
+        if not name:
+            continue
+        get(name)
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise UnknownConfigError(f"no configuration given; valid: {', '.join(REGISTRY)}")
+    return names
+
+
+def run_dtype(config: Config, dtype: str) -> str:
+    """The dtype a configuration really runs in: ONNX exports are fp16 on GPU, fp32 on CPU."""
+    if config.backend == "onnxruntime":
+        return "fp16" if config.needs_cuda else "fp32"
+    return dtype
+
+
+def placement_blocker(config: Config, placement: Placement | None) -> str | None:
+    """Why `config` cannot run with this GPU choice / max_memory split (arena/models/placement.py), or
+    None. Only transformers on PyTorch can be spread by accelerate's device_map; a configuration
+    that needs the whole model on one device is refused, never run on one device unasked."""
+    if placement is None or not placement.asked:
+        return None
+    if config.backend == "onnxruntime":
+        if placement.mapped:
+            return ("cannot be split over devices: ONNX Runtime runs the whole model on one execution "
+                    "provider (GPUs and max_memory apply to the PyTorch configurations)")
+        if config.needs_cuda:
+            return "GPU choice applies to the PyTorch configurations; ONNX Runtime here runs on GPU 0 only"
+        return None
+    if placement.mapped and config.compiled_decode:
+        return ("cannot be split over devices: the compiled decode step is captured as one CUDA graph "
+                "and needs the whole model on one device")
+    if placement.mapped and config.static_cache:
+        return ("cannot be split over devices: the static cache's compiled forward (CUDA graphs on a GPU) "
+                "needs the whole model on one device")
+    if placement.mapped and config.bettertransformer:
+        return "cannot be split over devices: to_bettertransformer() is not supported with a device_map"
+    return None
+
+
+def availability(config: Config, dtype: str, plat: Platform | None = None,
+                 placement: Placement | None = None) -> Availability:
+    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked?
+    If not, a one-line reason."""
+    plat = plat or platform()
+    if config.retired:
+        legacy = (
+            plat.has("optimum")
+            and version_tuple(plat.packages.get("optimum")) < (2,)
+            and version_tuple(plat.packages.get("transformers")) < (4, 49)
+        )
+        if not legacy:
+            return Availability(False, config.retired)
+    if config.needs_cuda and not plat.has_cuda:
+        return Availability(False, "needs a CUDA GPU")
+    for dist in config.needs:
+        if dist == "optimum-onnx":
+            if not plat.ort_providers:
+                return Availability(False, "onnxruntime is not installed")
+            if not plat.has("optimum-onnx"):
+                return Availability(False, "optimum-onnx is not installed")
+        elif not plat.has(dist):
+            return Availability(False, f"{dist} is not installed")
+    if config.needs_half and dtype not in HALF_DTYPES:
+        return Availability(False, f"needs fp16/bf16 (run dtype is {dtype})")
+    if dtype == "bf16" and plat.has_cuda and not plat.bf16_supported:
+        return Availability(False, "bf16 is not supported by this GPU")
+    if config.provider and config.provider not in plat.ort_providers:
+        return Availability(False, f"{config.provider} is not in onnxruntime's providers")
+    if config.provider == "TensorrtExecutionProvider" and not plat.tensorrt_loadable:
+        return Availability(False, "TensorRT libraries (libnvinfer) are not installed")
+    if config.attn == "flash_attention_2" and plat.capability and plat.capability < (8, 0):
+        return Availability(False, "FlashAttention-2 needs an Ampere or newer GPU (compute 8.0+)")
+    blocker = placement_blocker(config, placement)
+    if blocker:
+        return Availability(False, blocker)
+    return Availability(True)
+
+
+def availability_table(dtype: str = "auto") -> list[dict[str, object]]:
+    """Every configuration with whether it can run here, for `configs` and the Environment tab."""
+    resolved = resolve_dtype(dtype)
+    rows = []
+    for cfg in REGISTRY.values():
+        av = availability(cfg, resolved)
+        rows.append({
+            "config": cfg.name, "label": cfg.label, "family": cfg.family,
+            "available": av.ok, "reason": av.reason, "description": cfg.description,
+        })
+    return rows

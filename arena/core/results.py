@@ -1,0 +1,142 @@
+"""The result schema: the one definition of what a measured configuration records.
+
+The store's columns, the CLI's JSON/CSV and table, and the page's tables all derive from
+RESULT_FIELDS, so a field is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Status = Literal["ok", "unavailable", "failed"]
+
+
+@dataclass
+class Result:
+    run_id: str
+    config: str
+    status: Status
+    reason: str = ""
+    label: str = ""
+    family: str = ""
+    created_at: str = ""
+    # what ran
+    model_id: str = ""
+    model_display: str = ""
+    synthetic: bool = False
+    hardware: str = ""
+    device: str = ""
+    dtype: str = ""
+    batch_size: int = 1
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    repeats: int = 0
+    prompt: str = ""
+    text: str = ""
+    # speed
+    load_s: float | None = None
+    ttft_ms: float | None = None
+    decode_tokens_per_s: float | None = None
+    e2e_tokens_per_s: float | None = None
+    token_latency_p50_ms: float | None = None
+    token_latency_p90_ms: float | None = None
+    # the memory-bandwidth yardstick (arena/measure/bandwidth_limit.py): the device's measured bandwidth, the
+    # decode tokens/s it allows for this configuration's weights + KV cache, and the share reached
+    memory_bandwidth_gb_s: float | None = None
+    bandwidth_limit_tokens_per_s: float | None = None
+    percent_of_bandwidth_limit: float | None = None
+    # memory and energy
+    peak_memory_mb: float | None = None
+    memory_method: str = ""
+    torch_allocated_mb: float | None = None
+    torch_reserved_mb: float | None = None
+    nvml_process_mb: float | None = None
+    weights_mb: float | None = None
+    energy_j_per_token: float | None = None
+    # where the model ran (arena/models/placement.py): device -> {"layers", "weights_mb"} as loaded, and
+    # device -> peak MB during generation (torch.cuda.max_memory_allocated(i) per GPU; RSS for cpu)
+    placement: dict[str, Any] = field(default_factory=dict)
+    device_peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    # quality against the baseline configuration of the run
+    baseline: str = ""
+    token_agreement: float | None = None
+    first_divergence: int | None = None
+    nll: float | None = None
+    # sweep points (arena/sweep/plan.py): one forward pass or one generate() at a (batch, seq, padding)
+    mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" for points
+    padding: float | None = None  # requested share of padding tokens in the batch (sweep points)
+    latency_ms: float | None = None  # median latency of the point's timed passes
+    speedup: float | None = None  # sweep: eager's latency / this one at the same point; run: decode tok/s / the baseline's
+    # detail kept as JSON
+    token_ids: list[int] = field(default_factory=list)
+    spread: dict[str, list[float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf become None so that JSON stays valid."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
+JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "placement", "device_peak_memory_mb")
+FLOAT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(Result) if "float" in str(f.type)
+)
+# The columns a results table shows, in order, with their headings.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("config", "configuration"),
+    ("status", "status"),
+    ("dtype", "dtype"),
+    ("ttft_ms", "TTFT ms"),
+    ("decode_tokens_per_s", "decode tok/s"),
+    ("percent_of_bandwidth_limit", "% of BW limit"),
+    ("e2e_tokens_per_s", "e2e tok/s"),
+    ("token_latency_p50_ms", "p50 ms"),
+    ("token_latency_p90_ms", "p90 ms"),
+    ("peak_memory_mb", "peak MB"),
+    ("weights_mb", "weights MB"),
+    ("load_s", "load s"),
+    ("energy_j_per_token", "J/token"),
+    ("token_agreement", "agree"),
+    ("first_divergence", "diverge@"),
+    ("nll", "NLL"),
+    ("reason", "reason"),
+)
+
+
+def flat_row(result: Result | dict[str, Any]) -> dict[str, Any]:
+    """A result as one flat row (JSON fields serialized), for SQLite and CSV."""
+    data = result.to_dict() if isinstance(result, Result) else dict(result)
+    for key in JSON_FIELDS:
+        data[key] = json.dumps(data.get(key) or ({} if key != "token_ids" else []), sort_keys=True)
+    data["synthetic"] = int(bool(data.get("synthetic")))
+    return data
+
+
+def from_flat_row(row: dict[str, Any]) -> Result:
+    data = dict(row)
+    for key in JSON_FIELDS:
+        if isinstance(data.get(key), str):
+            data[key] = json.loads(data[key])
+    data["synthetic"] = bool(data.get("synthetic"))
+    for f in fields(Result):  # a column added after a row was stored reads as its default
+        if data.get(f.name) is None and f.default is not MISSING and f.default is not None:
+            data[f.name] = f.default
+        elif data.get(f.name) is None and f.default_factory is not MISSING:
+            data[f.name] = f.default_factory()
+    return Result.from_dict(data)

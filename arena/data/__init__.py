@@ -1,0 +1,1 @@
+"""What is kept: the SQLite store, blind pairs and votes, and ratings."""

@@ -1,0 +1,163 @@
+"""One configuration, measured: load (timed), warm up, repeats of timed generation, NLL.
+
+`run_job` is the whole measurement; `worker_main` is the entry of the spawned process that
+runs it and streams its events through a queue. Events are small dicts:
+    {"type": "status", "stage": "loading" | "warming up" | "running", ...}
+    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only
+    {"type": "metrics", "metrics": {...}} the measured fields of a Result
+    {"type": "error", "reason": "..."}    one line
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from arena.core.errors import one_line, oom_reason
+from arena.core.units import MiB
+from arena.execute import memory_limit
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Job:
+    config: str
+    model_kind: str
+    model_ref: str
+    dtype: str
+    device: str
+    prompt_ids: list[int]
+    batch_size: int
+    max_new_tokens: int
+    repeats: int
+    sampling: dict[str, Any] = field(default_factory=dict)
+    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
+    stream: bool = True
+    memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
+    gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
+    max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
+
+
+def run_job(job: Job, emit: Emit) -> None:
+    import torch
+
+    from arena.backends import make_backend
+    from arena.backends.base import Sampling
+    from arena.core import registry
+    from arena.execute.livetext import TextStream
+    from arena.measure import bandwidth, bandwidth_limit
+    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
+    from arena.measure.energy import EnergyMeter
+    from arena.measure.memory import MemoryTracker
+    from arena.models.placement import Placement
+    from arena.models.spec import ModelSpec
+    from arena.models.tokenizers import decode, eos_ids, load_tokenizer
+    from arena.testing import faults
+
+    config = registry.get(job.config)
+    spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
+    where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
+    on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(torch.device(device))  # the first GPU of a choice or split (validated)
+    sampling = Sampling(**job.sampling)
+    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
+    try:
+        emit({"type": "status", "stage": "loading"})
+        if job.memory_limit_mb and device.startswith("cuda"):
+            for gpu in on_gpus or (torch.device(device).index or 0,):
+                memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
+        faults.at_load(job.config)
+        bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
+        tokenizer = load_tokenizer(spec)
+        backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
+        t0 = time.perf_counter()
+        backend.load()
+        if device.startswith("cuda"):
+            for gpu in on_gpus or (None,):
+                torch.cuda.synchronize(gpu)
+        load_s = time.perf_counter() - t0
+        weights_mb = backend.weights_bytes() / MiB
+        placed = backend.placement_used()
+
+        input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
+        stream = TextStream(spec, tokenizer, emit)
+        clock = TokenClock(on_tokens=stream if job.stream else None)
+
+        emit({"type": "status", "stage": "warming up"})
+        memory.reset_peak()
+        # A full-length warm-up: compiled configurations trace and capture at these shapes,
+        # and every allocator reaches its steady state before timing.
+        # With a streamer, as the timed repeats: its path (host copies, pinned buffers) warms too.
+        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=TokenClock())
+
+        energy = EnergyMeter(device)
+        timings, new_ids = [], None
+        energy.start()
+        for i in range(job.repeats):
+            emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
+            stream.enabled = i == 0
+            clock.begin()
+            out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=clock)
+            timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+            if new_ids is None:
+                new_ids = out[0].tolist()
+        joules = energy.stop()
+        mem = memory.report(torch_backend=config.backend == "torch")
+        timing, spread = median_timing(timings)
+
+        reference = job.reference_ids if job.reference_ids is not None else new_ids
+        nll = backend.nll(job.prompt_ids, reference) if reference else None
+        eos = eos_ids(spec, tokenizer)
+        shown = new_ids
+        cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
+        if cut is not None:
+            shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
+        total_tokens = job.batch_size * job.max_new_tokens * job.repeats
+        metrics = {
+            "load_s": load_s,
+            "weights_mb": weights_mb,
+            **asdict(timing),
+            **asdict(mem),
+            "energy_j_per_token": joules / total_tokens if joules is not None else None,
+            "token_ids": new_ids,
+            "text": decode(spec, tokenizer, shown),
+            "nll": nll,
+            "spread": spread,
+            "dtype": backend.dtype,
+            "eos_at": cut,
+            "placement": placed,
+        }
+        metrics.pop("total_s", None)
+        metrics.pop("rss_peak_mb", None)
+        metrics.update(bandwidth_limit.fields_for(
+            bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
+            prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+            decode_tokens_per_s=timing.decode_tokens_per_s))
+        emit({"type": "metrics", "metrics": metrics})
+    except Exception as exc:
+        reason = oom_reason(exc)
+        if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and device.startswith("cuda"):
+            reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
+        elif reason is None and os.environ.get("ARENA_DEBUG"):
+            traceback.print_exc()
+        emit({"type": "error", "reason": reason or one_line(exc)})
+    finally:
+        memory.close()
+        if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
+            for gpu in on_gpus or (torch.device(device).index or 0,):
+                torch.cuda.set_per_process_memory_fraction(1.0, gpu)
+
+
+def worker_main(job: Job, queue) -> None:
+    """Entry point of a spawned worker process."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        run_job(job, queue.put)
+    finally:
+        queue.put({"type": "done"})

@@ -1,0 +1,90 @@
+"""The memory-bandwidth yardstick: how fast decoding could possibly be on this device.
+
+Decoding one step at batch B reads every weight once and each row's KV cache once, so decode
+tokens/s can never pass
+
+    B x bandwidth / (weights bytes + B x KV-cache bytes read per step)
+
+with the bandwidth measured by arena/measure/bandwidth.py. The KV-cache term is averaged over
+the decode positions (prompt + 1 .. prompt + new - 1 entries per layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arena.core.units import MiB
+from arena.measure.bandwidth import Bandwidth, cached
+from arena.models.dtypes import DTYPE_BYTES
+
+
+def kv_bytes_per_position(model_config: Any, dtype: str) -> int:
+    """Bytes of K and V one cached position holds across all layers (one row)."""
+    cfg = model_config
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 1)
+    if getattr(cfg, "multi_query", False) and not getattr(cfg, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B style multi-query attention (its num_kv_heads says otherwise)
+    else:
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_kv_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    return int(layers) * 2 * int(kv_heads) * int(head_dim) * DTYPE_BYTES.get(dtype, 2)
+
+
+def limit_tokens_per_s(bandwidth_gb_s: float, weights_bytes: float, kv_bytes_per_pos: float,
+                       batch: int, prompt_tokens: int, new_tokens: int) -> float:
+    """The decode tokens/s that reading the weights and the KV cache at full bandwidth allows.
+    Decode step k (k = 1 .. new-1) attends to prompt + k positions; their mean is used."""
+    mean_positions = prompt_tokens + new_tokens / 2 if new_tokens > 1 else prompt_tokens + 1
+    per_step = weights_bytes + batch * kv_bytes_per_pos * mean_positions
+    return batch * bandwidth_gb_s * 1e9 / per_step
+
+
+def result_fields(bw: Bandwidth, *, weights_bytes: float, model_config: Any, dtype: str, batch: int,
+                  prompt_tokens: int, new_tokens: int, decode_tokens_per_s: float | None) -> dict[str, Any]:
+    """The three result fields for one measured configuration."""
+    limit = limit_tokens_per_s(bw.gb_s, weights_bytes, kv_bytes_per_position(model_config, dtype),
+                               batch, prompt_tokens, new_tokens)
+    percent = (100 * decode_tokens_per_s / limit
+               if decode_tokens_per_s is not None and decode_tokens_per_s == decode_tokens_per_s else None)
+    return {"memory_bandwidth_gb_s": bw.gb_s, "bandwidth_limit_tokens_per_s": limit,
+            "percent_of_bandwidth_limit": percent}
+
+
+def limit_for(result: Any) -> float | None:
+    """The bandwidth limit in decode tokens/s for a stored result (a Result or its dict), for
+    a chart's reference line: the stored value, else computed from the cached bandwidth of its
+    hardware; None when neither is known."""
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    if data.get("bandwidth_limit_tokens_per_s"):
+        return float(data["bandwidth_limit_tokens_per_s"])
+    bw_gb_s = data.get("memory_bandwidth_gb_s")
+    if not bw_gb_s:
+        hit = cached(str(data.get("hardware", "")))
+        bw_gb_s = hit.gb_s if hit else None
+    if not bw_gb_s or not data.get("weights_mb"):
+        return None
+    try:
+        from arena.models.sources import load_config
+        from arena.models.spec import parse_model
+
+        config = load_config(parse_model(str(data.get("model_id") or "default")))
+        kv = kv_bytes_per_position(config, str(data.get("dtype") or "bf16"))
+    except Exception:  # a model whose config cannot be read here: weights alone
+        kv = 0
+    return limit_tokens_per_s(float(bw_gb_s), float(data["weights_mb"]) * MiB, kv,
+                              int(data.get("batch_size") or 1), int(data.get("prompt_tokens") or 0),
+                              int(data.get("new_tokens") or 1))
+
+
+def fields_for(bw: Bandwidth | None, spec: Any, **kwargs: Any) -> dict[str, Any]:
+    """result_fields() for a worker's model spec; empty when the bandwidth or the model's
+    config is unknown."""
+    if bw is None:
+        return {}
+    try:
+        from arena.models.sources import load_config
+
+        return result_fields(bw, model_config=load_config(spec), **kwargs)
+    except Exception:
+        return {}

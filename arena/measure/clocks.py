@@ -1,0 +1,91 @@
+"""Clocks, following optimum-benchmark's rules.
+
+- Each new token is timestamped in a streamer's put(), after the token ids are copied to the
+  host: that copy waits for the device, so the timestamps are synchronized (no CUDA event
+  needed, and no extra sync beyond what streaming needs).
+- TTFT = first token's timestamp - start of generate (prefill + first selection).
+- Decode tokens/s = batch x (new - 1) / (last token - first token).
+- Per-token latencies are the gaps between consecutive token timestamps.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class TokenClock:
+    """A transformers streamer: timestamps every generated step and forwards row 0's new
+    token ids to `on_tokens` (for live text)."""
+
+    def __init__(self, on_tokens: Callable[[list[int]], None] | None = None) -> None:
+        self.on_tokens = on_tokens
+        self.start = 0.0
+        self.stamps: list[float] = []
+        self._prompt_seen = False
+
+    def begin(self) -> None:
+        self.start = time.perf_counter()
+        self.stamps = []
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        ids = value.tolist()  # device -> host copy: waits for the step to finish
+        now = time.perf_counter()
+        if not self._prompt_seen:  # generate() first hands the streamer the prompt itself
+            self._prompt_seen = True
+            return
+        self.stamps.append(now)
+        if self.on_tokens is not None:
+            # generate() hands one token per row, shape (batch,); others hand (batch, n) columns.
+            row0 = ids[0] if isinstance(ids, list) and ids else ids
+            self.on_tokens(row0 if isinstance(row0, list) else [row0])
+
+    def end(self) -> None:
+        pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100), as numpy's default."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass
+class Timing:
+    ttft_ms: float
+    decode_tokens_per_s: float
+    e2e_tokens_per_s: float
+    token_latency_p50_ms: float
+    token_latency_p90_ms: float
+    total_s: float
+
+
+def timing_from_stamps(start: float, stamps: list[float], batch: int) -> Timing:
+    if not stamps:
+        raise ValueError("no token was generated")
+    n = len(stamps)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    decode_s = stamps[-1] - stamps[0]
+    total = stamps[-1] - start
+    return Timing(
+        ttft_ms=(stamps[0] - start) * 1e3,
+        decode_tokens_per_s=batch * (n - 1) / decode_s if n > 1 and decode_s > 0 else float("nan"),
+        e2e_tokens_per_s=batch * n / total,
+        token_latency_p50_ms=percentile(gaps, 50) * 1e3 if gaps else float("nan"),
+        token_latency_p90_ms=percentile(gaps, 90) * 1e3 if gaps else float("nan"),
+        total_s=total,
+    )
+
+
+def median_timing(timings: list[Timing]) -> tuple[Timing, dict[str, list[float]]]:
+    """The median of each metric over repeats, and the per-repeat values (the spread)."""
+    keys = Timing.__dataclass_fields__.keys()
+    spread = {k: [getattr(t, k) for t in timings] for k in keys}
+    return Timing(**{k: statistics.median(v) for k, v in spread.items()}), spread

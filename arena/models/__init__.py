@@ -1,0 +1,2 @@
+"""Model sources (embedded default, Hub id, local directory, synthetic), GGUF conversion,
+synthetic weights, tokenizers, dtypes and placement over devices."""

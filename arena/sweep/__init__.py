@@ -1,0 +1,1 @@
+"""Attention sweeps: the plan (grid, padding, validation), the runner, the worker and the charts."""

@@ -1,0 +1,186 @@
+"""Plotly figures of sweep points, and the data behind each figure as CSV.
+
+    charts = all_charts(results)          # results: Results or their dicts (run_sweep, store, JSON)
+    for chart in charts:
+        chart.title, chart.figure, chart.csv()   # a go.Figure and its data as CSV text
+
+- speedup_charts: speedup over eager against batch size, one line per implementation, one
+  chart per (model, hardware, mode, quantization, sequence length, padding); a sweep of one
+  batch size gets speedup against sequence length instead, one chart per padding.
+- memory_charts: peak memory against sequence length, one line per implementation, one chart
+  per (model, hardware, mode, quantization, batch size, padding) with two or more lengths.
+Points that did not run are kept in each chart's data (status, reason) and named in its
+legend; they are never silently missing. Each sweep (run_id) gets its own charts, so points
+of several sweeps (from the store, or several JSON files) are never mixed in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from arena.core.results import Result
+
+COLUMNS = (
+    "model_id", "model_display", "hardware", "mode", "quant", "config", "label", "status", "reason",
+    "dtype", "batch_size", "seq_len", "padding", "padding_achieved", "latency_ms", "speedup",
+    "tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb", "memory_method", "run_id",
+)
+_GROUP = ["run_id", "model_id", "hardware", "mode", "quant"]  # one sweep's points at one quantization
+
+
+@dataclass
+class Chart:
+    key: str  # short, file-name safe: e.g. "speedup-llama-2-7b-seq4096-pad0.3"
+    title: str
+    figure: go.Figure
+    data: pd.DataFrame  # the points behind the figure, failed ones included
+    x: str = "batch_size"  # the data column on the x axis: "batch_size" or "seq_len"
+
+    def csv(self) -> str:
+        return self.data.to_csv(index=False)
+
+
+def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
+    """Sweep points (mode sweep-*) as a flat table with the columns of COLUMNS."""
+    rows = []
+    for p in points:
+        d = p.to_dict() if isinstance(p, Result) else dict(p)
+        if not str(d.get("mode") or "").startswith("sweep"):
+            continue
+        settings = d.get("settings") or {}
+        peak, weights = d.get("peak_memory_mb"), d.get("weights_mb")
+        rows.append({
+            **{k: d.get(k) for k in ("model_id", "model_display", "hardware", "mode", "config", "label",
+                                     "status", "reason", "dtype", "batch_size", "padding", "latency_ms",
+                                     "speedup", "peak_memory_mb", "weights_mb", "memory_method", "run_id")},
+            "quant": settings.get("quant", "none"),
+            "seq_len": d.get("prompt_tokens"),
+            "padding_achieved": settings.get("padding_achieved"),
+            "tokens_per_s": d.get("e2e_tokens_per_s"),
+            # memory above the weights: only where the peak counts torch's allocations alone (CUDA);
+            # a CPU process's resident memory also holds the Python runtime
+            "activation_mb": peak - weights if peak is not None and weights is not None
+            and str(d.get("memory_method", "")).startswith("torch.cuda") else None,
+        })
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    # stable: implementations keep the order they ran in (eager first)
+    return frame.sort_values(["model_id", "quant", "seq_len", "padding", "batch_size"],
+                             kind="stable", ignore_index=True)
+
+
+def _slug(text: Any) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in str(text)).strip("-")
+
+
+def _padding_text(padding: float) -> str:
+    return "no padding" if not padding else f"{padding:.0%} padding"
+
+
+def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> None:
+    """One line per configuration (input order kept); what did not run is listed under the
+    plot with its reason, and a line with some points missing says how many."""
+    notes = []
+    for config in dict.fromkeys(data["config"]):
+        rows = data[data["config"] == config]
+        ok = rows[(rows["status"] == "ok") & rows[y].notna()]
+        lost = rows[rows["status"] != "ok"]
+        reasons = "; ".join(dict.fromkeys(lost["reason"].astype(str)))
+        if len(lost):
+            what = "all points" if len(ok) == 0 else f"{len(lost)} of {len(rows)} points"
+            notes.append(f"{config} ({what}): {reasons[:90]}")
+        if len(ok) == 0:
+            continue
+        fig.add_trace(go.Scatter(
+            x=ok[x], y=ok[y], name=str(config) + (f" ({len(lost)} not run)" if len(lost) else ""),
+            mode="lines+markers", customdata=ok[["latency_ms", "peak_memory_mb"]].to_numpy(),
+            hovertemplate=hover,
+        ))
+    if notes:
+        fig.add_annotation(text="not run: " + "<br>".join(notes), xref="paper", yref="paper", x=0, y=-0.16,
+                           xanchor="left", yanchor="top", align="left", showarrow=False,
+                           font={"size": 11, "color": "#666"})
+        fig.update_layout(margin={"b": 90 + 16 * len(notes)})
+
+
+def _title(main: str, first: pd.Series, hardware: str) -> str:
+    return f"{main}<br><sup>{first['model_display']}, {first['dtype']}, {hardware}</sup>"
+
+
+def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Speedup over eager against batch size, for each sequence length and padding; where a
+    sweep has a single batch size, against sequence length instead, for each padding."""
+    frame = points_frame(points)
+    charts = []
+    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
+        by_batch = sweep["batch_size"].nunique() > 1 or sweep["seq_len"].nunique() == 1
+        x, fixed = ("batch_size", "seq_len") if by_batch else ("seq_len", "batch_size")
+        what = "one forward pass" if mode == "sweep-forward" else "generate()"
+        quant_text = "" if quant == "none" else f", weights {quant}"
+        for (value, padding), data in sweep.groupby([fixed, "padding"], sort=True):
+            first = data.iloc[0]
+            where = f"sequence {value}" if by_batch else f"batch {value}"
+            main = f"Speedup over eager, {what}: {where}, {_padding_text(padding)}{quant_text}"
+            fig = go.Figure()
+            label = "batch" if by_batch else "sequence"
+            _lines(fig, data, x, "speedup",
+                   label + " %{x}: %{y:.2f}x<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+            fig.update_layout(title=_title(main, first, hardware),
+                              xaxis_title="batch size" if by_batch else "sequence length (tokens)",
+                              yaxis_title="speedup over eager (x)", legend_title="implementation",
+                              template="plotly_white")
+            fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(data[x].unique()))
+            fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+            tag = f"seq{value}" if by_batch else f"batch{value}"
+            key = f"speedup-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-{tag}-pad{padding:g}"
+            charts.append(Chart(key, f"{main}: {first['model_display']} ({hardware})", fig,
+                                data.reset_index(drop=True), x))
+    return charts
+
+
+def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Peak memory against sequence length, for each batch size and padding that has two or
+    more sequence lengths."""
+    frame = points_frame(points)
+    charts = []
+    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
+        quant_text = "" if quant == "none" else f", weights {quant}"
+        for (batch, padding), data in sweep.groupby(["batch_size", "padding"], sort=True):
+            if data["seq_len"].nunique() < 2:
+                continue
+            first = data.iloc[0]
+            main = f"Peak memory: batch {batch}, {_padding_text(padding)}{quant_text}"
+            fig = go.Figure()
+            _lines(fig, data, "seq_len", "peak_memory_mb",
+                   "sequence %{x}: %{y:.0f} MB<br>latency %{customdata[0]:.1f} ms<extra>%{fullData.name}</extra>")
+            weights = data["weights_mb"].dropna()
+            if len(weights):
+                fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
+                              annotation_text=f"weights {weights.median():.0f} MB",
+                              annotation_position="bottom right")
+            fig.update_layout(title=_title(main, first, hardware), xaxis_title="sequence length (tokens)",
+                              yaxis_title="peak memory (MB)", legend_title="implementation",
+                              template="plotly_white")
+            fig.update_xaxes(type="log", tickvals=sorted(data["seq_len"].unique()))
+            key = f"memory-{_slug(model_id.split(':')[-1])}-{mode}-{_slug(quant)}-batch{batch}-pad{padding:g}"
+            charts.append(Chart(key, f"{main}: {first['model_display']} ({hardware})", fig,
+                                data.reset_index(drop=True), "seq_len"))
+    return charts
+
+
+def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Every speedup chart, then every memory chart; keys and titles made unique across sweeps."""
+    points = list(points)
+    charts = speedup_charts(points) + memory_charts(points)
+    seen: dict[str, int] = {}
+    for chart in charts:
+        seen[chart.key] = seen.get(chart.key, 0) + 1
+        if seen[chart.key] > 1:
+            chart.key += f"-{seen[chart.key]}"
+            chart.title += f" (sweep {chart.data['run_id'].iloc[0]})"
+    return charts

@@ -1,0 +1,186 @@
+"""Running a validated sweep: one worker per (implementation, quantization) group, one after
+another; each point stored the moment it finishes, with its speedup against eager at the same
+point (see arena/sweep/plan.py for what a sweep is)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from arena.core import registry
+from arena.core.env import collect_env, platform
+from arena.core.errors import one_line
+from arena.core.results import Result
+from arena.data.store import Store, now
+from arena.execute.supervisor import run_worker
+from arena.measure.quality import latency_speedup
+from arena.sweep.plan import (
+    NO_QUANT,
+    Group,
+    Point,
+    PreparedSweep,
+    SweepRequest,
+    pad_lengths,
+    validate_sweep,
+)
+
+OnPoint = Callable[[Result], None]
+
+
+def _baseline_name(group: Group) -> str:
+    return registry.BASELINE if group.quant == NO_QUANT else f"{group.quant}+{registry.BASELINE}"
+
+
+def _point_key(group: Group, point: Point) -> tuple:
+    return (group.quant, point.batch, point.seq, point.padding)
+
+
+class _Collector:
+    """Turns worker events into Results: stores each at once, computes speedups against the
+    eager latency of the same point, and calls on_point."""
+
+    def __init__(self, prepared: PreparedSweep, run_id: str, store: Store | None,
+                 on_point: OnPoint | None) -> None:
+        req = prepared.request
+        env = collect_env()
+        self.prepared, self.store, self.on_point = prepared, store, on_point
+        self.results: list[Result] = []
+        self.eager_ms: dict[tuple, float] = {}
+        self.common = dict(
+            run_id=run_id, model_id=prepared.spec.id, model_display=prepared.spec.display,
+            synthetic=prepared.spec.synthetic, hardware=env["hardware"], device=env["device"],
+            repeats=req.repeats, mode=f"sweep-{req.mode}",
+            new_tokens=req.new_tokens if req.mode == "generate" else 0, env=env,
+        )
+        self.settings = {k: v for k, v in req.to_dict().items() if k not in ("attn", "model")}
+
+    def add(self, group: Group, point: Point, *, status: str = "ok", reason: str = "",
+            metrics: dict[str, Any] | None = None, load: dict[str, Any] | None = None) -> Result:
+        cfg = group.config
+        pads = pad_lengths(point.batch, point.seq, point.padding)
+        result = Result(
+            config=cfg.name, status=status, reason=reason, label=cfg.label, family=cfg.family,  # type: ignore[arg-type]
+            created_at=now(), dtype=registry.run_dtype(cfg, self.prepared.dtype), batch_size=point.batch,
+            prompt_tokens=point.seq, padding=point.padding, baseline=_baseline_name(group),
+            settings={**self.settings, "quant": group.quant, "padding_achieved": round(
+                sum(pads) / (point.batch * point.seq), 4), "pad_lengths": pads,
+                "real_tokens": point.batch * point.seq - sum(pads)},
+            **self.common,
+        )
+        for key, value in (load or {}).items():
+            setattr(result, key, value)
+        for key, value in (metrics or {}).items():
+            setattr(result, key, value)
+        key = _point_key(group, point)
+        if status == "ok" and result.latency_ms:
+            if group.attn == registry.BASELINE:
+                self.eager_ms[key] = result.latency_ms
+            result.speedup = latency_speedup(self.eager_ms.get(key), result.latency_ms)
+        self.results.append(result)
+        if self.store is not None:
+            self.store.add(result)
+        if self.on_point is not None:
+            self.on_point(result)
+        return result
+
+
+def run_sweep(req: SweepRequest | PreparedSweep, store: Store | None = None,
+              on_point: OnPoint | None = None, cancel: threading.Event | None = None) -> list[Result]:
+    """Validate (RequestError for bad input) and run a sweep; one Result per (group, point), in
+    the order they finish. `on_point(result)` is called as each point finishes (from this
+    thread); `cancel` (a threading.Event) stops the sweep: the running worker is ended and the
+    points left are recorded as failed with the reason 'cancelled by the user'."""
+    prepared = req if isinstance(req, PreparedSweep) else validate_sweep(req)
+    run_id = uuid.uuid4().hex[:12]
+    if store is not None:
+        store.start_run(run_id, {"sweep": prepared.request.to_dict()})
+    collector = _Collector(prepared, run_id, store, on_point)
+    plat = platform()
+    status = "complete"
+    deadline = time.monotonic() + prepared.max_run_s if prepared.max_run_s else None
+    run_limit = f"the sweep's time limit here ({prepared.max_run_s or 0:.0f} s) was reached"
+    for group in prepared.groups:
+        verdict = registry.availability(group.config, registry.run_dtype(group.config, prepared.dtype), plat)
+        if not verdict.ok:
+            for point in prepared.points:
+                collector.add(group, point, status="unavailable", reason=verdict.reason)
+            continue
+        left = deadline - time.monotonic() if deadline is not None else float("inf")
+        if (cancel is not None and cancel.is_set()) or left <= 0:
+            status = "cancelled" if left > 0 else "incomplete"
+            for point in prepared.points:
+                collector.add(group, point, status="failed", reason="cancelled by the user" if left > 0 else run_limit)
+            continue
+        timeout = (prepared.request.timeout_s, f"timed out after {prepared.request.timeout_s:.0f} s "
+                   "(time limit per implementation)")
+        if left < timeout[0]:
+            timeout = (left, run_limit)
+        _run_group(prepared, group, plat.device, collector, cancel, timeout)
+        if cancel is not None and cancel.is_set():
+            status = "cancelled"
+        elif deadline is not None and time.monotonic() >= deadline:
+            status = "incomplete"
+    if store is not None:
+        store.finish_run(run_id, status)
+    return collector.results
+
+
+def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _Collector,
+               cancel: threading.Event | None, timeout: tuple[float, str]) -> None:
+    from arena.sweep.worker import GroupJob, run_group, worker_main
+
+    req = prepared.request
+    job = GroupJob(
+        config=group.config, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
+        dtype=prepared.dtype, device=device, mode=req.mode,
+        points=[(p.batch, p.seq, pad_lengths(p.batch, p.seq, p.padding)) for p in prepared.points],
+        repeats=req.repeats, warmup=req.warmup, new_tokens=req.new_tokens,
+    )
+    pending = dict(enumerate(prepared.points))
+    load: dict[str, Any] = {}
+    errors: list[str] = []
+
+    def handle(event: dict[str, Any]) -> None:
+        if event["type"] == "error":  # the group could not start (load failed)
+            errors.append(event["reason"])
+        elif event["type"] == "loaded":
+            load.update(load_s=event["load_s"], weights_mb=event["weights_mb"])
+        elif event["type"] == "point" and event["index"] in pending:
+            point = pending.pop(event["index"])
+            if "error" in event:
+                collector.add(group, point, status="failed", reason=event["error"], load=load)
+            else:
+                collector.add(group, point, metrics=event["metrics"], load=load)
+
+    if req.isolation == "inline":
+        try:
+            run_group(job, handle, should_stop=cancel.is_set if cancel is not None else None)
+        except Exception as exc:  # run_group reports its own errors; this is a last resort
+            errors.append(one_line(exc))
+        error = errors[-1] if errors else None
+    else:
+        error = run_worker(worker_main, job, f"arena-sweep-{job.config.name}", handle, timeout_s=timeout[0],
+                           timeout_reason=timeout[1], cancel=cancel).reason
+    if error is None and cancel is not None and cancel.is_set():
+        error = "cancelled by the user"
+    for index in sorted(pending):
+        collector.add(group, pending[index], status="failed", load=load,
+                      reason=error or "the worker ended without measuring this point")
+    pending.clear()
+
+
+# The columns a sweep's table shows (CLI and page), in order, with their headings.
+SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("config", "implementation"),
+    ("batch_size", "batch"),
+    ("prompt_tokens", "seq"),
+    ("padding", "pad"),
+    ("status", "status"),
+    ("latency_ms", "latency ms"),
+    ("speedup", "speedup"),
+    ("e2e_tokens_per_s", "tok/s"),
+    ("peak_memory_mb", "peak MB"),
+    ("reason", "reason"),
+)

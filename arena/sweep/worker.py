@@ -1,0 +1,174 @@
+"""The measuring side of a sweep: one (implementation, quantization) group in one process.
+
+`run_group` loads the model once, then for each point builds a left-padded batch with its
+attention mask, warms up, times `repeats` passes (device synchronized around each) and
+reports the median latency and the peak memory of that point. A point that fails (out of
+memory, no kernel for a mask, ...) is reported with its reason and the next point runs.
+Events (small dicts, as arena/execute/worker.py's):
+    {"type": "loaded", "load_s": ..., "weights_mb": ...}
+    {"type": "point", "index": i, "metrics": {...}} or {"type": "point", "index": i, "error": "..."}
+    {"type": "error", "reason": "..."}   the group could not start
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import os
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from arena.core.errors import one_line, oom_reason
+from arena.core.registry import Config
+from arena.core.units import MiB
+from arena.testing import faults
+
+Emit = Callable[[dict[str, Any]], None]
+REAL_TOKEN_SEED = 0
+
+
+@dataclass
+class GroupJob:
+    config: Config
+    model_kind: str
+    model_ref: str
+    dtype: str
+    device: str
+    mode: str  # "forward" | "generate"
+    points: list[tuple[int, int, list[int]]]  # (batch, seq, left-padding length of each row)
+    repeats: int
+    warmup: int
+    new_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def padded_batch(batch: int, seq: int, pads: list[int], vocab: int, pad_id: int):
+    """(input_ids, attention_mask, position_ids) for a left-padded batch: row i starts with
+    pads[i] padding tokens (mask 0); positions count real tokens only, as generate() does."""
+    import torch
+
+    gen = torch.Generator().manual_seed(REAL_TOKEN_SEED)
+    ids = torch.randint(4, vocab, (batch, seq), generator=gen)
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    for row, n in enumerate(pads):
+        ids[row, :n] = pad_id
+        mask[row, :n] = 0
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    return ids, mask, positions
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
+    """Load once, then measure every point of `job`, emitting events; `should_stop` (inline
+    runs) is asked before each point."""
+    import torch
+
+    from arena.backends import make_backend
+    from arena.measure.memory import MemoryTracker
+    from arena.models.spec import ModelSpec
+
+    spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    memory = MemoryTracker(job.device)
+    on_cuda = job.device.startswith("cuda")
+    every = f"{memory.interval_s * 1e3:.0f} ms"
+    method = ("torch.cuda.max_memory_allocated over this point's passes (weights included)" if on_cuda else
+              f"rss-peak (process resident memory sampled every {every} during this point's passes; "
+              "weights included)")
+    try:
+        try:
+            faults.at_load(job.config.name)
+            backend = make_backend(job.config, spec, job.dtype, job.device)
+            t0 = time.perf_counter()
+            backend.load()
+            _sync(job.device)
+            load_s = time.perf_counter() - t0
+        except Exception as exc:
+            reason = oom_reason(exc) or one_line(exc)
+            if os.environ.get("ARENA_DEBUG"):
+                traceback.print_exc()
+            emit({"type": "error", "reason": reason})
+            return
+        model = backend.model
+        emit({"type": "loaded", "load_s": load_s, "weights_mb": backend.weights_bytes() / MiB})
+        config = model.config
+        vocab = config.vocab_size
+        pad_id = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
+        keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+        device = backend.input_device()
+
+        for index, (batch, seq, pads) in enumerate(job.points):
+            if should_stop is not None and should_stop():
+                return
+            try:
+                faults.at_sweep_point(job.config.name, batch)
+                ids, mask, positions = (t.to(device) for t in padded_batch(batch, seq, pads, vocab, pad_id))
+                real = batch * seq - sum(pads)
+
+                def once() -> None:
+                    with torch.inference_mode(), backend.generation_context():
+                        if job.mode == "forward":
+                            # One prefill as generate() does it: the whole batch, no KV cache kept,
+                            # logits of the last position only when the model allows it.
+                            kwargs = {"logits_to_keep": 1} if keep_last else {}
+                            model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                  use_cache=False, **kwargs)
+                        else:
+                            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=job.new_tokens,
+                                           min_new_tokens=None, eos_token_id=None, pad_token_id=pad_id,
+                                           do_sample=False, temperature=None, top_p=None, top_k=None,
+                                           use_cache=True)
+
+                memory.reset_peak()
+                for _ in range(job.warmup):
+                    once()
+                times = []
+                for _ in range(job.repeats):
+                    _sync(job.device)
+                    t0 = time.perf_counter()
+                    once()
+                    _sync(job.device)
+                    times.append((time.perf_counter() - t0) * 1e3)
+                mem = memory.report(torch_backend=True)
+                latency = statistics.median(times)
+                produced = real if job.mode == "forward" else batch * job.new_tokens
+                emit({"type": "point", "index": index, "metrics": {
+                    "latency_ms": latency,
+                    "e2e_tokens_per_s": produced / (latency / 1e3),
+                    "peak_memory_mb": mem.peak_memory_mb,
+                    "memory_method": method,
+                    "torch_allocated_mb": mem.torch_allocated_mb,
+                    "torch_reserved_mb": mem.torch_reserved_mb,
+                    "spread": {"latency_ms": times},
+                }})
+            except Exception as exc:
+                reason = oom_reason(exc) or one_line(exc)
+                if os.environ.get("ARENA_DEBUG"):
+                    traceback.print_exc()
+                emit({"type": "point", "index": index, "error": reason})
+            finally:
+                # An out-of-memory point must not starve the next one: drop its tensors and
+                # hand the cached blocks back before going on.
+                ids = mask = positions = None  # noqa: F841
+                gc.collect()
+                if on_cuda:
+                    torch.cuda.empty_cache()
+    finally:
+        memory.close()
+
+
+def worker_main(job: GroupJob, queue) -> None:
+    """Entry point of a spawned sweep worker."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        run_group(job, queue.put)
+    finally:
+        queue.put({"type": "done"})

@@ -1,0 +1,61 @@
+"""Fault injection for the fault-tolerance tests, kept out of the measuring code.
+
+ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, which do nothing
+when the variable is unset:
+    name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
+    name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+VARIABLE = "ARENA_FAULT_INJECT"
+
+
+def _items() -> list[tuple[str, str]]:
+    out = []
+    for item in os.environ.get(VARIABLE, "").split(","):
+        name, _, kind = item.partition("=")
+        if name.strip():
+            out.append((name.strip(), kind.strip()))
+    return out
+
+
+def at_load(config: str) -> None:
+    """The arena worker of `config` raises, dies by SIGKILL, hangs, or keeps allocating host
+    memory (up to 4 GB, then raises)."""
+    for name, kind in _items():
+        if name != config:
+            continue
+        if kind == "raise":
+            raise RuntimeError("injected fault")
+        if kind == "kill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "hang":
+            time.sleep(3600)
+        if kind == "alloc":
+            held = []
+            for _ in range(128):  # 32 MB at a time, every page written, so it is resident
+                held.append(b"\x01" * (32 * 2**20))
+                time.sleep(0.01)
+            raise RuntimeError(f"allocated {len(held) * 32} MB without being stopped")
+
+
+def at_sweep_point(config: str, batch: int) -> None:
+    """The sweep worker of `config` raises an out-of-memory error, or dies, at batch `batch`."""
+    for name, kind in _items():
+        what, _, at = kind.partition("@")
+        if name != config or not at.isdigit() or int(at) != batch:
+            continue
+        if what == "oom":
+            import torch
+
+            raise torch.OutOfMemoryError("injected: CUDA out of memory")
+        if what == "kill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,292 @@
+"""`python -m arena configs|run|sweep|leaderboard|env`: the command line over the same core as the page."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from arena.core import registry
+from arena.core.limits import DEFAULT_TIMEOUT_S
+from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
+from arena.models.dtypes import DTYPES, resolve_dtype
+
+EXIT_BAD_INPUT = 2
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    cells = [[h for _, h in columns]] + [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
+    if json_path:
+        Path(json_path).write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
+    if csv_path:
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(RESULT_FIELDS))
+            writer.writeheader()
+            for r in results:
+                writer.writerow({k: flat_row(r).get(k) for k in RESULT_FIELDS})
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    rows = registry.availability_table(args.dtype)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows, [("config", "configuration"), ("family", "family"),
+                                  ("available", "available"), ("reason", "reason")]))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from arena.core.limits import LimitsError, ServerLimits
+    from arena.core.request import RequestError, RunRequest, validate
+    from arena.data.store import Store
+    from arena.execute import runner
+
+    request = RunRequest(
+        model=args.model, prompt=args.prompt, configs=args.configs.split(","),
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
+        repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
+        top_p=args.top_p, prompt_tokens=args.prompt_tokens,
+        isolation="inline" if args.inline else "process", timeout_s=args.timeout,
+        gpus=args.gpus, max_memory=args.max_memory,
+    )
+    try:
+        prepared = validate(request, limits=ServerLimits.from_env())
+    except (RequestError, LimitsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "status" and not args.quiet:
+            extra = f" {event['repeat']}/{event['repeats']}" if "repeat" in event else ""
+            print(f"[{event['config']}] {event['stage']}{extra}", file=sys.stderr, flush=True)
+        elif event["type"] == "result" and not args.quiet:
+            r = event["result"]
+            print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else ""),
+                  file=sys.stderr, flush=True)
+
+    store = None if args.no_store else Store(args.db)
+    results = runner.execute(prepared, store=store, on_event=on_event)
+    print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   prompt tokens: "
+          f"{len(prepared.prompt_ids)}   new tokens: {request.max_new_tokens}   batch: {request.batch_size}   "
+          f"repeats: {request.repeats} (median)")
+    if results:
+        print(f"hardware: {results[0].hardware}")
+    print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
+    if args.show_text:
+        for r in results:
+            if r.status == "ok":
+                print(f"\n--- {r.config} ---\n{r.text}")
+    print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+    if prepared.placement.asked:
+        from arena.models.placement import describe
+
+        print(f"placement ({prepared.placement.text()}):")
+        for r in results:
+            if r.status == "ok":
+                print(f"  {r.config}: {describe(r.placement, r.device_peak_memory_mb)}")
+    write_outputs(results, args.json, args.csv)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from arena.core.limits import LimitsError, ServerLimits
+    from arena.core.request import RequestError
+    from arena.data.store import Store
+    from arena.sweep.plan import SweepRequest, validate_sweep
+    from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
+
+    request = SweepRequest(
+        model=args.model, attn=args.attn, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
+        padding=args.padding, mode=args.mode, quant=args.quant, dtype=args.dtype, repeats=args.repeats,
+        warmup=args.warmup, new_tokens=args.new_tokens, isolation="inline" if args.inline else "process",
+        timeout_s=args.timeout,
+    )
+    try:
+        prepared = validate_sweep(request, limits=ServerLimits.from_env())
+    except (RequestError, LimitsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    def on_point(r: Result) -> None:
+        if not args.quiet:
+            detail = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else r.reason
+            print(f"[{r.config}] batch {r.batch_size} seq {r.prompt_tokens} pad {r.padding:g}: {r.status} {detail}",
+                  file=sys.stderr, flush=True)
+
+    store = None if args.no_store else Store(args.db)
+    results = run_sweep(prepared, store=store, on_point=on_point)
+    print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   mode: {request.mode}   "
+          f"repeats: {request.repeats} (median)" + (f"   new tokens: {request.new_tokens}" if request.mode == "generate" else ""))
+    if results:
+        print(f"hardware: {results[0].hardware}")
+    for quant in request.quant:
+        rows = [r.to_dict() for r in results if r.settings.get("quant") == quant]
+        if len(request.quant) > 1:
+            print(f"\nweights: {quant}")
+        print(format_table(rows, SWEEP_COLUMNS))
+    print("memory: " + "; ".join(sorted({r.memory_method for r in results if r.memory_method})))
+    if registry.BASELINE not in request.attn:
+        print(f"note: speedups are against {registry.BASELINE}; add it to --attn to get them")
+    write_outputs(results, args.json, args.csv)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from arena.data.store import Store
+
+    filters = {"model_id": args.model} if args.model else {}
+    if args.mode:
+        filters["mode"] = args.mode
+    results = Store(args.db).results(**filters)
+    rows = [r.to_dict() for r in results if r.status == "ok"]
+    rows.sort(key=lambda r: -(r.get("decode_tokens_per_s") or 0))
+    cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
+    if any(str(r.get("mode")).startswith("sweep") for r in rows):
+        cols[2:2] = [("mode", "mode"), ("batch_size", "batch"), ("prompt_tokens", "prompt"),
+                     ("padding", "pad"), ("latency_ms", "latency ms"), ("speedup", "speedup")]
+    print(format_table(rows, cols))
+    write_outputs([r for r in results if r.status == "ok"], args.json, args.csv)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The split device_map="auto" would make of a model under --max-memory, from its config
+    alone (the model is built on the meta device): no weights, no GPU needed."""
+    from arena.models import placement
+    from arena.models.dtypes import torch_dtype
+    from arena.models.sources import load_config
+    from arena.models.spec import ModelError, parse_model
+
+    try:
+        spec = parse_model(args.model)
+        budgets = placement.parse_max_memory(args.max_memory)
+        config = load_config(spec)
+        dtype = resolve_dtype(args.dtype)
+    except (ModelError, placement.PlacementError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not budgets:
+        print("error: --max-memory is needed, e.g. 0=8GiB,1=40GiB", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    max_memory = {int(k) if k != "cpu" else k: v for k, v in budgets.items()}
+    device_map = placement.plan(config, torch_dtype(dtype), max_memory)
+    layers = placement.plan_summary(device_map, config.num_hidden_layers)
+    summary = {"model": spec.id, "dtype": dtype, "max_memory": args.max_memory, "layers": layers,
+               "device_map": {k: placement.device_name(v) for k, v in device_map.items()}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"{spec.display} in {dtype} under max_memory {args.max_memory}: decoder layers per device "
+          + ", ".join(f"{d} {n}" for d, n in layers.items()))
+    if "disk" in layers:
+        print("note: the budgets do not hold the whole model (the rest would go to disk, which runs refuse)")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from arena.core.env import collect_env
+
+    print(json.dumps(collect_env(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m arena", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("configs", help="every configuration and whether it can run here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=DTYPES)
+    p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("run", help="run one prompt through several configurations")
+    p.add_argument("--model", default="default", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--configs", default="eager,sdpa", help="comma-separated configuration names")
+    p.add_argument("--prompt", default="What is the capital of France?")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sample", action="store_true", help="sample (seeded) instead of greedy decoding")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length for synthetic models")
+    p.add_argument("--inline", action="store_true", help="reuse this process instead of one per configuration")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per configuration")
+    p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
+    p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
+                                        "PyTorch configurations are split with device_map='auto' within it")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.add_argument("--csv", help="write the results as CSV here")
+    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--no-store", action="store_true", help="do not record the results")
+    p.add_argument("--show-text", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="stored results, fastest first")
+    p.add_argument("--model")
+    p.add_argument("--mode", help="arena, sweep-forward or sweep-generate (default: all)")
+    p.add_argument("--db")
+    p.add_argument("--json")
+    p.add_argument("--csv")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("sweep", help="attention speedup and memory over batch sizes, lengths and padding")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--attn", default="eager,sdpa", help="attention implementations, comma-separated")
+    p.add_argument("--batch-sizes", default="1,2,4,8")
+    p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included")
+    p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9)")
+    p.add_argument("--mode", default="forward", choices=("forward", "generate"),
+                   help="time one forward pass (prefill), or one generate() of --new-tokens")
+    p.add_argument("--quant", default="none", help="none and/or bitsandbytes configurations, comma-separated")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per point (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed passes per point")
+    p.add_argument("--new-tokens", type=int, default=32, help="generate mode: tokens per row")
+    p.add_argument("--inline", action="store_true", help="measure in this process instead of one per implementation")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per implementation (all its points)")
+    p.add_argument("--json", help="write the points as JSON here")
+    p.add_argument("--csv", help="write the points as CSV here")
+    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--no-store", action="store_true", help="do not record the points")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plan", help="the split device_map='auto' would make under --max-memory (no GPU needed)")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--max-memory", required=True, help="budget per device, e.g. 0=8GiB,1=40GiB")
+    p.add_argument("--dtype", default="bf16", choices=[d for d in DTYPES if d != "auto"])
+    p.add_argument("--json", help="write the plan as JSON here")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("env", help="hardware and library versions")
+    p.set_defaults(func=cmd_env)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,311 @@
+"""The Gradio Blocks app: Arena (side-by-side streaming run), Leaderboard, Environment.
+
+Public API (gradio_client): `/run` streams a run's snapshots, `/leaderboard` reads stored
+results. Nothing a client sends is written to the store except what the server measured."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from arena.core import registry
+from arena.core.env import collect_env
+from arena.core.request import RunRequest
+from arena.core.results import TABLE_COLUMNS
+from arena.data.blind import CHOICES, VoteError
+from arena.models.dtypes import DTYPES
+from arena.ui.web import charts, leaderboard, sweep_tab
+from arena.ui.web.panels import CSS, RunState, render
+from arena.ui.web.state import GPU_QUEUE, ArenaApp, model_choices
+
+EXAMPLES = [
+    "What is the capital of France?",
+    "Explain in two sentences why the KV cache speeds up text generation.",
+    "Write a haiku about GPUs.",
+    "List three differences between fp16 and bf16.",
+]
+def _zero_gpu(fn):
+    """On a ZeroGPU Space, hold a GPU for the call (the `spaces` package); elsewhere unchanged."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return fn
+    import spaces
+
+    return spaces.GPU(duration=int(os.environ.get("ARENA_ZERO_GPU_S", "300")))(fn)
+
+
+def new_session_key() -> tuple[str, str]:
+    """Keys naming this page's jobs for Cancel (set when the page loads)."""
+    key = uuid.uuid4().hex
+    return key, key
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or uuid.uuid4().hex
+
+
+def _summary(state: RunState) -> str:
+    if state.error:
+        return f"**Run stopped:** {state.error}"
+    counts: dict[str, int] = {}
+    for p in state.panels.values():
+        counts[p.status] = counts.get(p.status, 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    head = "Finished" if state.finished else "Running"
+    return f"**{head}** run `{state.run_id or '…'}` (baseline: {state.baseline or '–'}): {parts}"
+
+
+def build(app: ArenaApp | None = None) -> gr.Blocks:
+    app = app or ArenaApp()
+    lim = app.limits
+    plat_table = registry.availability_table()
+    verdicts = {row["config"]: row for row in plat_table}
+
+    with gr.Blocks(title="Inference Arena") as demo:
+        gr.Markdown(
+            "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
+            "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
+            "is kept in the leaderboard. How each number is measured: see the README."
+        )
+        with gr.Tab("Arena"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
+                    gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts")
+                with gr.Column(scale=2):
+                    model = gr.Dropdown(model_choices(lim), value=model_choices(lim)[0][1], label="Model", elem_id="model",
+                                        info="Synthetic architectures have random weights: for speed "
+                                             "and memory only, their text is noise.")
+                    hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
+                                        info="Overrides the model above when filled.")
+            # Identifies this page for Cancel (a function with *args cannot receive gr.Request).
+            session_key = gr.State("")
+            boxes: list[gr.Checkbox] = []
+            with gr.Accordion("Configurations", open=True):
+                with gr.Row():
+                    for family in registry.FAMILIES:
+                        with gr.Column(min_width=220):
+                            gr.Markdown(f"**{family}**")
+                            for cfg in registry.REGISTRY.values():
+                                if cfg.family != family:
+                                    continue
+                                row = verdicts[cfg.name]
+                                boxes.append(gr.Checkbox(
+                                    value=cfg.name in ("eager", "sdpa") and bool(row["available"]),
+                                    label=cfg.name, interactive=bool(row["available"]),
+                                    info=(cfg.label if row["available"] else f"unavailable: {row['reason']}"),
+                                    elem_id=f"cfg-{cfg.name.replace('+', '-')}", elem_classes="arena-cfg",
+                                ))
+            with gr.Accordion("Generation settings", open=False):
+                with gr.Row():
+                    max_new = gr.Slider(1, min(1024, lim.max_new_tokens), value=32, step=1, label="Max new tokens")
+                    batch = gr.Slider(1, min(64, lim.max_batch), value=1, step=1, label="Batch size")
+                    repeats = gr.Slider(1, min(10, lim.max_repeats), value=3, step=1,
+                                        label="Timed repeats (median kept)")
+                    prompt_tokens = gr.Slider(8, min(4096, lim.max_prompt_tokens or 4096), value=128, step=8,
+                                              label="Prompt tokens (synthetic models)")
+                with gr.Row():
+                    dtype = gr.Radio(list(DTYPES), value="auto", label="dtype",
+                                     info="auto: bf16 (or fp16) on a GPU, fp32 on CPU")
+                    decoding = gr.Radio(["greedy", "sampling"], value="greedy", label="Decoding")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
+                with gr.Row():
+                    gpus = gr.Textbox(label="GPUs", placeholder="0,1", elem_id="gpus",
+                                      info="GPU indices to use; empty: the default device. Several GPUs split "
+                                           "PyTorch configurations with device_map='auto'.")
+                    max_memory = gr.Textbox(label="Max memory per device", placeholder="0=20GiB,1=20GiB",
+                                            elem_id="max-memory",
+                                            info="A budget per device (GiB/MiB/GB/MB, cpu=SIZE): the model is "
+                                                 "split within it; ONNX Runtime and CUDA-graph configurations "
+                                                 "cannot be split.")
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            summary = gr.Markdown(elem_id="summary")
+            panels = gr.HTML(render(RunState([])), elem_id="panels")
+            run_table = gr.Dataframe(label="Results of this run", elem_id="run-table", interactive=False)
+            with gr.Row():
+                speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
+                quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
+            with gr.Accordion("Blind check: which answer is better?", open=False, elem_id="blind"):
+                gr.Markdown("Two configurations' outputs of your last run, as A and B in random order. "
+                            "Vote first; the names are shown after. Votes feed the quality rating in "
+                            "the leaderboard (Bradley-Terry, as Chatbot Arena computes it).")
+                blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
+                pair_id = gr.State("")
+                with gr.Row():
+                    text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
+                    text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
+                with gr.Row():
+                    vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
+                reveal = gr.Markdown(elem_id="blind-reveal")
+
+        with gr.Tab("Leaderboard") as lb_tab:
+            with gr.Row():
+                filters = [gr.Dropdown(["arena"] if key == "mode" else [], value=["arena"] if key == "mode" else [],
+                                       multiselect=True, label=label, elem_id=f"lb-{key}")
+                           for key, label in zip(leaderboard.FILTERS, leaderboard.FILTER_LABELS)]
+                include_failed = gr.Checkbox(False, label="include failed and unavailable")
+                refresh_btn = gr.Button("Refresh", elem_id="lb-refresh")
+            lb_table = gr.Dataframe(label="Every stored result (click a heading to sort)", interactive=False,
+                                    elem_id="lb-table")
+            csv_btn = gr.DownloadButton("Download CSV", elem_id="lb-csv")
+            bubble_plot = gr.Plot(elem_id="lb-bubbles")
+            speedup_plot = gr.Plot(elem_id="lb-speedups")
+            gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
+                        "(Bradley-Terry on the Elo scale, mean 1000; 95% bootstrap interval), beside "
+                        "the configuration's median decode speed and peak memory for that model.")
+            quality_table = gr.Dataframe(interactive=False, elem_id="lb-quality")
+            quality_plot_lb = gr.Plot(elem_id="lb-quality-plot")
+
+        sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
+
+        with gr.Tab("Environment"):
+            gr.JSON(collect_env(), label="Platform and library versions")
+            gr.JSON(lim.describe(), label="Limits of this server (ARENA_* variables)")
+            gr.Dataframe(
+                value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
+                       for r in plat_table],
+                headers=["configuration", "family", "available", "reason", "what it does"],
+                label="Configurations here", interactive=False, wrap=True)
+
+        # ---- events
+        def ui_request(prompt_v, model_v, hub_v, max_new_v, batch_v, repeats_v, ptok_v, dtype_v, decoding_v,
+                       seed_v, temp_v, top_p_v, gpus_v, max_memory_v, *box_values) -> RunRequest:
+            chosen = [b.label for b, on in zip(boxes, box_values) if on]
+            return RunRequest(
+                model=(hub_v or "").strip() or model_v, prompt=prompt_v or "", configs=chosen,
+                max_new_tokens=max_new_v, batch_size=batch_v, repeats=repeats_v, prompt_tokens=ptok_v,
+                dtype=dtype_v, do_sample=decoding_v == "sampling", seed=seed_v if seed_v is not None else 0,
+                temperature=temp_v, top_p=top_p_v, gpus=(gpus_v or "").strip() or None,
+                max_memory=(max_memory_v or "").strip() or None,
+            )
+
+        @_zero_gpu
+        def run_ui(session_key, *values):
+            req = ui_request(*values)
+            if not req.configs:
+                raise gr.Error("pick at least one configuration", print_exception=False)
+            for state, changed in app.stream(req, session_key):
+                html = render(state)
+                if changed:
+                    yield (html, leaderboard.columns_frame(state.results, TABLE_COLUMNS), charts.run_speed_memory(state.results),
+                           charts.run_speedup_quality(state.results, state.baseline), _summary(state))
+                else:
+                    yield html, gr.skip(), gr.skip(), gr.skip(), _summary(state)
+
+        def cancel_ui(session_key):
+            if app.cancel(session_key):
+                gr.Info("Cancelling: the current configuration is stopped; measured results are kept.")
+
+        def refresh(*values):
+            *selected, failed = values
+            frame = leaderboard.load_frame(app.store)
+            opts = leaderboard.choices(frame)
+            shown = leaderboard.apply_filters(frame, dict(zip(leaderboard.FILTERS, selected)), include_failed=failed)
+            csv = leaderboard.to_csv(shown, Path(tempfile.mkdtemp(prefix="arena-csv-")) / "leaderboard.csv")
+            updates = [gr.update(choices=opts[k]) for k in leaderboard.FILTERS]
+            quality = leaderboard.quality_frame(app.store, frame)
+            return (*updates, leaderboard.table(shown), csv, charts.leaderboard_bubbles(shown),
+                    charts.leaderboard_speedups(shown), quality, charts.quality_vs_speed(quality))
+
+        inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
+                  temperature, top_p, gpus, max_memory, *boxes]
+        lb_inputs = [*filters, include_failed]
+        lb_outputs = [*filters, lb_table, csv_btn, bubble_plot, speedup_plot, quality_table, quality_plot_lb]
+        run_event = run_btn.click(
+            run_ui, inputs, [panels, run_table, speed_plot, quality_plot, summary],
+            concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="minimal",
+        )
+        run_event.then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        cancel_btn.click(cancel_ui, session_key, None, queue=False, api_visibility="private")
+        for trigger in (refresh_btn.click, include_failed.change, lb_tab.select):
+            trigger(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        for f in filters:
+            f.input(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        demo.load(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        demo.load(new_session_key, None, [session_key, sweep_key], api_visibility="private")
+
+        # ---- public API
+        @_zero_gpu
+        def run(prompt: str, model: str = "default", configs: str = "eager,sdpa", max_new_tokens: int = 32,
+                batch_size: int = 1, dtype: str = "auto", repeats: int = 3, do_sample: bool = False,
+                seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, prompt_tokens: int = 128,
+                gpus: str = "", max_memory: str = "", request: gr.Request = None) -> Iterator[dict]:
+            """Run the arena: yields snapshots {run_id, baseline, finished, panels, results}. gpus
+            ("0,1") and max_memory ("0=20GiB,1=20GiB") split PyTorch configurations over devices."""
+            req = RunRequest(model=model, prompt=prompt, configs=configs, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, dtype=dtype, repeats=repeats, do_sample=do_sample,
+                             seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens,
+                             gpus=gpus or None, max_memory=max_memory or None)
+            for state, _ in app.stream(req, _session(request)):
+                yield state.snapshot()
+
+        def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
+                            include_failed: bool = False, mode: str = "arena") -> list[dict]:
+            """Stored results. Comma-separated values filter each field (empty: all); mode is
+            "arena" for runs, "sweep-forward" / "sweep-generate" for sweep points."""
+            frame = leaderboard.load_frame(app.store)
+            selected = {k: [v.strip() for v in (val or "").split(",") if v.strip()]
+                        for k, val in zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))}
+            return leaderboard.public_rows(leaderboard.apply_filters(frame, selected, include_failed))
+
+        def draw_ui(session_key):
+            try:
+                pair = app.blind.draw(session_key)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
+
+        def vote_ui(session_key, pair, choice):
+            try:
+                shown = app.blind.vote(session_key, pair, choice)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+            return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
+
+        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], api_visibility="private")
+        for btn in vote_btns:
+            btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal],
+                      api_visibility="private").then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+
+        def blind_pair(request: gr.Request = None) -> dict:
+            """Two outputs of this session's last run as A and B, names hidden: {pair_id, text_a, text_b}."""
+            try:
+                return app.blind.draw(_session(request)).public()
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        def vote(pair_id: str, choice: str, request: gr.Request = None) -> dict:
+            """Vote on a pair shown to this session ("A is better", "B is better", "Tie", "Both are
+            bad"); returns which configuration was A and which B."""
+            try:
+                return app.blind.vote(_session(request), pair_id, choice)
+            except VoteError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+
+        def ratings() -> list[dict]:
+            """Blind-vote ratings per model and configuration, with speed and memory."""
+            quality = leaderboard.quality_frame(app.store, leaderboard.load_frame(app.store))
+            return leaderboard.public_rows(quality)
+
+        gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+        gr.api(blind_pair, api_name="blind_pair")
+        gr.api(vote, api_name="vote")
+        gr.api(ratings, api_name="ratings")
+        gr.api(leaderboard_api, api_name="leaderboard")
+    return demo
+
+
+def launch(**kwargs: Any) -> None:
+    app = ArenaApp()
+    demo = build(app)
+    # Beyond max_size waiting jobs a new one is refused at once ("queue is full"): busy, try later.
+    demo.queue(max_size=app.limits.max_queue)
+    demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)

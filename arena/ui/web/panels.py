@@ -1,0 +1,161 @@
+"""Live state of one run, a panel per configuration, and its HTML (side-by-side cards).
+
+The state is built from the runner's events only, so the page, the API and the tests all
+see the same thing."""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from arena.core import registry
+
+# Share of the progress bar reached when a stage starts; "running" fills the rest by repeat.
+_STAGE_PROGRESS = {"queued": 0.0, "starting": 0.05, "loading": 0.1, "warming up": 0.4}
+_FINAL = {"done", "unavailable", "failed", "cancelled"}
+
+
+@dataclass
+class Panel:
+    config: str
+    label: str
+    status: str = "queued"  # queued | starting | loading | warming up | running | done | unavailable | failed | cancelled
+    repeat: int = 0
+    repeats: int = 0
+    text: str = ""
+    reason: str = ""
+    since: float = field(default_factory=time.monotonic)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> float:
+        if self.status in _FINAL:
+            return 1.0
+        if self.status == "running" and self.repeats:
+            return 0.4 + 0.6 * (self.repeat - 1) / self.repeats
+        return _STAGE_PROGRESS.get(self.status, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("since")
+        data["progress"] = round(self.progress, 3)
+        return data
+
+
+class RunState:
+    """Applies runner events; `results` holds each finished configuration's result dict."""
+
+    def __init__(self, config_names: list[str]) -> None:
+        self.panels = {n: Panel(n, registry.get(n).label) for n in config_names}
+        self.results: list[dict[str, Any]] = []
+        self.run_id = ""
+        self.baseline = ""
+        self.finished = False
+        self.error = ""
+
+    def apply(self, event: dict[str, Any]) -> bool:
+        """Apply one event; True when a result was added (tables and charts need redrawing)."""
+        kind = event.get("type")
+        if kind == "run":
+            self.run_id, self.baseline = event["run_id"], event["baseline"]
+            self.panels = {n: self.panels[n] for n in event["order"]}  # display in run order
+            return False
+        panel = self.panels.get(event.get("config", ""))
+        if kind == "status" and panel:
+            panel.status, panel.since = event["stage"], time.monotonic()
+            panel.repeat, panel.repeats = event.get("repeat", 0), event.get("repeats", 0)
+        elif kind == "token" and panel:
+            panel.text += event["text"]
+        elif kind == "result" and panel:
+            result = event["result"]
+            panel.status = "done" if result["status"] == "ok" else result["status"]
+            if "cancelled" in (result.get("reason") or ""):
+                panel.status = "cancelled"
+            panel.reason = result.get("reason") or ""
+            panel.text = result.get("text") or panel.text
+            panel.metrics = {k: result.get(k) for k in (
+                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll")}
+            self.results.append(result)
+            return True
+        return False
+
+    def mark_not_run(self, status: str = "cancelled") -> None:
+        """Configurations never started (a cancelled run) say so instead of staying queued."""
+        for panel in self.panels.values():
+            if panel.status not in _FINAL:
+                panel.status, panel.reason = status, "not run: the run was cancelled"
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "baseline": self.baseline,
+            "finished": self.finished,
+            "error": self.error,
+            "panels": [p.to_dict() for p in self.panels.values()],
+            "results": self.results,
+        }
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _metrics_line(panel: Panel) -> str:
+    m = panel.metrics
+    if not m:
+        return ""
+    agree = m.get("token_agreement")
+    return (
+        f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
+        f"peak {_fmt(m.get('peak_memory_mb'), 0)} MB"
+        + (f" · agreement {agree:.0%}" if agree is not None else "")
+    )
+
+
+def render(state: RunState) -> str:
+    """The cards, side by side; data-* attributes let browser tests find them."""
+    if not state.panels:
+        return '<div class="arena-empty">Pick configurations and press Run.</div>'
+    cards = []
+    now = time.monotonic()
+    for p in state.panels.values():
+        stage = p.status
+        if p.status == "running" and p.repeats:
+            stage = f"running {p.repeat}/{p.repeats}"
+        elif p.status in ("starting", "loading", "warming up"):
+            stage = f"{p.status} · {now - p.since:.0f} s"
+        baseline = ' <span class="arena-base">baseline</span>' if p.config == state.baseline else ""
+        cards.append(
+            f'<div class="arena-panel arena-{html.escape(p.status.replace(" ", "-"))}" '
+            f'data-config="{html.escape(p.config)}" data-status="{html.escape(p.status)}">'
+            f'<div class="arena-head"><b>{html.escape(p.label)}</b>{baseline}'
+            f'<span class="arena-status">{html.escape(stage)}</span></div>'
+            f'<div class="arena-name">{html.escape(p.config)}</div>'
+            f'<div class="arena-bar"><div style="width:{p.progress * 100:.0f}%"></div></div>'
+            f'<pre class="arena-text">{html.escape(p.text)}</pre>'
+            + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
+            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div></div>'
+        )
+    return '<div class="arena-grid">' + "".join(cards) + "</div>"
+
+
+CSS = """
+.arena-grid {display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:12px;}
+.arena-panel {border:1px solid var(--border-color-primary); border-radius:8px; padding:10px;
+  background:var(--block-background-fill);}
+.arena-head {display:flex; justify-content:space-between; gap:8px; align-items:baseline;}
+.arena-name {font-family:monospace; font-size:12px; opacity:.7;}
+.arena-status {font-size:12px; white-space:nowrap;}
+.arena-base {font-size:11px; border:1px solid; border-radius:4px; padding:0 4px; margin-left:4px;}
+.arena-bar {height:4px; background:var(--border-color-primary); border-radius:2px; margin:6px 0;}
+.arena-bar > div {height:100%; background:var(--color-accent); border-radius:2px; transition:width .3s;}
+.arena-text {white-space:pre-wrap; word-break:break-word; max-height:320px; overflow:auto;
+  font-size:13px; margin:4px 0; min-height:3em;}
+.arena-metrics {font-size:12px;}
+.arena-reason {font-size:12px; color:var(--error-text-color, #b91c1c);}
+.arena-done .arena-status {color:#15803d;}
+.arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
+.arena-unavailable, .arena-cancelled {opacity:.75;}
+"""

@@ -1,0 +1,83 @@
+"""What every browser session of one server shares: the store, the limits, the blind check and
+the cancel switches of running jobs; and the models this server offers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import gradio as gr
+
+from arena.core.limits import ServerLimits
+from arena.core.request import RequestError, RunRequest, validate
+from arena.data.blind import BlindCheck
+from arena.data.store import Store
+from arena.models.spec import architecture_label, architectures
+from arena.ui.web.panels import RunState
+from arena.ui.web.session import RunSession
+
+GPU_QUEUE = "gpu"  # every measuring event shares one slot: one job on the device at a time
+
+
+def model_choices(limits: ServerLimits | None = None) -> list[tuple[str, str]]:
+    """The models offered in the pickers: those this server's limits allow."""
+    out = [("Embedded default · SmolLM2-135M-Instruct", "default")]
+    for name in architectures():
+        out.append((f"Synthetic · {architecture_label(name)} (random weights)", f"synthetic:{name}"))
+    return [c for c in out if limits is None or limits.model_allowed(c[1])]
+
+
+class ArenaApp:
+    """State shared by every browser session: the store and the cancel switches of runs."""
+
+    def __init__(self, store: Store | None = None, limits: ServerLimits | None = None) -> None:
+        self.store = store or Store()
+        self.limits = limits or ServerLimits.from_env()
+        self.blind = BlindCheck(self.store)
+        self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
+        self._cancels: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        # ZeroGPU hands the GPU to the decorated call's own process: workers run inline there.
+        self.isolation = "inline" if os.environ.get("SPACES_ZERO_GPU") else "process"
+
+    # ---- running
+    def stream(self, req: RunRequest, session: str) -> Iterator[tuple[RunState, bool]]:
+        req.isolation = self.isolation
+        try:
+            prepared = validate(req, limits=self.limits)
+        except RequestError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        with self.tracked(session) as cancel:
+            run = RunSession(prepared, self.store, cancel)
+            try:
+                for changed in run.updates():
+                    if run.state.finished:
+                        self.blind.record_run(session, run.state.results)
+                    yield run.state, changed
+            finally:
+                cancel.set()  # a closed page or client stops the run too
+                run.join()
+
+    @contextmanager
+    def tracked(self, session: str) -> Iterator[threading.Event]:
+        """A cancel switch for this session's job, found by `cancel(session)` while it runs."""
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[session] = cancel
+        try:
+            yield cancel
+        finally:
+            cancel.set()
+            with self._lock:
+                if self._cancels.get(session) is cancel:
+                    del self._cancels[session]
+
+    def cancel(self, session: str) -> bool:
+        with self._lock:
+            event = self._cancels.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True

@@ -1,0 +1,152 @@
+"""The Sweep tab: the guide's attention speedup and memory charts, measured here.
+
+Points arrive live from `arena.sweep.runner.run_sweep`; every chart's data downloads as CSV."""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from arena.core.env import platform
+from arena.core.errors import one_line
+from arena.core.limits import ServerLimits
+from arena.core.request import RequestError
+from arena.models.dtypes import DTYPES
+from arena.data.store import Store
+from arena.sweep.charts import Chart, all_charts
+from arena.sweep.plan import (
+    NO_QUANT,
+    SweepRequest,
+    attention_names,
+    quant_names,
+    validate_sweep,
+)
+from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
+from arena.ui.web.leaderboard import columns_frame
+from arena.ui.web.state import ArenaApp, model_choices
+
+
+def stream_sweep(req: SweepRequest, store: Store, limits: ServerLimits,
+                 cancel: threading.Event) -> Iterator[tuple[list[dict[str, Any]], bool, str]]:
+    """Validate, run in a thread, and yield (points so far, finished, error) about every 0.5 s."""
+    try:
+        prepared = validate_sweep(req, limits=limits)
+    except RequestError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    events: queue.Queue = queue.Queue()
+    error: list[str] = []
+
+    def work() -> None:
+        try:
+            run_sweep(prepared, store=store, on_point=lambda r: events.put(r.to_dict()), cancel=cancel)
+        except Exception as exc:  # points already measured are stored; say why it stopped
+            error.append(one_line(exc))
+        finally:
+            events.put(None)
+
+    thread = threading.Thread(target=work, daemon=True, name="arena-sweep")
+    thread.start()
+    points: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                item = events.get(timeout=0.5)
+            except queue.Empty:
+                yield points, False, ""
+                continue
+            if item is None:
+                break
+            points.append(item)
+            yield points, False, ""
+        yield points, True, error[0] if error else ""
+    finally:
+        cancel.set()
+        thread.join(60)
+
+
+def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
+    """Add the Sweep tab to the Blocks being built; returns its session-key state."""
+    archs = sweep_model_choices(app.limits)
+    with gr.Tab("Sweep"):
+        gr.Markdown(
+            "Latency of one forward pass (or one generate) per implementation over batch sizes, "
+            "sequence lengths and padding, as in the guide's FlashAttention-2 charts. Padding is left "
+            "padding on some rows with the attention mask set. Points that cannot run are listed with "
+            "their reason.")
+        with gr.Row():
+            model = gr.Dropdown(archs, value=archs[0][1], label="Model", elem_id="sweep-model")
+            attn = gr.CheckboxGroup(attention_names(), value=["eager", "sdpa"], label="Attention")
+            quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
+        with gr.Row():
+            batches = gr.Textbox("1,2,4", label="Batch sizes")
+            seqs = gr.Textbox("64,128", label="Sequence lengths")
+            padding = gr.Textbox("0,0.3", label="Padding fractions")
+            mode = gr.Radio(["forward", "generate"], value="forward", label="Mode")
+            dtype = gr.Radio(list(DTYPES), value="auto", label="dtype")
+            repeats = gr.Slider(1, 10, value=3, step=1, label="Repeats (median kept)")
+        with gr.Row():
+            run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
+            cancel_btn = gr.Button("Cancel", variant="stop")
+        status = gr.Markdown(elem_id="sweep-status")
+        table = gr.Dataframe(label="Points", interactive=False)
+        chart_pick = gr.Dropdown([], label="Chart")
+        plot = gr.Plot(elem_id="sweep-plot")
+        csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
+        key = gr.State("")  # set by the page's load event (see app.new_session_key)
+        points_state = gr.State([])
+
+        def charts_of(points: list[dict[str, Any]]) -> dict[str, Chart]:
+            return {c.title: c for c in all_charts(points)} if points else {}
+
+        def show(points: list[dict[str, Any]], title: str | None):
+            charts = charts_of(points)
+            if not charts:
+                return gr.update(choices=[], value=None), None, None
+            title = title if title in charts else next(iter(charts))
+            chart = charts[title]
+            path = Path(tempfile.mkdtemp(prefix="arena-sweep-")) / f"{chart.key}.csv"
+            path.write_text(chart.csv())
+            return gr.update(choices=list(charts), value=title), chart.figure, str(path)
+
+        def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v, repeats_v):
+            req = SweepRequest(model=model_v, attn=attn_v, quant=quant_v, batch_sizes=batches_v,
+                                     seq_lens=seqs_v, padding=padding_v, mode=mode_v, dtype=dtype_v,
+                                     repeats=repeats_v)
+            with app.tracked(session_key) as cancel:
+                yield from _updates(stream_sweep(req, app.store, app.limits, cancel))
+
+        def _updates(stream):
+            shown = 0
+            for points, finished, error in stream:
+                head = "**Finished**" if finished else "**Running**"
+                text = f"{head}: {len(points)} points" + (f" — stopped: {error}" if error else "")
+                if len(points) != shown or finished:
+                    shown = len(points)
+                    pick, fig, csv = show(points, None)
+                    yield text, columns_frame(points, SWEEP_COLUMNS), list(points), pick, fig, csv
+                else:
+                    yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+        def cancel_sweep(session_key):
+            if app.cancel(session_key):
+                gr.Info("Cancelling the sweep: points already measured are kept.")
+
+        run_btn.click(run_sweep_ui, [key, model, attn, quant, batches, seqs, padding, mode, dtype, repeats],
+                      [status, table, points_state, chart_pick, plot, csv_btn],
+                      concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
+        cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
+        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], api_visibility="private")
+    return key
+
+
+def sweep_model_choices(limits: ServerLimits) -> list[tuple[str, str]]:
+    """Synthetic shapes first: the guide's Llama-2-7B on a GPU, the tiny one on a CPU."""
+
+    first = "synthetic:llama-2-7b" if platform().has_cuda else "synthetic:tiny-llama"
+    choices = model_choices(limits)
+    return sorted(choices, key=lambda c: (c[1] != first, not c[1].startswith("synthetic:")))
