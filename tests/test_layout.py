@@ -93,6 +93,15 @@ def test_no_import_cycle():
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
 
 
+def test_every_arena_import_names_a_module_that_exists():
+    """Lazy imports inside functions run only when called: a stale one (a module moved away)
+    would fail at run time, on a path the other tests may not reach."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    missing = [f"{name}:{line} imports {target}" for name, path in files.items()
+               for target, _, line in imports(path, set(files)) if target not in files]
+    assert missing == []
+
+
 def test_no_private_name_imported_across_modules():
     _, private = graph()
     assert private == []

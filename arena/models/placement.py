@@ -232,7 +232,7 @@ class Devices:
 @functools.lru_cache(maxsize=1)
 def local_devices() -> Devices:
     import psutil
-    from arena.env import platform
+    from arena.core.env import platform
 
     gpus: tuple[int, ...] = ()
     if platform().has_cuda:
