@@ -31,6 +31,6 @@ RUN if [ "$FLASH_ATTN" = "1" ]; then \
       && pip install /tmp/fa/flash_attn-*.whl einops && rm -rf /tmp/fa; fi
 COPY --chown=user . .
 # Convert the embedded model now, so the first visitor does not wait for it.
-RUN python -c "from arena.models import default_model_dir; default_model_dir()"
+RUN python -c "from arena.models.gguf import default_model_dir; default_model_dir()"
 EXPOSE 7860
 CMD ["python", "app.py"]
