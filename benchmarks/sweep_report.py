@@ -36,6 +36,22 @@ def _cell_memory(row: pd.Series) -> str:
     return f"{row['peak_memory_mb']:.0f}{act}"
 
 
+def _cell_padded(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return _short(row["reason"])
+    return (f"{row['decode_tokens_per_s']:.0f} tok/s (TTFT {row['ttft_ms']:.1f} ms, "
+            f"{row['peak_memory_mb'] / 1024:.1f} GB)")
+
+
+def _row_lengths(points: list[dict], run_id: str) -> str:
+    """'batch 4: 1024, 913, 120, 597' for each batch of a generate-padded sweep (its first implementation)."""
+    seen: dict[int, list[int]] = {}
+    for p in points:
+        if p.get("run_id") == run_id and p.get("mode") == "sweep-generate-padded":
+            seen.setdefault(p["batch_size"], (p.get("settings") or {}).get("row_lengths") or [])
+    return "; ".join(f"batch {b}: {', '.join(map(str, rows))}" for b, rows in sorted(seen.items()))
+
+
 def _short(reason: object) -> str:
     text = str(reason or "not run").replace("|", "/")
     return text if len(text) <= 60 else text[:57] + "..."
@@ -109,6 +125,12 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
             md += [f"![{chart.key}]({chart.key}.png)", ""]
         if chart.key.startswith("speedup-"):
             md += [_table(chart.data, chart.x, _cell_speedup), ""]
+        elif chart.key.startswith("padded-decode-"):
+            md += ["Cells: decode tokens/s of the whole batch (median TTFT, peak memory). Prompt lengths of "
+                   "the rows: " + _row_lengths(points, chart.data["run_id"].iloc[0]) + ".", "",
+                   _table(chart.data, "batch_size", _cell_padded), ""]
+        elif chart.key.startswith("padded-"):
+            md += ["Values: the table under the decode chart.", ""]
         else:
             weights = chart.data["weights_mb"].dropna()
             w = f" (weights {weights.median():.0f} MB)" if len(weights) else ""
