@@ -140,3 +140,24 @@ def test_cli_and_report(tmp_path):
     text = (docs / "README.md").read_text()
     assert "padded-decode-tiny-llama-none.csv" in text and "tok/s (TTFT" in text
     assert f"batch 2: {', '.join(map(str, row_lengths(2, 8, 24)))}" in text
+
+
+def test_the_sweep_tabs_handler_runs_a_padded_sweep(tmp_path):
+    """The Sweep tab's run button handler, taken from the built page (real Blocks, real store)."""
+    from arena.core.limits import ServerLimits
+    from arena.data.store import Store
+    from arena.ui.web.app import build
+    from arena.ui.web.state import ArenaApp
+
+    app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
+    demo = build(app)
+    handler = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "run_sweep_ui")
+    updates = list(handler("session", TINY, ["sdpa"], ["none"], "1,2", "8", "0", "generate-padded",
+                           "auto", 1, "8..16", 3))
+    status, table = updates[-1][0], updates[-1][1]
+    assert status.startswith("**Finished**: 2 points")
+    assert list(table.columns)[:7] == ["implementation", "batch", "longest", "pad", "status", "TTFT ms",
+                                       "decode tok/s"]
+    stored = app.store.results(mode="sweep-generate-padded")
+    assert len(stored) == 2 and all(r.status == "ok" and r.new_tokens == 3 for r in stored)
+    assert {r.prompt_tokens for r in stored} == {16}
