@@ -240,8 +240,8 @@ def import_reason(dist: str, plat: Platform) -> str:
     built = built_cuda_major(error, plat.packages.get(dist))
     torch_major = (plat.torch_cuda or "").split(".")[0]
     if built and torch_major and built != torch_major:
-        return (f"CUDA mismatch: {dist} was built for CUDA {built}, torch uses CUDA {plat.torch_cuda} "
-                f"(rebuild it with scripts/build-flash-attn.sh): {error}")
+        rebuild = " (rebuild it with scripts/build-flash-attn.sh)" if dist == "flash-attn" else ""
+        return f"CUDA mismatch: {dist} was built for CUDA {built}, torch uses CUDA {plat.torch_cuda}{rebuild}: {error}"
     return f"{dist} is installed but its import check fails: {error}"
 
 
