@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from arena.sweep.charts import Chart, all_charts, points_frame  # noqa: E402
+from arena.sweep.charts import PADDED, Chart, all_charts, points_frame  # noqa: E402
 
 
 def _cell_speedup(row: pd.Series) -> str:
@@ -47,7 +47,7 @@ def _row_lengths(points: list[dict], run_id: str) -> str:
     """'batch 4: 1024, 913, 120, 597' for each batch of a generate-padded sweep (its first implementation)."""
     seen: dict[int, list[int]] = {}
     for p in points:
-        if p.get("run_id") == run_id and p.get("mode") == "sweep-generate-padded":
+        if p.get("run_id") == run_id and p.get("mode") == PADDED:
             seen.setdefault(p["batch_size"], (p.get("settings") or {}).get("row_lengths") or [])
     return "; ".join(f"batch {b}: {', '.join(map(str, rows))}" for b, rows in sorted(seen.items()))
 

@@ -219,6 +219,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from arena.sweep.plan import MODES
+
     parser = argparse.ArgumentParser(prog="python -m arena", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included (forward, generate)")
     p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9; forward, generate)")
-    p.add_argument("--mode", default="forward", choices=("forward", "generate", "generate-padded"),
+    p.add_argument("--mode", default="forward", choices=MODES,
                    help="time one forward pass (prefill), or one generate() of --new-tokens; generate-padded: "
                         "prompts of mixed lengths (--prompt-lens) in one left-padded batch, TTFT and decode tok/s")
     p.add_argument("--prompt-lens", default="64..1024",
