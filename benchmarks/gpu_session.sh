@@ -82,9 +82,10 @@ case "${1:-default}" in
     # --docs docs/padded-h100
     python3 -m arena sweep --quiet --db "$ARENA_HOME/gpu.sqlite" --model synthetic:llama-2-7b --mode generate-padded \
         --attn eager,sdpa,sdpa-flash,flash-attention-2 --batch-sizes 1,4,8,16 --prompt-lens 64..1024 --new-tokens 128 \
-        --dtype bf16 --repeats 2 --warmup 1 --timeout 150 --json "$OUT/padded-llama-2-7b.json" \
+        --dtype bf16 --repeats 2 --warmup 1 --timeout 200 --json "$OUT/padded-llama-2-7b.json" \
         --csv "$OUT/padded-llama-2-7b.csv" | tee "$OUT/padded-llama-2-7b.txt"
-    python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" | tail -1
+    python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" | tail -1 \
+      || python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" --no-png | tail -1
     ;;
   default)
     python3 -m arena env | tee "$OUT/env.json"

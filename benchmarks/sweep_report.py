@@ -109,11 +109,20 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
     frame = points_frame(points)
     (docs / "points.csv").write_text(frame.to_csv(index=False), encoding="utf-8")
     written.append(docs / "points.csv")
-    md = ["# Attention sweep", "", _header(points), "",
-          "Speedup = eager's latency / this latency at the same batch, length and padding. "
-          "Cells: speedup (median latency, peak memory). Padding: left padding with the attention "
-          "mask set, rows after the first carry it (see arena/sweep/plan.py). Each chart's data is in "
-          "the CSV of the same name; all points in points.csv.", ""]
+    if all(p.get("mode") == PADDED for p in points):
+        md = ["# Generation on a padded batch", "", _header(points), "",
+              "Each row's prompt length is drawn from the sweep's LO..HI range (seeded; the first row is the "
+              "longest), the rows are left padded with the attention mask set, and every row generates the "
+              "same number of new tokens (greedy, end of sequence disabled). Decode tokens/s = batch x "
+              "(new - 1) / time after the first token; TTFT = time to the batch's first token; both the "
+              "median of the timed generations (see arena/sweep/plan.py). Each chart's data is in the CSV "
+              "of the same name; all points in points.csv.", ""]
+    else:
+        md = ["# Attention sweep", "", _header(points), "",
+              "Speedup = eager's latency / this latency at the same batch, length and padding. "
+              "Cells: speedup (median latency, peak memory). Padding: left padding with the attention "
+              "mask set, rows after the first carry it (see arena/sweep/plan.py). Each chart's data is in "
+              "the CSV of the same name; all points in points.csv.", ""]
     for chart in charts:
         (docs / f"{chart.key}.csv").write_text(chart.csv(), encoding="utf-8")
         written.append(docs / f"{chart.key}.csv")

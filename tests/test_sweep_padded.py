@@ -138,6 +138,7 @@ def test_cli_and_report(tmp_path):
 
     assert report([str(out), "--docs", str(docs), "--no-png"]) == 0
     text = (docs / "README.md").read_text()
+    assert text.startswith("# Generation on a padded batch")
     assert "padded-decode-tiny-llama-none.csv" in text and "tok/s (TTFT" in text
     assert f"batch 2: {', '.join(map(str, row_lengths(2, 8, 24)))}" in text
 
