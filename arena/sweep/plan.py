@@ -49,6 +49,7 @@ from arena.core.limits import (
     SWEEP_MAX_SEQ,
     ServerLimits,
 )
+from arena.core.errors import short_repr
 from arena.core.request import RequestError, checked_model, int_in
 from arena.models.dtypes import resolve_dtype
 from arena.models.sources import context_length
@@ -177,7 +178,7 @@ def parse_prompt_lens(value: Any, hi: int) -> tuple[int, int]:
     text = str(value).strip()
     parts = re.split(r"\s*(?:\.\.|,)\s*", text) if text else []
     if not 1 <= len(parts) <= 2 or not all(parts):
-        raise RequestError(f"prompt_lens must be LO..HI, e.g. 64..1024 (got {text!r})")
+        raise RequestError(f"prompt_lens must be LO..HI, e.g. 64..1024 (got {short_repr(text)})")
     lo, top = (_ints("prompt_lens", part, 1, hi)[0] for part in (parts[0], parts[-1]))
     if top < lo:
         raise RequestError(f"prompt_lens: {lo}..{top} is empty (LO must not exceed HI)")
