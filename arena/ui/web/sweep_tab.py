@@ -87,8 +87,8 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
         with gr.Row():
             batches = gr.Textbox("1,2,4", label="Batch sizes")
-            seqs = gr.Textbox("64,128", label="Sequence lengths")
-            padding = gr.Textbox("0,0.3", label="Padding fractions")
+            seqs = gr.Textbox("64,128", label="Sequence lengths (forward, generate)")
+            padding = gr.Textbox("0,0.3", label="Padding fractions (forward, generate)")
             mode = gr.Radio(list(MODES), value="forward", label="Mode")
             dtype = gr.Radio(list(DTYPES), value="auto", label="dtype")
             repeats = gr.Slider(1, 10, value=3, step=1, label="Repeats (median kept)")
