@@ -8,6 +8,13 @@
 #        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
 #   bash benchmarks/gpu_session.sh bandwidth [7b|1b|default]  # each configuration against the
 #        memory-bandwidth limit (bf16, batch 1, 128 new tokens); no second argument: all three
+#   bash benchmarks/gpu_session.sh fa2 [default|llama|mistral]  # flash-attn installed (PYTHONPATH): the FA2
+#        configurations (and flash-attention-3) beside eager, sdpa and sdpa-flash, one table per model;
+#        ~1.5 min (default), ~4.5 min (llama), ~5 min (mistral: 4608-token prompt, past its 4096 window)
+#   bash benchmarks/gpu_session.sh fa2-sweep [llama|falcon|memory]  # the sweep stage again, flash-attn
+#        installed, so each chart of docs/sweep-h100 gets the FA2 line; ~2.5 min each with --repeats 2
+#   bash benchmarks/gpu_session.sh padded  # generation on a padded batch (Llama-2-7B shape, prompts of
+#        64..1024 tokens, 128 new, batch 1,4,8,16): eager, sdpa, sdpa-flash, flash-attention-2; ~4.5 min
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 set -uo pipefail
@@ -32,6 +39,53 @@ case "${1:-default}" in
       sweep llama-2-7b-memory --model synthetic:llama-2-7b --seq-lens 512,1024,2048,4096,8192,16384 --batch-sizes 1 \
             --padding 0 --repeats 2 ;;
     esac
+    ;;
+  fa2)
+    # Agreement and NLL are against eager (the baseline) in each table; only the embedded default has
+    # real weights, the synthetic shapes' text is noise.
+    FA2=eager,sdpa,sdpa-flash,flash-attention-2,flash-attention-3,bnb-4bit+flash-attention-2,bnb-8bit+flash-attention-2
+    python3 -m arena configs | tee "$OUT/fa2-configs.txt"
+    case "${2:-all}" in default|all)
+      run --model default --configs "$FA2" --max-new-tokens 64 --repeats 3 --timeout 300 \
+          --json "$OUT/fa2-default.json" | tee "$OUT/fa2-default.txt" ;;
+    esac
+    case "${2:-all}" in llama|all)  # the settings of the 7b-torch stage
+      run --model synthetic:llama-2-7b --configs "$FA2" --prompt-tokens 128 --max-new-tokens 128 --repeats 2 \
+          --timeout 300 --json "$OUT/fa2-llama-2-7b.json" | tee "$OUT/fa2-llama-2-7b.txt" ;;
+    esac
+    case "${2:-all}" in mistral|all)  # a prompt past Mistral's 4096-token sliding window, so the window applies
+      run --model synthetic:mistral-7b --configs "$FA2" --prompt-tokens 4608 --max-new-tokens 128 --repeats 2 \
+          --timeout 300 --json "$OUT/fa2-mistral-7b.json" | tee "$OUT/fa2-mistral-7b.txt" ;;
+    esac
+    ;;
+  fa2-sweep)
+    # The sweep stage's settings with --repeats 2, flash-attention-2 among the implementations; then
+    # python benchmarks/sweep_report.py $OUT/sweep-fa2-*.json --docs docs/sweep-h100
+    ATTN=eager,sdpa,sdpa-flash,sdpa-efficient,flash-attention-2
+    sweep() { python3 -m arena sweep --quiet --db "$ARENA_HOME/gpu.sqlite" --attn "$ATTN" --mode forward --dtype bf16 \
+              --warmup 1 --repeats 2 --timeout 150 --json "$OUT/sweep-fa2-$1.json" "${@:2}" | tee "$OUT/sweep-fa2-$1.txt"; }
+    case "${2:-all}" in llama|all)
+      sweep llama-2-7b-4096 --model synthetic:llama-2-7b --seq-lens 4096 --batch-sizes 1,2,4,8 --padding 0,0.3 ;;
+    esac
+    case "${2:-all}" in falcon|all)
+      sweep falcon-7b-4096 --model synthetic:falcon-7b --seq-lens 4096 --batch-sizes 1,2,4,8 --padding 0,0.3 ;;
+    esac
+    case "${2:-all}" in memory|all)
+      sweep llama-2-7b-memory --model synthetic:llama-2-7b --seq-lens 512,1024,2048,4096,8192,16384 --batch-sizes 1 \
+            --padding 0 ;;
+    esac
+    ;;
+  padded)
+    # Generation on a padded batch: each row's prompt length drawn from 64..1024 (seed 0, the first row
+    # 1024), left padded, 128 new tokens each, greedy. sdpa-flash has no kernel for a padding mask: its
+    # padded points fail with that reason. Then: python benchmarks/sweep_report.py $OUT/padded-llama-2-7b.json
+    # --docs docs/padded-h100
+    python3 -m arena sweep --quiet --db "$ARENA_HOME/gpu.sqlite" --model synthetic:llama-2-7b --mode generate-padded \
+        --attn eager,sdpa,sdpa-flash,flash-attention-2 --batch-sizes 1,4,8,16 --prompt-lens 64..1024 --new-tokens 128 \
+        --dtype bf16 --repeats 2 --warmup 1 --timeout 200 --json "$OUT/padded-llama-2-7b.json" \
+        --csv "$OUT/padded-llama-2-7b.csv" | tee "$OUT/padded-llama-2-7b.txt"
+    python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" | tail -1 \
+      || python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" --no-png | tail -1
     ;;
   default)
     python3 -m arena env | tee "$OUT/env.json"

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from arena.sweep.charts import Chart, all_charts, points_frame  # noqa: E402
+from arena.sweep.charts import PADDED, Chart, all_charts, points_frame  # noqa: E402
 
 
 def _cell_speedup(row: pd.Series) -> str:
@@ -34,6 +34,22 @@ def _cell_memory(row: pd.Series) -> str:
         return _short(row["reason"])
     act = f", +{row['activation_mb']:.0f}" if pd.notna(row["activation_mb"]) else ""
     return f"{row['peak_memory_mb']:.0f}{act}"
+
+
+def _cell_padded(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return _short(row["reason"])
+    return (f"{row['decode_tokens_per_s']:.0f} tok/s (TTFT {row['ttft_ms']:.1f} ms, "
+            f"{row['peak_memory_mb'] / 1024:.1f} GB)")
+
+
+def _row_lengths(points: list[dict], run_id: str) -> str:
+    """'batch 4: 1024, 913, 120, 597' for each batch of a generate-padded sweep (its first implementation)."""
+    seen: dict[int, list[int]] = {}
+    for p in points:
+        if p.get("run_id") == run_id and p.get("mode") == PADDED:
+            seen.setdefault(p["batch_size"], (p.get("settings") or {}).get("row_lengths") or [])
+    return "; ".join(f"batch {b}: {', '.join(map(str, rows))}" for b, rows in sorted(seen.items()))
 
 
 def _short(reason: object) -> str:
@@ -93,11 +109,20 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
     frame = points_frame(points)
     (docs / "points.csv").write_text(frame.to_csv(index=False), encoding="utf-8")
     written.append(docs / "points.csv")
-    md = ["# Attention sweep", "", _header(points), "",
-          "Speedup = eager's latency / this latency at the same batch, length and padding. "
-          "Cells: speedup (median latency, peak memory). Padding: left padding with the attention "
-          "mask set, rows after the first carry it (see arena/sweep/plan.py). Each chart's data is in "
-          "the CSV of the same name; all points in points.csv.", ""]
+    if all(p.get("mode") == PADDED for p in points):
+        md = ["# Generation on a padded batch", "", _header(points), "",
+              "Each row's prompt length is drawn from the sweep's LO..HI range (seeded; the first row is the "
+              "longest), the rows are left padded with the attention mask set, and every row generates the "
+              "same number of new tokens (greedy, end of sequence disabled). Decode tokens/s = batch x "
+              "(new - 1) / time after the first token; TTFT = time to the batch's first token; both the "
+              "median of the timed generations (see arena/sweep/plan.py). Each chart's data is in the CSV "
+              "of the same name; all points in points.csv.", ""]
+    else:
+        md = ["# Attention sweep", "", _header(points), "",
+              "Speedup = eager's latency / this latency at the same batch, length and padding. "
+              "Cells: speedup (median latency, peak memory). Padding: left padding with the attention "
+              "mask set, rows after the first carry it (see arena/sweep/plan.py). Each chart's data is in "
+              "the CSV of the same name; all points in points.csv.", ""]
     for chart in charts:
         (docs / f"{chart.key}.csv").write_text(chart.csv(), encoding="utf-8")
         written.append(docs / f"{chart.key}.csv")
@@ -109,6 +134,12 @@ def write_report(points: list[dict], docs: Path, png: bool = True) -> list[Path]
             md += [f"![{chart.key}]({chart.key}.png)", ""]
         if chart.key.startswith("speedup-"):
             md += [_table(chart.data, chart.x, _cell_speedup), ""]
+        elif chart.key.startswith("padded-decode-"):
+            md += ["Cells: decode tokens/s of the whole batch (median TTFT, peak memory). Prompt lengths of "
+                   "the rows: " + _row_lengths(points, chart.data["run_id"].iloc[0]) + ".", "",
+                   _table(chart.data, "batch_size", _cell_padded), ""]
+        elif chart.key.startswith("padded-"):
+            md += ["Values: the table under the decode chart.", ""]
         else:
             weights = chart.data["weights_mb"].dropna()
             w = f" (weights {weights.median():.0f} MB)" if len(weights) else ""

@@ -93,7 +93,7 @@ def test_padding_is_honoured_by_the_model():
     ({"seq_lens": "8.5"}, "seq_lens: '8.5' is not a whole number"),
     ({"padding": "0,0.95"}, "padding: 0.95 is outside 0..0.9"),
     ({"padding": " , "}, "padding is empty"),
-    ({"mode": "backward"}, "mode must be 'forward' or 'generate'"),
+    ({"mode": "backward"}, "mode must be one of forward, generate, generate-padded"),
     ({"repeats": 0}, "repeats must be between 1 and 20"),
     ({"repeats": float("nan")}, "repeats must be a whole number between 1 and 20"),
     ({"warmup": float("inf")}, "warmup must be a whole number between 0 and 20"),

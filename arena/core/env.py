@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib
 import importlib.metadata
 import os
 import platform as _platform
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ TRACKED_PACKAGES = (
     "onnxruntime",
     "bitsandbytes",
     "flash-attn",
+    "flash-attn-3",
     "gradio",
 )
 
@@ -61,6 +64,66 @@ def _tensorrt_libraries_load() -> bool:
     return False
 
 
+# What transformers imports when a model runs with each FlashAttention generation
+# (transformers/modeling_flash_attention_utils.py), and its own availability check.
+FLASH_IMPORTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "flash-attn": (("flash_attn", ("flash_attn_func", "flash_attn_varlen_func")),
+                   ("flash_attn.bert_padding", ("pad_input", "unpad_input"))),
+    "flash-attn-3": (("flash_attn_interface", ("flash_attn_func", "flash_attn_varlen_func")),),
+}
+_FLASH_CHECKS = {"flash-attn": "is_flash_attn_2_available", "flash-attn-3": "is_flash_attn_3_available"}
+
+
+def import_error(imports: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
+    """Import each (module, names); the first failure as one line ('ImportError: ...'), or None."""
+    for module, names in imports:
+        try:
+            loaded = importlib.import_module(module)
+            for name in names:
+                if not hasattr(loaded, name):
+                    raise ImportError(f"cannot import name {name!r} from {module!r}")
+        except Exception as exc:  # ImportError, OSError from a shared library, a broken build
+            text = " ".join(str(exc).split())
+            return f"{type(exc).__name__}: {text}"[:300]
+    return None
+
+
+def flash_attn_problem(dist: str) -> str | None:
+    """Why an installed FlashAttention package cannot be used here, in one line, or None: the
+    imports transformers will run (a CUDA-mismatched build fails here, e.g. 'libcudart.so.12:
+    cannot open shared object file'), then transformers' own check (is_flash_attn_2_available()
+    / is_flash_attn_3_available(): needs a CUDA device)."""
+    if package_version(dist) is None:
+        return None
+    error = import_error(FLASH_IMPORTS[dist])
+    if error:
+        return error
+    import transformers.utils.import_utils as checks
+
+    check = getattr(checks, _FLASH_CHECKS[dist], None)
+    if check is not None and not check():
+        return f"transformers' {_FLASH_CHECKS[dist]}() is False"
+    return None
+
+
+_CUDA_LIBRARY = re.compile(r"lib(?:cudart|cublas\w*|cusparse|cufft|curand|nvrtc|nvJitLink)\.so\.(\d+)")
+_CUDA_LABEL = re.compile(r"\+cu(\d+)")
+
+
+def built_cuda_major(error: str | None, version: str | None) -> str | None:
+    """The CUDA major a compiled package was built for, where it shows: the CUDA library its
+    import failed to find ('libcudart.so.12: cannot open shared object file') or the wheel's
+    local version label ('2.8.3+cu12torch2.7', '2.8.3+cu130')."""
+    found = _CUDA_LIBRARY.search(error or "")
+    if found:
+        return found.group(1)
+    label = _CUDA_LABEL.search(version or "")
+    if label:
+        digits = label.group(1)
+        return digits if len(digits) <= 2 else digits[:-1]  # cu128 -> 12, cu130 -> 13
+    return None
+
+
 @dataclass(frozen=True)
 class Platform:
     """The facts the configuration registry needs to say what can run here."""
@@ -72,6 +135,9 @@ class Platform:
     packages: dict[str, str | None] = field(default_factory=dict)
     ort_providers: tuple[str, ...] = ()
     tensorrt_loadable: bool = False
+    torch_cuda: str | None = None  # the CUDA torch was built for (torch.version.cuda)
+    # installed distributions whose own import check fails here: name -> one line (flash_attn_problem)
+    import_errors: dict[str, str] = field(default_factory=dict)
 
     def has(self, dist: str) -> bool:
         return self.packages.get(dist) is not None
@@ -104,6 +170,8 @@ def platform() -> Platform:
         packages=packages,
         ort_providers=providers,
         tensorrt_loadable=has_cuda and _tensorrt_libraries_load(),
+        torch_cuda=torch.version.cuda,
+        import_errors={d: e for d in FLASH_IMPORTS if (e := flash_attn_problem(d))},
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from arena.core.env import Platform, platform, version_tuple
+from arena.core.env import Platform, built_cuda_major, platform, version_tuple
 from arena.models.dtypes import HALF_DTYPES, resolve_dtype
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class Config:
     family: Family
     description: str
     backend: Literal["torch", "onnxruntime"] = "torch"
-    attn: Literal["eager", "sdpa", "flash_attention_2"] | None = "sdpa"
+    attn: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None = "sdpa"
     sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
     quant: Literal["int8", "fp4", "nf4", "nf4-dq"] | None = None
     static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
@@ -70,6 +70,10 @@ _ENTRIES: tuple[Config, ...] = (
     Config("flash-attention-2", "FlashAttention-2", "attention",
            "Tri Dao's flash-attn package through attn_implementation='flash_attention_2'.",
            attn="flash_attention_2", needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+    Config("flash-attention-3", "FlashAttention-3 (Hopper)", "attention",
+           "flash-attn's Hopper kernels (the flash_attn_3 package built from its hopper/ folder) through "
+           "attn_implementation='flash_attention_3'; sm_90 only.",
+           attn="flash_attention_3", needs_cuda=True, needs_half=True, needs=("flash-attn-3",)),
     Config("bettertransformer", "BetterTransformer", "attention",
            "optimum's to_bettertransformer() fast path.", bettertransformer=True,
            needs=("optimum",),
@@ -218,10 +222,27 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
         return Availability(False, "TensorRT libraries (libnvinfer) are not installed")
     if config.attn == "flash_attention_2" and plat.capability and plat.capability < (8, 0):
         return Availability(False, "FlashAttention-2 needs an Ampere or newer GPU (compute 8.0+)")
+    if config.attn == "flash_attention_3" and plat.capability and plat.capability[0] != 9:
+        return Availability(False, "FlashAttention-3 needs a Hopper GPU (compute 9.0, e.g. H100)")
+    for dist in config.needs:
+        if dist in plat.import_errors:
+            return Availability(False, import_reason(dist, plat))
     blocker = placement_blocker(config, placement)
     if blocker:
         return Availability(False, blocker)
     return Availability(True)
+
+
+def import_reason(dist: str, plat: Platform) -> str:
+    """One line for an installed package whose own import check fails here (Platform.import_errors):
+    a CUDA mismatch when the CUDA it was built for shows and differs from torch's."""
+    error = plat.import_errors[dist]
+    built = built_cuda_major(error, plat.packages.get(dist))
+    torch_major = (plat.torch_cuda or "").split(".")[0]
+    if built and torch_major and built != torch_major:
+        rebuild = " (rebuild it with scripts/build-flash-attn.sh)" if dist == "flash-attn" else ""
+        return f"CUDA mismatch: {dist} was built for CUDA {built}, torch uses CUDA {plat.torch_cuda}{rebuild}: {error}"
+    return f"{dist} is installed but its import check fails: {error}"
 
 
 def availability_table(dtype: str = "auto") -> list[dict[str, object]]:

@@ -66,7 +66,7 @@ class Result:
     first_divergence: int | None = None
     nll: float | None = None
     # sweep points (arena/sweep/plan.py): one forward pass or one generate() at a (batch, seq, padding)
-    mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" for points
+    mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" / "sweep-generate-padded"
     padding: float | None = None  # requested share of padding tokens in the batch (sweep points)
     latency_ms: float | None = None  # median latency of the point's timed passes
     speedup: float | None = None  # sweep: eager's latency / this one at the same point; run: decode tok/s / the baseline's

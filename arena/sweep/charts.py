@@ -9,6 +9,8 @@
   batch size gets speedup against sequence length instead, one chart per padding.
 - memory_charts: peak memory against sequence length, one line per implementation, one chart
   per (model, hardware, mode, quantization, batch size, padding) with two or more lengths.
+- padded_charts (generate-padded sweeps): decode tokens/s, TTFT and peak memory against batch
+  size, one line per implementation, one chart each per (model, hardware, quantization).
 Points that did not run are kept in each chart's data (status, reason) and named in its
 legend; they are never silently missing. Each sweep (run_id) gets its own charts, so points
 of several sweeps (from the store, or several JSON files) are never mixed in one line.
@@ -27,8 +29,10 @@ from arena.core.results import Result
 COLUMNS = (
     "model_id", "model_display", "hardware", "mode", "quant", "config", "label", "status", "reason",
     "dtype", "batch_size", "seq_len", "padding", "padding_achieved", "latency_ms", "speedup",
-    "tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb", "memory_method", "run_id",
+    "tokens_per_s", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb",
+    "memory_method", "run_id",
 )
+PADDED = "sweep-generate-padded"
 _GROUP = ["run_id", "model_id", "hardware", "mode", "quant"]  # one sweep's points at one quantization
 
 
@@ -56,7 +60,8 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
         rows.append({
             **{k: d.get(k) for k in ("model_id", "model_display", "hardware", "mode", "config", "label",
                                      "status", "reason", "dtype", "batch_size", "padding", "latency_ms",
-                                     "speedup", "peak_memory_mb", "weights_mb", "memory_method", "run_id")},
+                                     "speedup", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb",
+                                     "weights_mb", "memory_method", "run_id")},
             "quant": settings.get("quant", "none"),
             "seq_len": d.get("prompt_tokens"),
             "padding_achieved": settings.get("padding_achieved"),
@@ -117,6 +122,8 @@ def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     charts = []
     for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
         _, model_id, hardware, mode, quant = keys
+        if mode == PADDED:
+            continue
         by_batch = sweep["batch_size"].nunique() > 1 or sweep["seq_len"].nunique() == 1
         x, fixed = ("batch_size", "seq_len") if by_batch else ("seq_len", "batch_size")
         what = "one forward pass" if mode == "sweep-forward" else "generate()"
@@ -149,6 +156,8 @@ def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     charts = []
     for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
         _, model_id, hardware, mode, quant = keys
+        if mode == PADDED:
+            continue
         quant_text = "" if quant == "none" else f", weights {quant}"
         for (batch, padding), data in sweep.groupby(["batch_size", "padding"], sort=True):
             if data["seq_len"].nunique() < 2:
@@ -173,10 +182,61 @@ def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     return charts
 
 
-def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
-    """Every speedup chart, then every memory chart; keys and titles made unique across sweeps."""
+# generate-padded charts: (key part, data column, title, axis title, hover)
+_PADDED_METRICS = (
+    ("decode", "decode_tokens_per_s", "Decode tokens/s", "decode tokens/s (whole batch)",
+     "batch %{x}: %{y:.0f} tok/s<br>peak %{customdata[1]:.0f} MB<extra>%{fullData.name}</extra>"),
+    ("ttft", "ttft_ms", "Time to first token", "TTFT (ms)",
+     "batch %{x}: %{y:.1f} ms<extra>%{fullData.name}</extra>"),
+    ("memory", "peak_memory_mb", "Peak memory", "peak memory (MB)",
+     "batch %{x}: %{y:.0f} MB<extra>%{fullData.name}</extra>"),
+)
+
+
+def padded_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """generate-padded sweeps: decode tokens/s, TTFT and peak memory against batch size."""
     points = list(points)
-    charts = speedup_charts(points) + memory_charts(points)
+    frame = points_frame(points)
+    charts = []
+    for keys, data in frame[frame["mode"] == PADDED].groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, _, quant = keys
+        first = data.iloc[0]
+        quant_text = "" if quant == "none" else f", weights {quant}"
+        lengths = _length_text(points, first["run_id"])
+        for tag, column, what, axis, hover in _PADDED_METRICS:
+            main = f"{what}, generation on a padded batch ({lengths}){quant_text}"
+            fig = go.Figure()
+            _lines(fig, data, "batch_size", column, hover)
+            fig.update_layout(title=_title(main, first, hardware), xaxis_title="batch size", yaxis_title=axis,
+                              legend_title="implementation", template="plotly_white")
+            fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(data["batch_size"].unique()))
+            if tag == "memory":
+                weights = data["weights_mb"].dropna()
+                if len(weights):
+                    fig.add_hline(y=float(weights.median()), line_dash="dot", line_color="grey",
+                                  annotation_text=f"weights {weights.median():.0f} MB",
+                                  annotation_position="bottom right")
+            key = f"padded-{tag}-{_slug(model_id.split(':')[-1])}-{_slug(quant)}"
+            charts.append(Chart(key, f"{main}: {first['model_display']} ({hardware})", fig,
+                                data.reset_index(drop=True), "batch_size"))
+    return charts
+
+
+def _length_text(points: list, run_id: Any) -> str:
+    """'prompts 64..1024 tokens, 128 new' from the settings of a sweep's points."""
+    for p in points:
+        d = p.to_dict() if isinstance(p, Result) else p
+        if d.get("run_id") == run_id and d.get("mode") == PADDED:
+            settings = d.get("settings") or {}
+            return f"prompts {settings.get('prompt_lens', '?')} tokens, {d.get('new_tokens')} new"
+    return "mixed prompts"
+
+
+def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
+    """Every speedup chart, then every memory chart, then the generate-padded ones; keys and
+    titles made unique across sweeps."""
+    points = list(points)
+    charts = speedup_charts(points) + memory_charts(points) + padded_charts(points)
     seen: dict[str, int] = {}
     for chart in charts:
         seen[chart.key] = seen.get(chart.key, 0) + 1

@@ -18,12 +18,23 @@ them; with B > 1 the first row stays unpadded (it sets the batch's length, as th
 prompt of a real padded batch does) and the other B - 1 rows share P as evenly as whole
 tokens allow. Every row keeps at least one real token, so with B = 2 and p > 0.5 the real
 share of padding is lower than asked; the achieved share is recorded with each point.
+
+Generation on a padded batch (mode "generate-padded"): each batch size is one point; its rows are
+prompts of mixed lengths between LO and HI tokens (`prompt_lens` "LO..HI"), left padded to the
+longest with the attention mask set, and each row generates `new_tokens` tokens (greedy, end of
+sequence disabled). The length mix (`row_lengths`): row 0 is HI tokens long, so every batch has
+the same padded length; every other row draws its length uniformly from LO..HI with
+random.Random(length_seed), in row order, so a larger batch keeps the rows of a smaller one and
+adds rows. Each point records TTFT, decode tokens/s (the arena's TokenClock), peak memory, the
+longest row as prompt_tokens and the lengths of all rows in its settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +49,7 @@ from arena.core.limits import (
     SWEEP_MAX_SEQ,
     ServerLimits,
 )
+from arena.core.errors import short_repr
 from arena.core.request import RequestError, checked_model, int_in
 from arena.models.dtypes import resolve_dtype
 from arena.models.sources import context_length
@@ -55,12 +67,14 @@ class SweepRequest:
     batch_sizes: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     seq_lens: list[int] = field(default_factory=lambda: [512, 1024, 2048, 4096])
     padding: list[float] = field(default_factory=lambda: [0.0, 0.3])
-    mode: Literal["forward", "generate"] = "forward"
+    mode: Literal["forward", "generate", "generate-padded"] = "forward"
     quant: list[str] = field(default_factory=lambda: [NO_QUANT])
     dtype: str = "auto"
     repeats: int = 3  # timed passes per point; the median is reported
     warmup: int = 1  # untimed passes per point before timing (each shape warms its kernels)
-    new_tokens: int = 32  # generate mode only
+    new_tokens: int = 32  # generate modes only
+    prompt_lens: str = "64..1024"  # generate-padded only: row lengths drawn from LO..HI
+    length_seed: int = 0  # generate-padded only: the seed of the length mix
     isolation: Literal["process", "inline"] = "process"
     timeout_s: float = DEFAULT_TIMEOUT_S  # per (implementation, quantization) worker: load and all its points
 
@@ -68,11 +82,19 @@ class SweepRequest:
         return asdict(self)
 
 
+MODES = ("forward", "generate", "generate-padded")
+GENERATE_MODES = ("generate", "generate-padded")
+
+
 @dataclass(frozen=True)
 class Point:
     batch: int
     seq: int
     padding: float
+    pads: tuple[int, ...] | None = None  # left padding of each row, where not from pad_lengths (generate-padded)
+
+    def pad_list(self) -> list[int]:
+        return list(self.pads) if self.pads is not None else pad_lengths(self.batch, self.seq, self.padding)
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,29 @@ def pad_lengths(batch: int, seq: int, fraction: float) -> list[int]:
         return [min(total, seq - 1)]
     share, extra = divmod(total, batch - 1)
     return [0] + [min(share + (1 if i < extra else 0), seq - 1) for i in range(batch - 1)]
+
+
+def row_lengths(batch: int, shortest: int, longest: int, seed: int = 0) -> list[int]:
+    """The prompt length of each row of a generate-padded batch (see the module's docstring)."""
+    rng = random.Random(seed)
+    return [longest] + [rng.randint(shortest, longest) for _ in range(batch - 1)]
+
+
+def padded_point(batch: int, shortest: int, longest: int, seed: int = 0) -> Point:
+    pads = tuple(longest - n for n in row_lengths(batch, shortest, longest, seed))
+    return Point(batch, longest, round(sum(pads) / (batch * longest), 4), pads)
+
+
+def parse_prompt_lens(value: Any, hi: int) -> tuple[int, int]:
+    """'64..1024' (or '64,1024', or one length for every row) -> (64, 1024), each within 1..hi."""
+    text = str(value).strip()
+    parts = re.split(r"\s*(?:\.\.|,)\s*", text) if text else []
+    if not 1 <= len(parts) <= 2 or not all(parts):
+        raise RequestError(f"prompt_lens must be LO..HI, e.g. 64..1024 (got {short_repr(text)})")
+    lo, top = (_ints("prompt_lens", part, 1, hi)[0] for part in (parts[0], parts[-1]))
+    if top < lo:
+        raise RequestError(f"prompt_lens: {lo}..{top} is empty (LO must not exceed HI)")
+    return lo, top
 
 
 def achieved_padding(batch: int, seq: int, fraction: float) -> float:
@@ -209,10 +254,18 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool | None = None,
         if name not in quant_names():
             raise RequestError(f"unknown quantization {name!r}; valid: {', '.join(quant_names())}")
     batches = _ints("batch_sizes", req.batch_sizes, 1, min(MAX_BATCH, limits.max_batch))
-    seqs = _ints("seq_lens", req.seq_lens, 1, min(SWEEP_MAX_SEQ, limits.max_prompt_tokens or SWEEP_MAX_SEQ))
-    paddings = _floats("padding", req.padding, 0.0, SWEEP_MAX_PADDING)
-    if req.mode not in ("forward", "generate"):
-        raise RequestError(f"mode must be 'forward' or 'generate' (got {req.mode!r})")
+    if req.mode not in MODES:
+        raise RequestError(f"mode must be one of {', '.join(MODES)} (got {req.mode!r})")
+    padded = req.mode == "generate-padded"
+    max_seq = min(SWEEP_MAX_SEQ, limits.max_prompt_tokens or SWEEP_MAX_SEQ)
+    if padded:
+        shortest, longest_row = parse_prompt_lens(req.prompt_lens, max_seq)
+        req.prompt_lens = f"{shortest}..{longest_row}"
+        req.length_seed = int_in("length_seed", req.length_seed, 0, 2**31 - 1)
+        seqs, paddings = [longest_row], []
+    else:
+        seqs = _ints("seq_lens", req.seq_lens, 1, max_seq)
+        paddings = _floats("padding", req.padding, 0.0, SWEEP_MAX_PADDING)
     req.repeats = int_in("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
     req.warmup = int_in("warmup", req.warmup, 0, min(MAX_REPEATS, limits.max_repeats))
     req.new_tokens = int_in("new_tokens", req.new_tokens, 1, min(SWEEP_MAX_NEW_TOKENS, limits.max_new_tokens))
@@ -235,10 +288,13 @@ def validate_sweep(req: SweepRequest, *, allow_local_models: bool | None = None,
         raise RequestError(str(exc)) from None
     # Synthetic weights carry no meaning to lose past the trained context (the guide runs the
     # 2048-context Falcon-7B at 4096); a real model is held to its context.
-    longest = max(seqs) + (req.new_tokens if req.mode == "generate" else 0)
+    longest = max(seqs) + (req.new_tokens if req.mode in GENERATE_MODES else 0)
     if not spec.synthetic and longest > context:
         raise RequestError(f"sequence length {longest} exceeds the model's context of {context} tokens")
-    points = [Point(b, s, p) for s in seqs for p in paddings for b in batches]
+    if padded:
+        points = [padded_point(b, shortest, longest_row, req.length_seed) for b in batches]
+    else:
+        points = [Point(b, s, p) for s in seqs for p in paddings for b in batches]
     groups = [Group(a, q, group_config(a, q)) for q in quant for a in _eager_first(attn)]
     if limits.max_configs is not None and len(groups) > limits.max_configs:
         raise RequestError(f"{len(groups)} implementation and quantization pairs asked; the limit here is "

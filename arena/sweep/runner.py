@@ -17,12 +17,12 @@ from arena.data.store import Store, now
 from arena.execute.supervisor import run_worker
 from arena.measure.quality import latency_speedup
 from arena.sweep.plan import (
+    GENERATE_MODES,
     NO_QUANT,
     Group,
     Point,
     PreparedSweep,
     SweepRequest,
-    pad_lengths,
     validate_sweep,
 )
 
@@ -52,21 +52,23 @@ class _Collector:
             run_id=run_id, model_id=prepared.spec.id, model_display=prepared.spec.display,
             synthetic=prepared.spec.synthetic, hardware=env["hardware"], device=env["device"],
             repeats=req.repeats, mode=f"sweep-{req.mode}",
-            new_tokens=req.new_tokens if req.mode == "generate" else 0, env=env,
+            new_tokens=req.new_tokens if req.mode in GENERATE_MODES else 0, env=env,
         )
-        self.settings = {k: v for k, v in req.to_dict().items() if k not in ("attn", "model")}
+        unused = ("seq_lens", "padding") if req.mode == "generate-padded" else ("prompt_lens", "length_seed")
+        self.settings = {k: v for k, v in req.to_dict().items() if k not in ("attn", "model", *unused)}
 
     def add(self, group: Group, point: Point, *, status: str = "ok", reason: str = "",
             metrics: dict[str, Any] | None = None, load: dict[str, Any] | None = None) -> Result:
         cfg = group.config
-        pads = pad_lengths(point.batch, point.seq, point.padding)
+        pads = point.pad_list()
+        rows = {"row_lengths": [point.seq - n for n in pads]} if point.pads is not None else {}
         result = Result(
             config=cfg.name, status=status, reason=reason, label=cfg.label, family=cfg.family,  # type: ignore[arg-type]
             created_at=now(), dtype=registry.run_dtype(cfg, self.prepared.dtype), batch_size=point.batch,
             prompt_tokens=point.seq, padding=point.padding, baseline=_baseline_name(group),
             settings={**self.settings, "quant": group.quant, "padding_achieved": round(
                 sum(pads) / (point.batch * point.seq), 4), "pad_lengths": pads,
-                "real_tokens": point.batch * point.seq - sum(pads)},
+                "real_tokens": point.batch * point.seq - sum(pads), **rows},
             **self.common,
         )
         for key, value in (load or {}).items():
@@ -135,7 +137,7 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
     job = GroupJob(
         config=group.config, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
         dtype=prepared.dtype, device=device, mode=req.mode,
-        points=[(p.batch, p.seq, pad_lengths(p.batch, p.seq, p.padding)) for p in prepared.points],
+        points=[(p.batch, p.seq, p.pad_list()) for p in prepared.points],
         repeats=req.repeats, warmup=req.warmup, new_tokens=req.new_tokens,
     )
     pending = dict(enumerate(prepared.points))
@@ -184,3 +186,24 @@ SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("peak_memory_mb", "peak MB"),
     ("reason", "reason"),
 )
+
+# generate-padded points: the arena's generation figures; the batch's rows are 'longest' tokens
+# once padded, 'pad' is the share of padding in it.
+PADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("config", "implementation"),
+    ("batch_size", "batch"),
+    ("prompt_tokens", "longest"),
+    ("padding", "pad"),
+    ("status", "status"),
+    ("ttft_ms", "TTFT ms"),
+    ("decode_tokens_per_s", "decode tok/s"),
+    ("latency_ms", "latency ms"),
+    ("speedup", "speedup"),
+    ("peak_memory_mb", "peak MB"),
+    ("reason", "reason"),
+)
+
+
+def sweep_columns(mode: str) -> tuple[tuple[str, str], ...]:
+    """The table's columns for a sweep of `mode` ('generate-padded' or the others)."""
+    return PADDED_COLUMNS if mode == "generate-padded" else SWEEP_COLUMNS

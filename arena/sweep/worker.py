@@ -2,7 +2,9 @@
 
 `run_group` loads the model once, then for each point builds a left-padded batch with its
 attention mask, warms up, times `repeats` passes (device synchronized around each) and
-reports the median latency and the peak memory of that point. A point that fails (out of
+reports the median latency and the peak memory of that point. In generate-padded mode each
+pass is one generate() timed as the arena times it (arena/measure/clocks.py's TokenClock: TTFT,
+decode tokens/s, per-token latencies; greedy, exactly new_tokens per row). A point that fails (out of
 memory, no kernel for a mask, ...) is reported with its reason and the next point runs.
 Events (small dicts, as arena/execute/worker.py's):
     {"type": "loaded", "load_s": ..., "weights_mb": ...}
@@ -37,7 +39,7 @@ class GroupJob:
     model_ref: str
     dtype: str
     device: str
-    mode: str  # "forward" | "generate"
+    mode: str  # "forward" | "generate" | "generate-padded"
     points: list[tuple[int, int, list[int]]]  # (batch, seq, left-padding length of each row)
     repeats: int
     warmup: int
@@ -60,6 +62,15 @@ def padded_batch(batch: int, seq: int, pads: list[int], vocab: int, pad_id: int)
     return ids, mask, positions
 
 
+def generate_padded(model, ids, mask, new_tokens: int, pad_id: int, streamer=None):
+    """generate() on a left-padded batch as every timed generation here runs: greedy, exactly
+    `new_tokens` per row (no end of sequence), KV cache on; returns the new tokens only."""
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=None,
+                         eos_token_id=None, pad_token_id=pad_id, do_sample=False, temperature=None, top_p=None,
+                         top_k=None, use_cache=True, streamer=streamer)
+    return out[:, ids.shape[1]:]
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -73,6 +84,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
     import torch
 
     from arena.backends import make_backend
+    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
     from arena.measure.memory import MemoryTracker
     from arena.models.spec import ModelSpec
 
@@ -113,7 +125,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                 ids, mask, positions = (t.to(device) for t in padded_batch(batch, seq, pads, vocab, pad_id))
                 real = batch * seq - sum(pads)
 
-                def once() -> None:
+                def once(streamer=None) -> None:
                     with torch.inference_mode(), backend.generation_context():
                         if job.mode == "forward":
                             # One prefill as generate() does it: the whole batch, no KV cache kept,
@@ -122,25 +134,28 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                             model(input_ids=ids, attention_mask=mask, position_ids=positions,
                                   use_cache=False, **kwargs)
                         else:
-                            model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=job.new_tokens,
-                                           min_new_tokens=None, eos_token_id=None, pad_token_id=pad_id,
-                                           do_sample=False, temperature=None, top_p=None, top_k=None,
-                                           use_cache=True)
+                            generate_padded(model, ids, mask, job.new_tokens, pad_id, streamer)
 
                 memory.reset_peak()
+                clocked = job.mode == "generate-padded"
                 for _ in range(job.warmup):
-                    once()
-                times = []
+                    once(TokenClock() if clocked else None)
+                times, timings = [], []
                 for _ in range(job.repeats):
+                    clock = TokenClock() if clocked else None
                     _sync(job.device)
                     t0 = time.perf_counter()
-                    once()
+                    if clock is not None:
+                        clock.begin()
+                    once(clock)
                     _sync(job.device)
                     times.append((time.perf_counter() - t0) * 1e3)
+                    if clock is not None:
+                        timings.append(timing_from_stamps(clock.start, clock.stamps, batch))
                 mem = memory.report(torch_backend=True)
                 latency = statistics.median(times)
                 produced = real if job.mode == "forward" else batch * job.new_tokens
-                emit({"type": "point", "index": index, "metrics": {
+                metrics = {
                     "latency_ms": latency,
                     "e2e_tokens_per_s": produced / (latency / 1e3),
                     "peak_memory_mb": mem.peak_memory_mb,
@@ -148,7 +163,15 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                     "torch_allocated_mb": mem.torch_allocated_mb,
                     "torch_reserved_mb": mem.torch_reserved_mb,
                     "spread": {"latency_ms": times},
-                }})
+                }
+                if timings:
+                    timing, spread = median_timing(timings)
+                    metrics.update(ttft_ms=timing.ttft_ms, decode_tokens_per_s=timing.decode_tokens_per_s,
+                                   e2e_tokens_per_s=timing.e2e_tokens_per_s,
+                                   token_latency_p50_ms=timing.token_latency_p50_ms,
+                                   token_latency_p90_ms=timing.token_latency_p90_ms,
+                                   spread={"latency_ms": times, **spread})
+                emit({"type": "point", "index": index, "metrics": metrics})
             except Exception as exc:
                 reason = oom_reason(exc) or one_line(exc)
                 if os.environ.get("ARENA_DEBUG"):

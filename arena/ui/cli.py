@@ -114,13 +114,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from arena.core.request import RequestError
     from arena.data.store import Store
     from arena.sweep.plan import SweepRequest, validate_sweep
-    from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
+    from arena.sweep.runner import run_sweep, sweep_columns
 
     request = SweepRequest(
         model=args.model, attn=args.attn, batch_sizes=args.batch_sizes, seq_lens=args.seq_lens,
         padding=args.padding, mode=args.mode, quant=args.quant, dtype=args.dtype, repeats=args.repeats,
         warmup=args.warmup, new_tokens=args.new_tokens, isolation="inline" if args.inline else "process",
-        timeout_s=args.timeout,
+        timeout_s=args.timeout, prompt_lens=args.prompt_lens, length_seed=args.length_seed,
     )
     try:
         prepared = validate_sweep(request, limits=ServerLimits.from_env())
@@ -128,23 +128,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    padded = request.mode == "generate-padded"
+
     def on_point(r: Result) -> None:
         if not args.quiet:
             detail = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else r.reason
+            if padded and r.decode_tokens_per_s is not None:
+                detail += f", TTFT {r.ttft_ms:.1f} ms, decode {r.decode_tokens_per_s:.1f} tok/s"
             print(f"[{r.config}] batch {r.batch_size} seq {r.prompt_tokens} pad {r.padding:g}: {r.status} {detail}",
                   file=sys.stderr, flush=True)
 
     store = None if args.no_store else Store(args.db)
     results = run_sweep(prepared, store=store, on_point=on_point)
     print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   mode: {request.mode}   "
-          f"repeats: {request.repeats} (median)" + (f"   new tokens: {request.new_tokens}" if request.mode == "generate" else ""))
+          f"repeats: {request.repeats} (median)" + (f"   new tokens: {request.new_tokens}" if request.mode != "forward" else "")
+          + (f"   prompt lengths: {request.prompt_lens} (seed {request.length_seed})" if padded else ""))
     if results:
         print(f"hardware: {results[0].hardware}")
     for quant in request.quant:
         rows = [r.to_dict() for r in results if r.settings.get("quant") == quant]
         if len(request.quant) > 1:
             print(f"\nweights: {quant}")
-        print(format_table(rows, SWEEP_COLUMNS))
+        print(format_table(rows, sweep_columns(request.mode)))
+        if padded:
+            print("row lengths: " + "; ".join(f"batch {r['batch_size']}: {r['settings'].get('row_lengths')}"
+                                              for r in rows if r["config"] == rows[0]["config"]))
     print("memory: " + "; ".join(sorted({r.memory_method for r in results if r.memory_method})))
     if registry.BASELINE not in request.attn:
         print(f"note: speedups are against {registry.BASELINE}; add it to --attn to get them")
@@ -211,6 +219,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from arena.sweep.plan import MODES
+
     parser = argparse.ArgumentParser(prog="python -m arena", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -247,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="stored results, fastest first")
     p.add_argument("--model")
-    p.add_argument("--mode", help="arena, sweep-forward or sweep-generate (default: all)")
+    p.add_argument("--mode", help="arena, sweep-forward, sweep-generate or sweep-generate-padded (default: all)")
     p.add_argument("--db")
     p.add_argument("--json")
     p.add_argument("--csv")
@@ -257,15 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
     p.add_argument("--attn", default="eager,sdpa", help="attention implementations, comma-separated")
     p.add_argument("--batch-sizes", default="1,2,4,8")
-    p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included")
-    p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9)")
-    p.add_argument("--mode", default="forward", choices=("forward", "generate"),
-                   help="time one forward pass (prefill), or one generate() of --new-tokens")
+    p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included (forward, generate)")
+    p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9; forward, generate)")
+    p.add_argument("--mode", default="forward", choices=MODES,
+                   help="time one forward pass (prefill), or one generate() of --new-tokens; generate-padded: "
+                        "prompts of mixed lengths (--prompt-lens) in one left-padded batch, TTFT and decode tok/s")
+    p.add_argument("--prompt-lens", default="64..1024",
+                   help="generate-padded: each row's prompt length is drawn from LO..HI (the first row is HI)")
+    p.add_argument("--length-seed", type=int, default=0, help="generate-padded: seed of the length mix")
     p.add_argument("--quant", default="none", help="none and/or bitsandbytes configurations, comma-separated")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--repeats", type=int, default=3, help="timed passes per point (median)")
     p.add_argument("--warmup", type=int, default=1, help="untimed passes per point")
-    p.add_argument("--new-tokens", type=int, default=32, help="generate mode: tokens per row")
+    p.add_argument("--new-tokens", type=int, default=32, help="generate modes: tokens per row")
     p.add_argument("--inline", action="store_true", help="measure in this process instead of one per implementation")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per implementation (all its points)")
     p.add_argument("--json", help="write the points as JSON here")

@@ -250,7 +250,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
                             include_failed: bool = False, mode: str = "arena") -> list[dict]:
             """Stored results. Comma-separated values filter each field (empty: all); mode is
-            "arena" for runs, "sweep-forward" / "sweep-generate" for sweep points."""
+            "arena" for runs, "sweep-forward" / "sweep-generate" / "sweep-generate-padded" for sweep points."""
             frame = leaderboard.load_frame(app.store)
             selected = {k: [v.strip() for v in (val or "").split(",") if v.strip()]
                         for k, val in zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))}

@@ -20,13 +20,14 @@ from arena.models.dtypes import DTYPES
 from arena.data.store import Store
 from arena.sweep.charts import Chart, all_charts
 from arena.sweep.plan import (
+    MODES,
     NO_QUANT,
     SweepRequest,
     attention_names,
     quant_names,
     validate_sweep,
 )
-from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
+from arena.sweep.runner import run_sweep, sweep_columns
 from arena.ui.web.leaderboard import columns_frame
 from arena.ui.web.state import ArenaApp, model_choices
 
@@ -76,19 +77,24 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
         gr.Markdown(
             "Latency of one forward pass (or one generate) per implementation over batch sizes, "
             "sequence lengths and padding, as in the guide's FlashAttention-2 charts. Padding is left "
-            "padding on some rows with the attention mask set. Points that cannot run are listed with "
-            "their reason.")
+            "padding on some rows with the attention mask set. **generate-padded**: generation on a batch "
+            "of prompts of mixed lengths (drawn from the prompt-length range, the first row the longest), "
+            "left padded: TTFT, decode tokens/s and peak memory per batch size. Points that cannot run are "
+            "listed with their reason.")
         with gr.Row():
             model = gr.Dropdown(archs, value=archs[0][1], label="Model", elem_id="sweep-model")
             attn = gr.CheckboxGroup(attention_names(), value=["eager", "sdpa"], label="Attention")
             quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
         with gr.Row():
             batches = gr.Textbox("1,2,4", label="Batch sizes")
-            seqs = gr.Textbox("64,128", label="Sequence lengths")
-            padding = gr.Textbox("0,0.3", label="Padding fractions")
-            mode = gr.Radio(["forward", "generate"], value="forward", label="Mode")
+            seqs = gr.Textbox("64,128", label="Sequence lengths (forward, generate)")
+            padding = gr.Textbox("0,0.3", label="Padding fractions (forward, generate)")
+            mode = gr.Radio(list(MODES), value="forward", label="Mode")
             dtype = gr.Radio(list(DTYPES), value="auto", label="dtype")
             repeats = gr.Slider(1, 10, value=3, step=1, label="Repeats (median kept)")
+        with gr.Row():
+            prompt_lens = gr.Textbox("16..64", label="Prompt lengths LO..HI (generate-padded)")
+            new_tokens = gr.Number(32, precision=0, label="New tokens (generate modes)")
         with gr.Row():
             run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
             cancel_btn = gr.Button("Cancel", variant="stop")
@@ -113,14 +119,15 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
 
-        def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v, repeats_v):
+        def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v,
+                         repeats_v, prompt_lens_v, new_tokens_v):
             req = SweepRequest(model=model_v, attn=attn_v, quant=quant_v, batch_sizes=batches_v,
-                                     seq_lens=seqs_v, padding=padding_v, mode=mode_v, dtype=dtype_v,
-                                     repeats=repeats_v)
+                               seq_lens=seqs_v, padding=padding_v, mode=mode_v, dtype=dtype_v,
+                               repeats=repeats_v, prompt_lens=prompt_lens_v, new_tokens=new_tokens_v)
             with app.tracked(session_key) as cancel:
-                yield from _updates(stream_sweep(req, app.store, app.limits, cancel))
+                yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v))
 
-        def _updates(stream):
+        def _updates(stream, columns):
             shown = 0
             for points, finished, error in stream:
                 head = "**Finished**" if finished else "**Running**"
@@ -128,7 +135,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                 if len(points) != shown or finished:
                     shown = len(points)
                     pick, fig, csv = show(points, None)
-                    yield text, columns_frame(points, SWEEP_COLUMNS), list(points), pick, fig, csv
+                    yield text, columns_frame(points, columns), list(points), pick, fig, csv
                 else:
                     yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
@@ -136,7 +143,8 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             if app.cancel(session_key):
                 gr.Info("Cancelling the sweep: points already measured are kept.")
 
-        run_btn.click(run_sweep_ui, [key, model, attn, quant, batches, seqs, padding, mode, dtype, repeats],
+        run_btn.click(run_sweep_ui, [key, model, attn, quant, batches, seqs, padding, mode, dtype, repeats,
+                                     prompt_lens, new_tokens],
                       [status, table, points_state, chart_pick, plot, csv_btn],
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
