@@ -45,6 +45,9 @@ def _rank(rank: int, world: int, port: int, out) -> None:
                 "q_rows": split.model.layers[0].self_attn.q_proj.weight.shape[0],
                 "down_cols": split.model.layers[0].mlp.down_proj.weight.shape[1],
                 "tied": split.lm_head.weight is split.model.embed_tokens.weight,
+                # each rank holds its slice only, not a view that keeps the full tensor alive
+                "held_bytes": sum(p.untyped_storage().nbytes() for p in split.parameters()),
+                "slice_bytes": sum(p.numel() * p.element_size() for p in split.parameters()),
                 "hooks": hooks,
             }))
     finally:
@@ -74,6 +77,7 @@ def test_two_ranks_compute_what_the_whole_model_computes():
         assert r["tokens_equal"] and r["static_equal"], r
         assert r["q_rows"] == 64 // 2 and r["down_cols"] == 128 // 2  # half the heads, half the MLP
         assert r["tied"] and r["hooks"] == 2 * 2  # o_proj and down_proj of each layer
+        assert r["held_bytes"] == r["slice_bytes"], r
 
 
 def test_slices_follow_the_style():

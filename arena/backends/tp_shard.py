@@ -86,7 +86,9 @@ def shard(model: torch.nn.Module, fill: Callable[[str, torch.nn.Parameter], torc
         module = model.get_submodule(module_name)
         style = _style_of(module_name, plan)
         part = local_slice(fill(name, param), style, param_type, rank, world)
-        value = torch.nn.Parameter(part.to(device).contiguous(), requires_grad=False)
+        # A copy, never a view: a row slice of the full tensor would keep all of it alive (on a
+        # 70B model that is the whole model on every rank).
+        value = torch.nn.Parameter(part.to(device=device, copy=True).contiguous(), requires_grad=False)
         setattr(module, param_type, value)
         for other_name, other in model.named_modules():  # re-tie: every module that shared it
             if other is not module and getattr(other, param_type, None) is param:
