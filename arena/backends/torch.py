@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from arena.backends import inductor, torchao_quant
 from arena.backends.base import Backend
 from arena.models import placement
 from arena.models.dtypes import torch_dtype
@@ -42,8 +43,10 @@ class TorchBackend(Backend):
         # A split over devices loads through accelerate (device_map="auto" + max_memory), which
         # needs a checkpoint: synthetic models use their saved copy, as the quantized ones do.
         mapped = self.placement.mapped
-        if spec.synthetic and not cfg.quantized and not mapped:
+        if spec.synthetic and cfg.quant is None and not mapped:
             model = build_synthetic(spec, dtype, self.device, attn)
+            if cfg.torchao:  # quantize the built weights in place: no checkpoint needed
+                model = torchao_quant.quantize_in_place(model, cfg.torchao)
         else:
             source = (
                 str(synthetic_checkpoint(spec, self.dtype, self.device))
@@ -54,7 +57,9 @@ class TorchBackend(Backend):
             kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn, "trust_remote_code": False}
             if cfg.quantized:
                 offload = mapped and bool(self.placement.gpus) and "cpu" in self.placement.max_memory
-                kwargs["quantization_config"] = quantization_config(cfg.quant, dtype, cpu_offload=offload)
+                kwargs["quantization_config"] = (
+                    torchao_quant.hf_config(cfg.torchao) if cfg.torchao
+                    else quantization_config(cfg.quant, dtype, cpu_offload=offload))
                 kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
             if mapped:
                 kwargs["device_map"] = "auto"
@@ -72,11 +77,14 @@ class TorchBackend(Backend):
         self.model = model.eval()
 
     def generation_context(self) -> contextlib.AbstractContextManager:
-        if self.config.sdpa_kernel is None:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        stack = contextlib.ExitStack()
+        if self.config.compiled:  # every compiled configuration compiles under the same inductor flags
+            stack.enter_context(inductor.flags())
+        if self.config.sdpa_kernel is not None:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        return sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel]))
+            stack.enter_context(sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel])))
+        return stack
 
     def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
         if not self.config.static_cache:
