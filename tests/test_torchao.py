@@ -138,3 +138,11 @@ def test_compiled_configurations_compile_under_one_flag_set_and_torchao_leaves_i
             assert inductor_config.coordinate_descent_tuning is compiled or not compiled and \
                 inductor_config.coordinate_descent_tuning == before, name
         assert inductor_config.coordinate_descent_tuning == before
+    # a kernel choice and the flags together: both apply inside the context, neither outside
+    both = make_backend(replace(registry.get("compiled-decode"), sdpa_kernel="math"), spec, "fp32", "cpu")
+    context = both.generation_context()
+    assert inductor_config.coordinate_descent_tuning == before
+    with context:
+        assert inductor_config.coordinate_descent_tuning is True
+        assert torch.backends.cuda.math_sdp_enabled() and not torch.backends.cuda.flash_sdp_enabled()
+    assert inductor_config.coordinate_descent_tuning == before

@@ -4,7 +4,7 @@ quantization, static KV cache with torch.compile, and (on a legacy stack) Better
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -31,6 +31,14 @@ def quantization_config(quant: str, compute_dtype: torch.dtype, cpu_offload: boo
         bnb_4bit_use_double_quant=quant == "nf4-dq",
         bnb_4bit_compute_dtype=compute_dtype,
     )
+
+
+@contextlib.contextmanager
+def _entered_together(contexts: list[contextlib.AbstractContextManager]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for context in contexts:
+            stack.enter_context(context)
+        yield
 
 
 class TorchBackend(Backend):
@@ -77,14 +85,16 @@ class TorchBackend(Backend):
         self.model = model.eval()
 
     def generation_context(self) -> contextlib.AbstractContextManager:
-        stack = contextlib.ExitStack()
+        contexts: list[contextlib.AbstractContextManager] = []
         if self.config.compiled:  # every compiled configuration compiles under the same inductor flags
-            stack.enter_context(inductor.flags())
+            contexts.append(inductor.flags())
         if self.config.sdpa_kernel is not None:
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
-            stack.enter_context(sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel])))
-        return stack
+            contexts.append(sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel])))
+        if len(contexts) < 2:
+            return contexts[0] if contexts else contextlib.nullcontext()
+        return _entered_together(contexts)
 
     def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
         if not self.config.static_cache:
