@@ -146,3 +146,26 @@ def test_compiled_configurations_compile_under_one_flag_set_and_torchao_leaves_i
         assert inductor_config.coordinate_descent_tuning is True
         assert torch.backends.cuda.math_sdp_enabled() and not torch.backends.cuda.flash_sdp_enabled()
     assert inductor_config.coordinate_descent_tuning == before
+
+
+def test_profile_summary_splits_decode_steps_into_kernel_time_and_gaps():
+    from benchmarks.quant_report import summarize, verdict
+
+    ms = 1_000_000
+    dev = [("prefill_gemm", 0, 5 * ms), ("Memcpy DtoH (Device -> Pinned)", 5 * ms, 6 * ms)]
+    for step in range(3):  # each step: 1 ms idle, two kernels (overlapping 0.5 ms), then its token copy
+        t = 6 * ms + step * 4 * ms
+        dev += [("gemv", t + ms, t + 3 * ms), ("norm", t + 2 * ms + ms // 2, t + 3 * ms),
+                ("Memcpy DtoH (Device -> Pinned)", t + 3 * ms, t + 4 * ms)]
+    host = [("cudaGraphLaunch", 6 * ms + step * 4 * ms, 6 * ms + step * 4 * ms + ms // 10) for step in range(3)]
+    prof = summarize(dev, host)
+    assert prof.steps == 3 and prof.per_step_ms == pytest.approx(4.0)
+    # busy: gemv 2 ms + copy 1 ms (norm lies inside gemv) per step
+    assert prof.kernel_per_step_ms == pytest.approx(3.0) and prof.gap_per_step_ms == pytest.approx(1.0)
+    assert prof.top_kernels[0] == ("gemv", pytest.approx(2.0), 1)
+    assert prof.top_host == [("cudaGraphLaunch", pytest.approx(0.1))]
+    assert verdict("torchao-int8wo+compiled-decode", 1.3, 0.55) == "PASS"
+    assert verdict("torchao-int8wo+compiled-decode", 1.2, 0.55).startswith("MISS")
+    assert verdict("torchao-int4wo+compiled-decode", 1.6, 0.30) == "PASS"
+    assert verdict("torchao-int4wo+compiled-decode", 1.4, 0.30).startswith("MISS")
+    assert verdict("torchao-float8wo+compiled-decode", 1.4, 0.52) == ""
