@@ -58,10 +58,8 @@ def verdict(name: str, speed_ratio: float | None, weights_ratio: float | None) -
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    ok = {r["config"]: r for r in rows if r.get("status") == "ok"}
-    base = ok.get(BF16)
-    base_speed = base["decode_tokens_per_s"] if base else None
-    base_weights = base["weights_mb"] if base else None
+    # each row against the bf16 compiled-decode of its own run (several runs' JSON may be joined)
+    bases = {r.get("run_id"): r for r in rows if r.get("status") == "ok" and r["config"] == BF16}
     baseline = next((r.get("baseline") for r in rows if r.get("baseline")), BF16)
     lines = [f"| configuration | decode tok/s | vs {BF16} | % of limit | weights MB | weights vs bf16 | "
              f"peak MB | NLL (vs {baseline}'s tokens) | agreement with {baseline} | target |",
@@ -70,6 +68,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if r.get("status") != "ok":
             lines.append(f"| {r['config']} | {r.get('status')}: {r.get('reason')} | | | | | | | | |")
             continue
+        base = bases.get(r.get("run_id")) or next(iter(bases.values()), None)
+        base_speed = base["decode_tokens_per_s"] if base else None
+        base_weights = base["weights_mb"] if base else None
         speed = r.get("decode_tokens_per_s")
         ratio = speed / base_speed if speed and base_speed else None
         wratio = r["weights_mb"] / base_weights if base_weights and r.get("weights_mb") else None
