@@ -14,7 +14,8 @@ weight-only >= 1.25x).
 Profile mode (CUDA): load one configuration in this process, warm up at the timed shape, then run
 torch.profiler over one generation. Each streamed token is one device-to-host copy on the GPU
 timeline; between the first and the last of them: kernel time per decode step, the gaps between
-kernels (host time the GPU waited for), and the top kernels and host calls per step.
+kernels (host time the GPU waited for), and the top kernels and host calls per step. Meant for the
+compiled-decode configurations (exactly one such copy per token).
 
     python benchmarks/quant_report.py --profile compiled-decode,torchao-int4wo+compiled-decode \
         --model synthetic:llama-2-7b --trace-dir out/traces
@@ -205,7 +206,8 @@ def profile_config(name: str, model: str, dtype: str, prompt: str, prompt_tokens
         torch.cuda.empty_cache()
     if not dev:
         return f"### {name}: {speed:,.0f} tok/s; no device timeline on {device} (the profile needs CUDA)"
-    return profile_text(name, summarize(dev, [h for h in host if h[0].startswith("cuda")]), speed)
+    # host: CUDA runtime calls and the Python-side spans around them (nested spans overlap: a listing)
+    return profile_text(name, summarize(dev, host, top=16), speed)
 
 
 def main(argv: list[str] | None = None) -> int:
