@@ -3,7 +3,8 @@
 transformers' get_memory_footprint() sums numel x element_size, and a torchao tensor subclass
 reports its outer dtype (bf16: 2 bytes a weight) however it is stored. Here a tensor subclass
 (anything with __tensor_flatten__) counts its inner tensors: packed int4 / int8 / float8 data,
-scales, zero points and any packing padding. Tied weights count once.
+scales, zero points and any packing padding; a bitsandbytes weight adds its quantization constants.
+Tied weights count once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,23 @@ def tensor_bytes(t: torch.Tensor) -> int:
     if hasattr(t, "__tensor_flatten__"):  # plain tensors and Parameters have none
         names, _ = t.__tensor_flatten__()
         return sum(tensor_bytes(inner) for inner in (getattr(t, n) for n in names) if inner is not None)
-    return t.numel() * t.element_size()
+    return t.numel() * t.element_size() + _bnb_state_bytes(t)
+
+
+def _plain_bytes(value: object) -> int:
+    return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
+
+
+def _bnb_state_bytes(t: torch.Tensor) -> int:
+    """bitsandbytes keeps its quantization constants beside the packed weight: a 4-bit weight's
+    quant_state (absmax per block, the code table; a nested state with double quantization), an
+    8-bit weight's SCB (one scale per row)."""
+    total = _plain_bytes(getattr(t, "SCB", None))
+    state = getattr(t, "quant_state", None)
+    while state is not None:
+        total += sum(_plain_bytes(getattr(state, name, None)) for name in ("absmax", "code", "offset"))
+        state = getattr(state, "state2", None)
+    return total
 
 
 def weights_bytes(model: torch.nn.Module) -> int:
