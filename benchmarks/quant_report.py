@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import shutil
 import sys
 from collections import defaultdict
@@ -43,7 +44,7 @@ SPEEDUP_TARGET, WEIGHTS_TARGET, INT8_TARGET = 1.5, 0.35, 1.25
 
 
 def _num(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or value != value else f"{value:,.{digits}f}"
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
 
 def verdict(name: str, speed_ratio: float | None, weights_ratio: float | None) -> str:
@@ -62,8 +63,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     # each row against the bf16 compiled-decode of its own run (several runs' JSON may be joined)
     bases = {r.get("run_id"): r for r in rows if r.get("status") == "ok" and r["config"] == BF16}
     baseline = next((r.get("baseline") for r in rows if r.get("baseline")), BF16)
-    lines = [f"| configuration | decode tok/s | vs {BF16} | % of limit | weights MB | weights vs bf16 | "
-             f"peak MB | NLL (vs {baseline}'s tokens) | agreement with {baseline} | target |",
+    lines = [(f"| configuration | decode tok/s | vs {BF16} | % of limit | weights MB | weights vs bf16 | "
+              f"peak MB | NLL (vs {baseline}'s tokens) | agreement with {baseline} | target |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if r.get("status") != "ok":
@@ -150,8 +151,8 @@ def summarize(device_events: list[tuple[str, int, int]], host_events: list[tuple
 def profile_text(name: str, prof: StepProfile, tokens_per_s: float | None) -> str:
     lines = [f"### {name}: {prof.steps} decode steps, {prof.per_step_ms:.3f} ms/step"
              + (f" ({tokens_per_s:,.0f} tok/s timed)" if tokens_per_s else ""),
-             f"GPU busy {prof.kernel_per_step_ms:.3f} ms/step ({100 * prof.kernel_ms / prof.window_ms:.0f}%), "
-             f"gaps {prof.gap_per_step_ms:.3f} ms/step (the GPU waiting for the host)",
+             (f"GPU busy {prof.kernel_per_step_ms:.3f} ms/step ({100 * prof.kernel_ms / prof.window_ms:.0f}%), "
+              f"gaps {prof.gap_per_step_ms:.3f} ms/step (the GPU waiting for the host)"),
              "", "| kernel | ms/step | launches/step |", "|---|---:|---:|"]
     lines += [f"| {n[:90]} | {ms:.4f} | {k} |" for n, ms, k in prof.top_kernels]
     lines += ["", "| host call | ms/step |", "|---|---:|"]

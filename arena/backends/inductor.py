@@ -21,6 +21,6 @@ FLAGS: dict[str, object] = {
 
 def flags() -> contextlib.AbstractContextManager:
     """A context in which torch.compile compiles with FLAGS (compilation happens at first call)."""
-    import torch._inductor.config as config
+    from torch._inductor import config
 
     return config.patch(FLAGS)

@@ -4,7 +4,8 @@ quantization, static KV cache with torch.compile, and (on a legacy stack) Better
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 

@@ -17,7 +17,8 @@ itself, bf16, CUDA sm80+), the fastest batch-1 int4 kernel that needs no extra p
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
