@@ -15,6 +15,8 @@
 #        installed, so each chart of docs/sweep-h100 gets the FA2 line; ~2.5 min each with --repeats 2
 #   bash benchmarks/gpu_session.sh padded  # generation on a padded batch (Llama-2-7B shape, prompts of
 #        64..1024 tokens, 128 new, batch 1,4,8,16): eager, sdpa, sdpa-flash, flash-attention-2; ~4.5 min
+#   bash benchmarks/gpu_session.sh quant [7b-a|7b-b|7b-c|default|profile|mslk]  # torchao beside bf16
+#        compiled-decode (benchmarks/quant_report.py); each part under ~7 min on an H100, no part: all
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 set -uo pipefail
@@ -108,6 +110,30 @@ case "${1:-default}" in
     case "${2:-all}" in 7b|all) limit llama-2-7b synthetic:llama-2-7b --prompt-tokens 128 ;; esac
     case "${2:-all}" in 1b|all) limit llama-3.2-1b synthetic:llama-3.2-1b --prompt-tokens 128 ;; esac
     case "${2:-all}" in default|all) limit default default ;; esac
+    ;;
+  quant)
+    # bf16, batch 1, 128-token prompt, 128 new tokens, 3 repeats; bf16 compiled-decode runs first in every
+    # part (the baseline of its ratios, agreement and NLL), so each ratio is measured within one call.
+    Q=(--dtype bf16 --prompt-tokens 128 --max-new-tokens 128 --repeats 3 --timeout 420 --db "$ARENA_HOME/gpu.sqlite")
+    qr() { python3 benchmarks/quant_report.py "${Q[@]}" --json "$OUT/quant-$1.json" "${@:2}" | tee "$OUT/quant-$1.txt"; }
+    CD=compiled-decode; M7=(--model synthetic:llama-2-7b)
+    case "${2:-all}" in 7b-a|all) qr 7b-a "${M7[@]}" --configs $CD,torchao-int8wo+$CD,torchao-int4wo+$CD ;; esac
+    case "${2:-all}" in 7b-b|all) qr 7b-b "${M7[@]}" --configs $CD,torchao-int4wo-g64+$CD,torchao-float8wo+$CD ;; esac
+    case "${2:-all}" in 7b-c|all) qr 7b-c "${M7[@]}" --configs $CD,torchao-float8dq+$CD,bnb-4bit ;; esac
+    case "${2:-all}" in default|all)  # real weights: NLL and agreement against bf16 mean something here
+      qr default --model default --configs $CD,torchao-int8wo+$CD,torchao-int4wo+$CD,torchao-int4wo-g64+$CD,torchao-float8wo+$CD,torchao-float8dq+$CD,bnb-4bit,torchao-int8wo ;;
+    esac
+    case "${2:-all}" in profile|all)  # kernel time vs gaps per decode step; Chrome traces in $OUT/traces
+      python3 benchmarks/quant_report.py --profile $CD,torchao-int8wo+$CD,torchao-int4wo-g64+$CD "${M7[@]}" \
+          --dtype bf16 --prompt-tokens 128 --trace-dir "$OUT/traces" | tee "$OUT/quant-profile-7b.txt"
+      python3 benchmarks/quant_report.py --profile $CD --model default --dtype bf16 --trace-dir "$OUT/traces-default" \
+          | tee "$OUT/quant-profile-default.txt" ;;
+    esac
+    case "${2:-}" in mslk)  # only with mslk-cuda on PYTHONPATH: MSLK's preshuffled int4 against tinygemm
+      qr mslk "${M7[@]}" --configs $CD,torchao-int4wo+$CD,torchao-int4wo-preshuffled+$CD ;;
+    esac
+    ls "$OUT"/quant-7b-*.json >/dev/null 2>&1 && python3 benchmarks/quant_report.py --from-json "$OUT"/quant-7b-*.json \
+        | tee "$OUT/quant-7b.md"
     ;;
   multi-gpu)
     # One GPU against a split over two: the same model, prompt and settings; decode tok/s and the

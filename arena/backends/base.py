@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from arena.core.registry import Config
+from arena.measure import footprint
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
 
@@ -45,7 +46,9 @@ class Backend:
         return {}
 
     def weights_bytes(self) -> int:
-        return int(self.model.get_memory_footprint())
+        """Bytes the weights really hold: quantized data, scales and zero points counted as
+        stored (get_memory_footprint() counts a torchao weight at its outer dtype's size)."""
+        return footprint.weights_bytes(self.model)
 
     def placement_used(self) -> dict[str, Any]:
         """Device -> {"layers", "weights_mb"} of the loaded model; {} where not known."""

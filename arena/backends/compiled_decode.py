@@ -11,7 +11,12 @@
   memory with an event, and handed to the streamer only after the next step has been queued,
   so the GPU never idles for the host while every token is still streamed (and timestamped) on
   its own.
-- Graph outputs live in memory the next replay overwrites: each is cloned at once.
+- Graph outputs live in memory the next replay overwrites: each is copied at once into its row
+  of one token buffer allocated per generation (no allocation, list or stack per token); the
+  next step reads its input from that row.
+- Host work per token is kept small: the pinned host rows and the CUDA events are allocated
+  once per (batch, length) and reused, so a step costs the graph replay, one device copy, one
+  device-to-host copy and one event record.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class CompiledDecodeBackend(TorchBackend):
         self.on_cuda = self.device.startswith("cuda")
         self._cache: Any = None
         self._cache_shape: tuple[int, int] | None = None
+        self._host: tuple[tuple[int, int], torch.Tensor, list[Any]] | None = None  # pinned rows, events
         # CUDA: compile and capture as a CUDA graph. CPU: inductor's C++ code, no graphs.
         mode = "reduce-overhead" if self.on_cuda else "default"
         self._greedy_step = torch.compile(self._greedy_step_eager, mode=mode, fullgraph=True, dynamic=False)
@@ -76,6 +82,14 @@ class CompiledDecodeBackend(TorchBackend):
             self._cache.reset()
         return self._cache
 
+    def _host_rows(self, rows: int, batch: int) -> tuple[torch.Tensor, list[Any]]:
+        """Pinned host memory for `rows` tokens of `batch` rows and one CUDA event per token,
+        kept across generations of the same shape (each event is waited on before reuse)."""
+        if self._host is None or self._host[0] != (rows, batch):
+            host = torch.empty((rows, batch), dtype=torch.long, pin_memory=True)
+            self._host = ((rows, batch), host, [torch.cuda.Event() for _ in range(rows)])
+        return self._host[1], self._host[2]
+
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, sampling: Sampling,
                  streamer: Any = None) -> torch.Tensor:
         device = self.input_device()
@@ -89,49 +103,48 @@ class CompiledDecodeBackend(TorchBackend):
         def choose(logits: torch.Tensor) -> torch.Tensor:
             return sample_on_device(logits, sampling) if sampling.do_sample else logits.argmax(dim=-1)
 
-        tokens: list[torch.Tensor] = []
-        pending: list[tuple[torch.Tensor, Any]] = []  # (host copy, event) not yet streamed
+        out = torch.empty((max_new_tokens, batch), dtype=torch.long, device=device)  # row k: token k
+        streaming_cuda = streamer is not None and self.on_cuda
+        host, events = self._host_rows(max_new_tokens, batch) if streaming_cuda else (None, [])
+        streamed = 0  # tokens handed to the streamer so far
 
-        def produced(token: torch.Tensor) -> None:
-            tokens.append(token)
+        def produced(k: int, token: torch.Tensor) -> None:
+            out[k].copy_(token)
             if streamer is None:
                 return
-            column = token.view(batch, 1)  # (batch, 1): one new token per row, unambiguous
             if not self.on_cuda:
-                streamer.put(column)
+                streamer.put(out[k].view(batch, 1))  # (batch, 1): one new token per row, unambiguous
                 return
-            host = torch.empty(column.shape, dtype=column.dtype, pin_memory=True)
-            host.copy_(column, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-            pending.append((host, event))
+            host[k].copy_(out[k], non_blocking=True)
+            events[k].record()
 
-        def stream_until(keep: int) -> None:
-            while len(pending) > keep:
-                host, event = pending.pop(0)
-                event.synchronize()
-                streamer.put(host)  # TokenClock stamps it now: the step has finished
+        def stream_until(done: int) -> None:
+            nonlocal streamed
+            while streamed < done:
+                events[streamed].synchronize()
+                streamer.put(host[streamed].view(batch, 1))  # TokenClock stamps it now: the step has finished
+                streamed += 1
 
         with torch.no_grad(), self.generation_context():
             cache = self._static_cache(batch, prompt_len + max_new_tokens)
             positions = torch.arange(prompt_len + max_new_tokens, device=device)
-            out = self.model(input_ids=ids, cache_position=positions[:prompt_len], past_key_values=cache,
-                             use_cache=True, logits_to_keep=1)
-            produced(choose(out.logits[:, -1, :].float()))
-            del out
+            first = self.model(input_ids=ids, cache_position=positions[:prompt_len], past_key_values=cache,
+                               use_cache=True, logits_to_keep=1)
+            produced(0, choose(first.logits[:, -1, :].float()))
+            del first
             for k in range(1, max_new_tokens):
                 position = positions[prompt_len + k - 1: prompt_len + k]
+                previous = out[k - 1].view(batch, 1)
                 if self.on_cuda:
                     torch.compiler.cudagraph_mark_step_begin()
                 if sampling.do_sample:
-                    token = choose(self._logits_step(tokens[-1].view(batch, 1), position).clone())
+                    produced(k, choose(self._logits_step(previous, position)))
                 else:
-                    token = self._greedy_step(tokens[-1].view(batch, 1), position).clone()
-                produced(token)
-                if streamer is not None and self.on_cuda:
-                    stream_until(keep=1)  # the step just queued keeps the GPU busy meanwhile
+                    produced(k, self._greedy_step(previous, position))
+                if streaming_cuda:
+                    stream_until(k)  # all but the step just queued, which keeps the GPU busy meanwhile
             if streamer is not None:
-                if self.on_cuda:
-                    stream_until(keep=0)
+                if streaming_cuda:
+                    stream_until(max_new_tokens)
                 streamer.end()
-        return torch.stack(tokens, dim=1)
+        return out.t().clone()

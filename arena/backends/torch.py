@@ -4,10 +4,12 @@ quantization, static KV cache with torch.compile, and (on a legacy stack) Better
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from arena.backends import inductor, torchao_quant
 from arena.backends.base import Backend
 from arena.models import placement
 from arena.models.dtypes import torch_dtype
@@ -32,6 +34,14 @@ def quantization_config(quant: str, compute_dtype: torch.dtype, cpu_offload: boo
     )
 
 
+@contextlib.contextmanager
+def _entered_together(contexts: list[contextlib.AbstractContextManager]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for context in contexts:
+            stack.enter_context(context)
+        yield
+
+
 class TorchBackend(Backend):
     def load(self) -> None:
         from transformers import AutoModelForCausalLM
@@ -42,8 +52,10 @@ class TorchBackend(Backend):
         # A split over devices loads through accelerate (device_map="auto" + max_memory), which
         # needs a checkpoint: synthetic models use their saved copy, as the quantized ones do.
         mapped = self.placement.mapped
-        if spec.synthetic and not cfg.quantized and not mapped:
+        if spec.synthetic and cfg.quant is None and not mapped:
             model = build_synthetic(spec, dtype, self.device, attn)
+            if cfg.torchao:  # quantize the built weights in place: no checkpoint needed
+                model = torchao_quant.quantize_in_place(model, cfg.torchao)
         else:
             source = (
                 str(synthetic_checkpoint(spec, self.dtype, self.device))
@@ -54,7 +66,9 @@ class TorchBackend(Backend):
             kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn, "trust_remote_code": False}
             if cfg.quantized:
                 offload = mapped and bool(self.placement.gpus) and "cpu" in self.placement.max_memory
-                kwargs["quantization_config"] = quantization_config(cfg.quant, dtype, cpu_offload=offload)
+                kwargs["quantization_config"] = (
+                    torchao_quant.hf_config(cfg.torchao) if cfg.torchao
+                    else quantization_config(cfg.quant, dtype, cpu_offload=offload))
                 kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
             if mapped:
                 kwargs["device_map"] = "auto"
@@ -72,11 +86,16 @@ class TorchBackend(Backend):
         self.model = model.eval()
 
     def generation_context(self) -> contextlib.AbstractContextManager:
-        if self.config.sdpa_kernel is None:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        contexts: list[contextlib.AbstractContextManager] = []
+        if self.config.compiled:  # every compiled configuration compiles under the same inductor flags
+            contexts.append(inductor.flags())
+        if self.config.sdpa_kernel is not None:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        return sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel]))
+            contexts.append(sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel])))
+        if len(contexts) < 2:
+            return contexts[0] if contexts else contextlib.nullcontext()
+        return _entered_together(contexts)
 
     def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
         if not self.config.static_cache:

@@ -29,6 +29,8 @@ TRACKED_PACKAGES = (
     "onnxruntime-gpu",
     "onnxruntime",
     "bitsandbytes",
+    "torchao",
+    "mslk-cuda",  # torchao's optional int4 / float8 kernel package
     "flash-attn",
     "flash-attn-3",
     "gradio",

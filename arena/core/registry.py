@@ -27,19 +27,22 @@ class Config:
     backend: Literal["torch", "onnxruntime"] = "torch"
     attn: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None = "sdpa"
     sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
-    quant: Literal["int8", "fp4", "nf4", "nf4-dq"] | None = None
+    quant: Literal["int8", "fp4", "nf4", "nf4-dq"] | None = None  # bitsandbytes
+    torchao: str | None = None  # a torchao weight quantization (arena/backends/torchao_quant.CONFIGS)
     static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
     compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
     bettertransformer: bool = False
     provider: str | None = None  # ONNX Runtime execution provider
     needs_cuda: bool = False
     needs_half: bool = False  # fp16/bf16 only
+    needs_dtype: str | None = None  # this run dtype only (e.g. tinygemm int4 kernels are bf16-only)
+    min_capability: tuple[int, int] | None = None  # least CUDA compute capability, where on CUDA
     needs: tuple[str, ...] = ()  # distributions that must be installed
     retired: str | None = None  # reason the technique no longer runs with the pinned stack
 
     @property
     def quantized(self) -> bool:
-        return self.quant is not None
+        return self.quant is not None or self.torchao is not None
 
     @property
     def compiled(self) -> bool:
@@ -125,7 +128,47 @@ _ENTRIES: tuple[Config, ...] = (
            needs=("bitsandbytes",)),
 )
 
-REGISTRY: dict[str, Config] = {c.name: c for c in _ENTRIES}
+
+
+def _torchao(name: str, key: str, label: str, description: str, **requires: object) -> tuple[Config, Config]:
+    """A torchao weight quantization and the same weights under the compiled decode step."""
+    needs = ("torchao",) + tuple(requires.pop("needs", ()))  # type: ignore[arg-type]
+    plain = Config(name, f"torchao {label}", "quantization", f"torchao {description} Quantized at load "
+                   "(transformers' TorchAoConfig) or in place (synthetic weights); lm_head and embeddings "
+                   "stay in the model dtype.", torchao=key, needs=needs, **requires)  # type: ignore[arg-type]
+    compiled = Config(f"{name}+compiled-decode", f"torchao {label} + compiled decode", "combination",
+                      f"torchao {description} Run by the compiled decode step (CUDA graph).",
+                      torchao=key, compiled_decode=True, needs=needs, **requires)  # type: ignore[arg-type]
+    return plain, compiled
+
+
+_FLOAT8 = (8, 9)  # float8 matmuls and Triton's fp8 conversions: Ada / Hopper and newer
+_TORCHAO: tuple[Config, ...] = (
+    *_torchao("torchao-int8wo", "int8wo", "int8 weight-only",
+              "int8 weights, one symmetric scale per output row (Int8WeightOnlyConfig); the matmul "
+              "dequantizes, and under compile fuses into one int8-reading GEMV."),
+    *_torchao("torchao-int4wo", "int4wo-g128", "int4 weight-only (group 128)",
+              "int4 weights, a bf16 scale and zero point per group of 128 (Int4WeightOnlyConfig, "
+              "tile_packed_to_4d: the tinygemm kernel of torch itself); bf16 on CUDA only.",
+              needs_cuda=True, needs_dtype="bf16", min_capability=(8, 0)),
+    *_torchao("torchao-int4wo-g64", "int4wo-g64", "int4 weight-only (group 64)",
+              "int4 weights, a bf16 scale and zero point per group of 64 (tinygemm, as torchao-int4wo "
+              "with finer groups: more accurate, 2x the scales).",
+              needs_cuda=True, needs_dtype="bf16", min_capability=(8, 0)),
+    *_torchao("torchao-int4wo-preshuffled", "int4wo-g128-preshuffled", "int4 weight-only (group 128, MSLK)",
+              "int4 weights in groups of 128, preshuffled for MSLK's bf16i4bf16_shuffled kernel "
+              "(needs the mslk-cuda package); an A/B against tinygemm.",
+              needs_cuda=True, needs_dtype="bf16", min_capability=(9, 0), needs=("mslk-cuda",)),
+    *_torchao("torchao-float8wo", "float8wo", "float8 weight-only",
+              "float8 (e4m3) weights with one scale per output row (Float8WeightOnlyConfig); the "
+              "matmul dequantizes to the model dtype.", min_capability=_FLOAT8),
+    *_torchao("torchao-float8dq", "float8dq", "float8 dynamic (weights + activations)",
+              "float8 (e4m3) weights and activations quantized on the fly per row "
+              "(Float8DynamicActivationFloat8WeightConfig, PerRow): float8 tensor-core matmuls; "
+              "Hopper/Ada only.", needs_cuda=True, needs_dtype="bf16", min_capability=_FLOAT8),
+)
+
+REGISTRY: dict[str, Config] = {c.name: c for c in _ENTRIES + _TORCHAO}
 FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "combination")
 
 
@@ -214,6 +257,11 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
             return Availability(False, f"{dist} is not installed")
     if config.needs_half and dtype not in HALF_DTYPES:
         return Availability(False, f"needs fp16/bf16 (run dtype is {dtype})")
+    if config.needs_dtype and dtype != config.needs_dtype:
+        return Availability(False, f"needs {config.needs_dtype} (run dtype is {dtype})")
+    if config.min_capability and plat.has_cuda and plat.capability and plat.capability < config.min_capability:
+        need, have = ".".join(map(str, config.min_capability)), ".".join(map(str, plat.capability))
+        return Availability(False, f"needs compute capability {need} or newer (this GPU has {have})")
     if dtype == "bf16" and plat.has_cuda and not plat.bf16_supported:
         return Availability(False, "bf16 is not supported by this GPU")
     if config.provider and config.provider not in plat.ort_providers:

@@ -146,7 +146,9 @@ def group_config(attn: str, quant: str) -> registry.Config:
     qcfg = registry.get(quant)
     return dataclasses.replace(
         acfg, name=f"{quant}+{attn}", label=f"{qcfg.label} + {acfg.label}", family="combination",
-        quant=qcfg.quant, needs=tuple(dict.fromkeys(acfg.needs + qcfg.needs)),
+        quant=qcfg.quant, torchao=qcfg.torchao, needs=tuple(dict.fromkeys(acfg.needs + qcfg.needs)),
+        needs_cuda=acfg.needs_cuda or qcfg.needs_cuda, needs_dtype=qcfg.needs_dtype or acfg.needs_dtype,
+        min_capability=max(filter(None, (acfg.min_capability, qcfg.min_capability)), default=None),
         description=f"{acfg.description} Weights: {qcfg.description}",
     )
 
