@@ -72,6 +72,7 @@ class Platform:
     packages: dict[str, str | None] = field(default_factory=dict)
     ort_providers: tuple[str, ...] = ()
     tensorrt_loadable: bool = False
+    gpu_count: int = 0
 
     def has(self, dist: str) -> bool:
         return self.packages.get(dist) is not None
@@ -104,6 +105,7 @@ def platform() -> Platform:
         packages=packages,
         ort_providers=providers,
         tensorrt_loadable=has_cuda and _tensorrt_libraries_load(),
+        gpu_count=torch.cuda.device_count() if has_cuda else 0,
     )
 
 
