@@ -99,12 +99,30 @@ def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end):
         if end == "cancel" and event.get("config") == "tensor-parallel" and event["type"] == "token":
             cancel.set()
 
-    req = RunRequest(model="synthetic:tiny-llama", configs=["tensor-parallel"], prompt_tokens=8, max_new_tokens=300 if end == "cancel" else 1000,
-                     repeats=3, timeout_s=600 if end == "cancel" else 12)
+    req = RunRequest(model="synthetic:tiny-llama", configs=["tensor-parallel"], prompt_tokens=8, max_new_tokens=100 if end == "cancel" else 1000,
+                     repeats=5, timeout_s=600 if end == "cancel" else 12)
     start = time.monotonic()
     [result] = runner.execute(validate(req), on_event=on_event, cancel=cancel)
     assert result.status == "failed"
     expected = "cancelled by the user" if end == "cancel" else "timed out after 12 s (time limit per configuration)"
     assert result.reason.startswith(expected), result.reason
     assert time.monotonic() - start < 60
+    assert _children() == []
+
+
+@cpu_only
+def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
+    """Past the runner's own check: every rank refuses Falcon (no plan) while loading; the run
+    ends with that one line and no rank is left."""
+    from arena.execute.tensor_parallel import run_ranks
+    from arena.execute.worker import Job
+
+    job = Job(config="tensor-parallel", model_kind="synthetic", model_ref="falcon-7b", dtype="fp32", device="cpu",
+              prompt_ids=[1, 2, 3], batch_size=1, max_new_tokens=2, repeats=1)
+    seen: list[dict] = []
+    metrics, reason = run_ranks(job, 2, seen.append, timeout_s=120, timeout_reason="timed out")
+    assert metrics is None
+    assert reason.removeprefix("rank 1: ") == "ValueError: falcon has no tensor-parallel plan (tp_plan) in this " \
+        "transformers version", reason
+    assert [e["stage"] for e in seen if e["type"] == "status"] == ["loading"]
     assert _children() == []
