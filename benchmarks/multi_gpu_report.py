@@ -71,11 +71,12 @@ def kind(row: dict) -> str:
 
 
 def comparison(rows: list[dict]) -> str:
-    """Per model and cache: the best decode tok/s of each way to run it, and TP / device_map."""
+    """Per model and cache, unquantized: the best decode tok/s of each way to run it (one GPU,
+    device_map split, tensor-parallel), and tensor-parallel against the others."""
     best: dict[tuple[str, str], dict[str, float]] = {}
     for r in rows:
-        if r.get("status") != "ok" or not r.get("decode_tokens_per_s"):
-            continue
+        if r.get("status") != "ok" or not r.get("decode_tokens_per_s") or r["config"].startswith("bnb"):
+            continue  # unquantized only: like with like
         static = "static" in r["config"]
         key = (_model(r), "static cache" if static else "dynamic cache")
         way = kind(r).replace("+static-cache", "")

@@ -86,6 +86,12 @@ def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
     streamed = "".join(e["text"] for e in events if e.get("config") == "tensor-parallel" and e["type"] == "token")
     assert streamed.split() == [str(t) for t in tp.token_ids]
     assert [r.config for r in store.results()] == ["eager", "tensor-parallel"]
+    # the GPU session's comparison table: tensor-parallel against one device, from these rows
+    from benchmarks.multi_gpu_report import comparison
+
+    row = comparison([one.to_dict(), tp.to_dict()]).splitlines()[-1].split(" | ")
+    assert row[2:5] == [f"{one.decode_tokens_per_s:.1f}", "", f"{tp.decode_tokens_per_s:.1f}"]
+    assert row[-1] == f"{tp.decode_tokens_per_s / one.decode_tokens_per_s:.2f}x |"
     assert _children() == []
 
 
