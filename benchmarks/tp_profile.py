@@ -7,7 +7,8 @@ Runs through the arena's own launcher (arena/execute/tensor_parallel.py: one pro
 NCCL) and backend (TensorParallelBackend), with the profiling body below in place of run_job.
 Every rank runs the same steps (the all-reduces need all of them); rank 0 profiles and reports:
     step_ms          wall time of one decode step (synchronized), median
-    allreduce_ms     NCCL kernel time per step (all-reduce), from the CUDA kernel events
+    allreduce_ms     NCCL kernel time per step (the all-reduces, and the all-gather of lm_head),
+                     from the CUDA kernel events
     compute_ms       every other kernel's time per step
     idle_ms          step - allreduce - compute: launch gaps and host work (the GPU waiting)
 On the CPU (gloo, ARENA_TP_CPU_WORLD=2) there are no CUDA kernels: only step_ms is reported.
@@ -123,7 +124,7 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     if report["allreduce_ms"] is not None:
         step = report["step_ms"]
-        print(f"per decode step: {step:.2f} ms wall; NCCL all-reduce {report['allreduce_ms']:.2f} ms "
+        print(f"per decode step: {step:.2f} ms wall; NCCL collectives {report['allreduce_ms']:.2f} ms "
               f"({100 * report['allreduce_ms'] / step:.0f}%), other kernels {report['compute_ms']:.2f} ms "
               f"({100 * report['compute_ms'] / step:.0f}%), GPU idle (launch gaps, host) {report['idle_ms']:.2f} ms "
               f"({100 * report['idle_ms'] / step:.0f}%)")
