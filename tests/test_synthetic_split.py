@@ -3,6 +3,8 @@ seeded by its name on its planned device (arena/models/seeded.py, synthetic.buil
 
 from __future__ import annotations
 
+import copy
+
 import psutil
 import pytest
 import torch
@@ -48,7 +50,7 @@ def _logits(model, ids):
 @pytest.mark.parametrize("tie", [False, True])
 def test_two_splits_of_one_synthetic_model_compute_identical_logits(tie, monkeypatch):
     spec = parse_model("synthetic:tiny-llama")
-    cfg = load_config(spec)
+    cfg = copy.deepcopy(load_config(spec))  # load_config may hand out a shared object: never mutate it
     cfg.tie_word_embeddings = tie
     monkeypatch.setattr("arena.models.synthetic.load_config", lambda _spec: cfg)
     torch.manual_seed(123)  # must not matter: every weight has its own generator
