@@ -19,6 +19,11 @@
 #        compiled-decode (benchmarks/quant_report.py); each part under ~7 min on an H100, no part: all
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
+#   bash benchmarks/gpu_session.sh multi-gpu-70b  # 2 GPUs: synthetic:llama-2-70b in bf16 (129 GiB of weights,
+#        made on the GPUs, no checkpoint) split over GPUs 0 and 1 by device_map: load, TTFT, decode, peaks
+#   bash benchmarks/gpu_session.sh tp [7b|70b|profile]  # 2 GPUs: tensor-parallel (+static cache) against the
+#        device_map split and one GPU on the 7B shape, against the split on the 70B shape; profile: what
+#        bounds a tensor-parallel decode step (NCCL all-reduce vs other kernels vs idle), 7B and 70B
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -148,5 +153,40 @@ case "${1:-default}" in
         | tee "$OUT/multi-gpu-split-4bit.txt"
     python3 benchmarks/multi_gpu_report.py "$OUT/multi-gpu-one.json" "$OUT/multi-gpu-split-bf16.json" \
         "$OUT/multi-gpu-split-4bit.json" | tee "$OUT/multi-gpu.md"
+    ;;
+  multi-gpu-70b)
+    # 129 GiB of bf16 weights do not fit one 80 GB GPU: built on meta, planned by accelerate over both GPUs'
+    # free memory, each weight made on its GPU. The bandwidth limit is one GPU's over the whole model: the
+    # split's GPUs take their turns, each reading its share, so a pipelined split cannot beat it.
+    python3 -m arena plan --model synthetic:llama-2-70b --dtype bf16 --max-memory 0=78GiB,1=78GiB --json "$OUT/multi-gpu-70b-plan.json" \
+        | tee "$OUT/multi-gpu-70b-plan.txt"
+    run --model synthetic:llama-2-70b --dtype bf16 --prompt-tokens 128 --max-new-tokens 64 --repeats 2 --timeout 280 \
+        --configs sdpa --gpus 0,1 --json "$OUT/multi-gpu-70b.json" | tee "$OUT/multi-gpu-70b.txt"
+    python3 benchmarks/multi_gpu_report.py "$OUT/multi-gpu-70b.json" | tee "$OUT/multi-gpu-70b.md"
+    ;;
+  tp)
+    # NCCL_NVLS_ENABLE=0 and TORCH_SYMM_MEM_DISABLE_MULTICAST=1 stay as the machine sets them (the launcher
+    # only sets them where unset). One process per GPU; rank 0 measures.
+    T=(--dtype bf16 --prompt-tokens 128 --max-new-tokens 64 --repeats 2 --timeout 240)
+    case "${2:-all}" in 7b|all)
+      run --model synthetic:llama-2-7b "${T[@]}" --configs sdpa,static-cache --gpus 0 --json "$OUT/tp-7b-one.json" \
+          | tee "$OUT/tp-7b-one.txt"
+      run --model synthetic:llama-2-7b "${T[@]}" --configs sdpa --gpus 0,1 --json "$OUT/tp-7b-split.json" \
+          | tee "$OUT/tp-7b-split.txt"
+      run --model synthetic:llama-2-7b "${T[@]}" --configs tensor-parallel,tensor-parallel+static-cache --gpus 0,1 \
+          --json "$OUT/tp-7b-tp.json" | tee "$OUT/tp-7b-tp.txt"
+      python3 benchmarks/multi_gpu_report.py "$OUT"/tp-7b-*.json | tee "$OUT/tp-7b.md" ;;
+    esac
+    case "${2:-all}" in 70b|all)
+      run --model synthetic:llama-2-70b "${T[@]}" --timeout 280 --configs tensor-parallel,tensor-parallel+static-cache \
+          --gpus 0,1 --json "$OUT/tp-70b-tp.json" | tee "$OUT/tp-70b-tp.txt"
+      python3 benchmarks/multi_gpu_report.py "$OUT"/multi-gpu-70b.json "$OUT/tp-70b-tp.json" | tee "$OUT/tp-70b.md" ;;
+    esac
+    case "${2:-all}" in profile|all)
+      for m in llama-2-7b llama-2-70b; do
+        python3 -m benchmarks.tp_profile --model "synthetic:$m" --dtype bf16 --gpus 0,1 --steps 16 \
+            --json "$OUT/tp-profile-$m.json" | tee "$OUT/tp-profile-$m.txt"
+      done ;;
+    esac
     ;;
 esac

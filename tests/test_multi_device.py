@@ -249,3 +249,22 @@ def test_cli_settings_exit_2_or_print_the_placement(capsys):
     assert "placement (max_memory cpu=1GiB):" in out
     assert "sdpa: cpu 2 layers" in out and "peak" in out
     assert "cannot be split over devices" in out
+
+
+def test_cards_show_a_split_models_placement_and_peaks():
+    from arena.ui.web.panels import RunState, render
+
+    def card(**settings) -> tuple[str, dict]:
+        req = RunRequest(model="synthetic:tiny-llama", configs=["eager"], prompt_tokens=8, max_new_tokens=3,
+                         repeats=1, isolation="inline", **settings)
+        state = RunState(["eager"])
+        [result] = runner.execute(validate(req), on_event=state.apply)
+        assert result.status == "ok", result.reason
+        return render(state), result.to_dict()
+
+    page, result = card(max_memory="cpu=1GiB")
+    line = placement.describe(result["placement"], result["device_peak_memory_mb"])
+    assert line.startswith("cpu 2 layers ") and " peak " in line
+    assert f'<div class="arena-placement">{line}</div>' in page
+    plain, _ = card()
+    assert "arena-placement" not in plain

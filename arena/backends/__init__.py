@@ -16,6 +16,10 @@ def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str,
         from arena.backends.onnxruntime import OrtBackend
 
         return OrtBackend(config, spec, dtype, device)
+    if config.tensor_parallel:
+        from arena.backends.tensor_parallel import TensorParallelBackend
+
+        return TensorParallelBackend(config, spec, dtype, device)
     if config.compiled_decode:
         from arena.backends.compiled_decode import CompiledDecodeBackend
 

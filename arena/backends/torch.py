@@ -14,7 +14,7 @@ from arena.backends.base import Backend
 from arena.models import placement
 from arena.models.dtypes import torch_dtype
 from arena.models.sources import pretrained_path
-from arena.models.synthetic import build_synthetic, synthetic_checkpoint
+from arena.models.synthetic import build_split, build_synthetic, synthetic_checkpoint
 
 _SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
 
@@ -49,10 +49,13 @@ class TorchBackend(Backend):
         cfg, spec = self.config, self.spec
         dtype = torch_dtype(self.dtype)
         attn = cfg.attn if not cfg.bettertransformer else "eager"
-        # A split over devices loads through accelerate (device_map="auto" + max_memory), which
-        # needs a checkpoint: synthetic models use their saved copy, as the quantized ones do.
+        # A synthetic model is built on the meta device and each weight made where it runs, split
+        # or not (no checkpoint); quantized ones load their saved copy (bitsandbytes quantizes
+        # while loading).
         mapped = self.placement.mapped
-        if spec.synthetic and cfg.quant is None and not mapped:
+        if spec.synthetic and not cfg.quantized and mapped:
+            model, _ = build_split(spec, dtype, self.placement.accelerate_max_memory(), attn)
+        elif spec.synthetic and cfg.quant is None and not mapped:
             model = build_synthetic(spec, dtype, self.device, attn)
             if cfg.torchao:  # quantize the built weights in place: no checkpoint needed
                 model = torchao_quant.quantize_in_place(model, cfg.torchao)
@@ -116,8 +119,4 @@ class TorchBackend(Backend):
         deep inside loading with an unhelpful message ("device disk is invalid"): say what happened."""
         text = str(exc).lower()
         if "disk" in text or "offload" in text:
-            budgets = ",".join(f"{k}={placement.format_size(v)}" for k, v in self.placement.max_memory.items())
-            raise RuntimeError(
-                f"the max_memory budgets ({budgets or 'free memory of the GPUs'}) do not hold the whole "
-                f"model; the rest would go to disk, which is not supported: raise the budgets or add cpu=SIZE"
-            ) from exc
+            raise RuntimeError(placement.disk_refusal(self.placement.max_memory)) from exc

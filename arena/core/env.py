@@ -140,6 +140,7 @@ class Platform:
     torch_cuda: str | None = None  # the CUDA torch was built for (torch.version.cuda)
     # installed distributions whose own import check fails here: name -> one line (flash_attn_problem)
     import_errors: dict[str, str] = field(default_factory=dict)
+    gpu_count: int = 0
 
     def has(self, dist: str) -> bool:
         return self.packages.get(dist) is not None
@@ -174,6 +175,7 @@ def platform() -> Platform:
         tensorrt_loadable=has_cuda and _tensorrt_libraries_load(),
         torch_cuda=torch.version.cuda,
         import_errors={d: e for d in FLASH_IMPORTS if (e := flash_attn_problem(d))},
+        gpu_count=torch.cuda.device_count() if has_cuda else 0,
     )
 
 

@@ -6,8 +6,9 @@ CLI and page read the registry. Adding a configuration means adding an entry her
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from arena.core.env import Platform, built_cuda_major, platform, version_tuple
 from arena.models.dtypes import HALF_DTYPES, resolve_dtype
@@ -15,7 +16,11 @@ from arena.models.dtypes import HALF_DTYPES, resolve_dtype
 if TYPE_CHECKING:
     from arena.models.placement import Placement
 
-Family = Literal["attention", "quantization", "compile", "onnxruntime", "combination"]
+Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "combination"]
+
+# Developer/CI switch: run tensor-parallel configurations on the CPU over this many gloo ranks
+# (the product refuses them without CUDA GPUs).
+TP_CPU_WORLD_ENV = "ARENA_TP_CPU_WORLD"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Config:
     static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
     compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
     bettertransformer: bool = False
+    tensor_parallel: bool = False  # one process per GPU, weights sharded by transformers' tp_plan
     provider: str | None = None  # ONNX Runtime execution provider
     needs_cuda: bool = False
     needs_half: bool = False  # fp16/bf16 only
@@ -102,6 +108,13 @@ _ENTRIES: tuple[Config, ...] = (
            "the device) compiled with torch.compile mode='reduce-overhead' and replayed as a CUDA "
            "graph, no host sync per token beyond streaming (plain torch.compile on CPU).",
            compiled_decode=True),
+    Config("tensor-parallel", "Tensor parallel (tp_plan=auto)", "parallel",
+           "transformers' tensor parallelism (tp_plan='auto'): every layer's weights sharded over the GPUs, "
+           "one process per GPU through torch.distributed (NCCL), an all-reduce after attention and MLP.",
+           tensor_parallel=True),
+    Config("tensor-parallel+static-cache", "Tensor parallel + static KV cache + torch.compile", "parallel",
+           "tensor-parallel with generate(cache_implementation='static'), the forward compiled by "
+           "torch.compile on every rank.", tensor_parallel=True, static_cache=True),
     Config("ort-cuda", "ONNX Runtime (CUDA)", "onnxruntime",
            "Optimum ORTModelForCausalLM on CUDAExecutionProvider with IO binding, fp16 export.",
            backend="onnxruntime", attn=None, provider="CUDAExecutionProvider", needs_cuda=True,
@@ -169,7 +182,7 @@ _TORCHAO: tuple[Config, ...] = (
 )
 
 REGISTRY: dict[str, Config] = {c.name: c for c in _ENTRIES + _TORCHAO}
-FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "combination")
+FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "combination")
 
 
 class UnknownConfigError(ValueError):
@@ -212,6 +225,11 @@ def placement_blocker(config: Config, placement: Placement | None) -> str | None
     """Why `config` cannot run with this GPU choice / max_memory split (arena/models/placement.py), or
     None. Only transformers on PyTorch can be spread by accelerate's device_map; a configuration
     that needs the whole model on one device is refused, never run on one device unasked."""
+    if config.tensor_parallel:
+        if placement is not None and placement.max_memory:
+            return ("tensor parallel shards every layer over the GPUs in gpus; max_memory budgets apply to "
+                    "device_map splits")
+        return None
     if placement is None or not placement.asked:
         return None
     if config.backend == "onnxruntime":
@@ -229,6 +247,33 @@ def placement_blocker(config: Config, placement: Placement | None) -> str | None
                 "needs the whole model on one device")
     if placement.mapped and config.bettertransformer:
         return "cannot be split over devices: to_bettertransformer() is not supported with a device_map"
+    return None
+
+
+def tensor_parallel_world(plat: Platform, placement: Placement | None) -> int | str:
+    """How many ranks a tensor-parallel run has here (the GPUs in `gpus`, else every GPU), or why
+    it cannot run. On a machine without CUDA only the developer switch ARENA_TP_CPU_WORLD (gloo
+    ranks on the CPU, for tests) runs it."""
+    gpus = placement.gpus if placement is not None else ()
+    if not plat.has_cuda:
+        cpu_world = os.environ.get(TP_CPU_WORLD_ENV, "")
+        if cpu_world.isdigit() and int(cpu_world) >= 2 and not gpus:
+            return int(cpu_world)
+        return "needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has none"
+    if gpus and len(gpus) < 2:
+        return f"needs at least 2 GPUs in gpus (got {','.join(map(str, gpus))})"
+    world = len(gpus) or plat.gpu_count
+    if world < 2:
+        return f"needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has {world}"
+    return world
+
+
+def model_blocker(config: Config, model_config: Any) -> str | None:
+    """Why `config` cannot run this model (by its config), or None: tensor parallelism needs the
+    architecture's tensor-parallel plan in transformers (Falcon and GPT-2 have none)."""
+    if config.tensor_parallel and not getattr(model_config, "base_model_tp_plan", None):
+        kind = getattr(model_config, "model_type", "this model")
+        return f"{kind} has no tensor-parallel plan (tp_plan) in this transformers version"
     return None
 
 
@@ -275,6 +320,10 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
     for dist in config.needs:
         if dist in plat.import_errors:
             return Availability(False, import_reason(dist, plat))
+    if config.tensor_parallel:
+        world = tensor_parallel_world(plat, placement)
+        if isinstance(world, str):
+            return Availability(False, world)
     blocker = placement_blocker(config, placement)
     if blocker:
         return Availability(False, blocker)

@@ -15,7 +15,7 @@ from arena.core.errors import one_line
 from arena.core.request import PreparedRun, RunRequest, validate
 from arena.core.results import Result
 from arena.data.store import Store, now
-from arena.execute import memory_limit
+from arena.execute import memory_limit, tensor_parallel
 from arena.execute.supervisor import run_worker
 from arena.execute.worker import Job, run_job, worker_main
 from arena.measure.quality import agreement, decode_speedup
@@ -86,6 +86,19 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threadin
     return metrics, end.reason
 
 
+def _model_verdict(cfg: registry.Config, prepared: PreparedRun) -> registry.Availability:
+    """A configuration that depends on the model's architecture (tensor parallelism needs its
+    tp_plan), checked from the config alone; one that cannot be read is left to the worker."""
+    from arena.models.sources import load_config
+
+    try:
+        model_config = load_config(prepared.spec)
+    except Exception:  # noqa: BLE001 -- the worker reports it with its own reason
+        return registry.Availability(True)
+    blocker = registry.model_blocker(cfg, model_config)
+    return registry.Availability(False, blocker) if blocker else registry.Availability(True)
+
+
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
             cancel: threading.Event | None = None) -> list[Result]:
     req = prepared.request
@@ -112,6 +125,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         cfg = registry.get(name)
         verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
                                               placement=prepared.placement)
+        if verdicts[name].ok and cfg.tensor_parallel:
+            verdicts[name] = _model_verdict(cfg, prepared)
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
@@ -159,7 +174,12 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             memory_limit_mb=limits.worker_memory_mb,
             gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
         )
-        if req.isolation == "inline":
+        if cfg.tensor_parallel:  # one process per rank, whatever the isolation asked
+            world = registry.tensor_parallel_world(plat, prepared.placement)
+            metrics, error = tensor_parallel.run_ranks(
+                job, int(world), lambda event, name=name: on_event({**event, "config": name}), timeout_s=timeout_s,
+                timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel)
+        elif req.isolation == "inline":
             metrics, error = _run_inline(job, on_event)
         else:
             # Resident memory is watched from here where the worker computes on the CPU; on

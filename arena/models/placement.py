@@ -232,6 +232,7 @@ class Devices:
 @functools.lru_cache(maxsize=1)
 def local_devices() -> Devices:
     import psutil
+
     from arena.core.env import platform
 
     gpus: tuple[int, ...] = ()
@@ -335,14 +336,18 @@ def plan(model_config: Any, dtype: Any, max_memory: Mapping[int | str, int]) -> 
     model of this config in `dtype` (unquantized), without allocating a single weight: the model
     is built on the meta device and placed by accelerate's get_balanced_memory and
     infer_auto_device_map, as transformers does. Runs on any machine, GPUs or not."""
+    from arena.models.seeded import build_meta
+
+    return plan_model(build_meta(model_config, dtype), dtype, max_memory)
+
+
+def plan_model(model: Any, dtype: Any, max_memory: Mapping[int | str, int]) -> dict[str, Any]:
+    """plan() for a model already built (on the meta device)."""
     import logging
 
-    from accelerate import infer_auto_device_map, init_empty_weights
+    from accelerate import infer_auto_device_map
     from accelerate.utils import get_balanced_memory
-    from transformers import AutoModelForCausalLM
 
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
     no_split = model._get_no_split_modules("auto")
     quiet = logging.getLogger("accelerate.utils.modeling")
     level = quiet.level
@@ -354,6 +359,13 @@ def plan(model_config: Any, dtype: Any, max_memory: Mapping[int | str, int]) -> 
         return infer_auto_device_map(model, max_memory=budget, no_split_module_classes=no_split, dtype=dtype)
     finally:
         quiet.setLevel(level)
+
+
+def disk_refusal(max_memory: Mapping[Any, int]) -> str:
+    """The one line for budgets that leave part of the model for the disk."""
+    budgets = ",".join(f"{k}={format_size(v)}" for k, v in max_memory.items())
+    return (f"the max_memory budgets ({budgets or 'free memory of the GPUs'}) do not hold the whole "
+            f"model; the rest would go to disk, which is not supported: raise the budgets or add cpu=SIZE")
 
 
 def plan_summary(device_map: Mapping[str, Any], num_layers: int, layer_prefix: str = "model.layers") -> dict[str, int]:

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from arena.core import registry
+from arena.core.errors import short_repr
 from arena.core.limits import (
     DEFAULT_TIMEOUT_S,
     MAX_BATCH,
@@ -49,7 +50,6 @@ from arena.core.limits import (
     SWEEP_MAX_SEQ,
     ServerLimits,
 )
-from arena.core.errors import short_repr
 from arena.core.request import RequestError, checked_model, int_in
 from arena.models.dtypes import resolve_dtype
 from arena.models.sources import context_length

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from arena.core import registry
+from arena.models.placement import describe
 
 # Share of the progress bar reached when a stage starts; "running" fills the rest by repeat.
 _STAGE_PROGRESS = {"queued": 0.0, "starting": 0.05, "loading": 0.1, "warming up": 0.4}
@@ -28,6 +29,7 @@ class Panel:
     reason: str = ""
     since: float = field(default_factory=time.monotonic)
     metrics: dict[str, Any] = field(default_factory=dict)
+    placement: str = ""  # a split's or GPU choice's devices: layers, weights and peak per device
 
     @property
     def progress(self) -> float:
@@ -77,6 +79,7 @@ class RunState:
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
                 "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll")}
+            panel.placement = placement_line(result)
             self.results.append(result)
             return True
         return False
@@ -114,6 +117,16 @@ def _metrics_line(panel: Panel) -> str:
     )
 
 
+def placement_line(result: dict[str, Any]) -> str:
+    """Where a result ran, per device, when a placement was asked for or the model spans several
+    devices (tensor-parallel ranks included); "" for a plain one-device run."""
+    where, peaks = result.get("placement") or {}, result.get("device_peak_memory_mb") or {}
+    settings = result.get("settings") or {}
+    if len(set(where) | set(peaks)) < 2 and not settings.get("max_memory") and not settings.get("gpus"):
+        return ""
+    return describe(where, peaks)
+
+
 def render(state: RunState) -> str:
     """The cards, side by side; data-* attributes let browser tests find them."""
     if not state.panels:
@@ -136,7 +149,9 @@ def render(state: RunState) -> str:
             f'<div class="arena-bar"><div style="width:{p.progress * 100:.0f}%"></div></div>'
             f'<pre class="arena-text">{html.escape(p.text)}</pre>'
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
-            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div></div>'
+            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
+            + (f'<div class="arena-placement">{html.escape(p.placement)}</div>' if p.placement else "")
+            + "</div>"
         )
     return '<div class="arena-grid">' + "".join(cards) + "</div>"
 
@@ -154,6 +169,7 @@ CSS = """
 .arena-text {white-space:pre-wrap; word-break:break-word; max-height:320px; overflow:auto;
   font-size:13px; margin:4px 0; min-height:3em;}
 .arena-metrics {font-size:12px;}
+.arena-placement {font-size:12px; font-family:monospace; opacity:.85;}
 .arena-reason {font-size:12px; color:var(--error-text-color, #b91c1c);}
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}

@@ -16,8 +16,8 @@ from arena.core.env import platform
 from arena.core.errors import one_line
 from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
-from arena.models.dtypes import DTYPES
 from arena.data.store import Store
+from arena.models.dtypes import DTYPES
 from arena.sweep.charts import Chart, all_charts
 from arena.sweep.plan import (
     MODES,
