@@ -41,7 +41,7 @@ def test_tensor_parallel_says_why_it_cannot_run(monkeypatch):
     assert registry.availability(TP, "fp32", _gpus(0)).ok
     # Falcon has no tensor-parallel plan in transformers
     assert registry.model_blocker(TP, load_config(parse_model("synthetic:falcon-7b"))) == (
-        "falcon has no tensor-parallel plan (tp_plan) in this transformers version")
+        "falcon has no tensor-parallel plan (base_model_tp_plan) in this transformers version")
     assert registry.model_blocker(TP, load_config(parse_model("synthetic:llama-2-70b"))) is None
 
 
@@ -128,7 +128,7 @@ def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
     seen: list[dict] = []
     metrics, reason = run_ranks(job, 2, seen.append, timeout_s=120, timeout_reason="timed out")
     assert metrics is None
-    assert reason.removeprefix("rank 1: ") == "ValueError: falcon has no tensor-parallel plan (tp_plan) in this " \
-        "transformers version", reason
+    assert reason.removeprefix("rank 1: ") == "ValueError: falcon has no tensor-parallel plan in transformers " \
+        "(base_model_tp_plan)", reason
     assert [e["stage"] for e in seen if e["type"] == "status"] == ["loading"]
     assert _children() == []

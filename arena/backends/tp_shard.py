@@ -49,7 +49,7 @@ def blocker(model_config: Any, world: int) -> str | None:
     return None
 
 
-def _style_of(module_name: str, plan: dict[str, str]) -> str | None:
+def style_of(module_name: str, plan: dict[str, str]) -> str | None:
     """The plan's style for a module ("model.layers.3.mlp.up_proj"), matching '*' to a layer index."""
     parts = module_name.split(".")
     for pattern, style in plan.items():
@@ -84,7 +84,7 @@ def shard(model: torch.nn.Module, fill: Callable[[str, torch.nn.Parameter], torc
     for name, param in list(model.named_parameters()):  # a tied parameter appears once
         module_name, _, param_type = name.rpartition(".")
         module = model.get_submodule(module_name)
-        style = _style_of(module_name, plan)
+        style = style_of(module_name, plan)
         part = local_slice(fill(name, param), style, param_type, rank, world)
         # A copy, never a view: a row slice of the full tensor would keep all of it alive (on a
         # 70B model that is the whole model on every rank).
@@ -94,7 +94,7 @@ def shard(model: torch.nn.Module, fill: Callable[[str, torch.nn.Parameter], torc
             if other is not module and getattr(other, param_type, None) is param:
                 setattr(other, param_type, value)
     for module_name, module in model.named_modules():
-        if _style_of(module_name, plan) is not None and isinstance(module, torch.nn.Linear):
+        if style_of(module_name, plan) is not None and isinstance(module, torch.nn.Linear):
             module.out_features, module.in_features = module.weight.shape
 
 
@@ -109,7 +109,7 @@ def join_partial_sums(model: torch.nn.Module, group: Any = None) -> int:
     plan = layer_styles(model.config)
     count = 0
     for module_name, module in model.named_modules():
-        if _style_of(module_name, plan) == "rowwise":
+        if style_of(module_name, plan) == "rowwise":
             module.register_forward_hook(lambda _m, _i, out: funcol.all_reduce(out, "sum", group))
             count += 1
     return count

@@ -37,7 +37,7 @@ class Config:
     static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
     compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
     bettertransformer: bool = False
-    tensor_parallel: bool = False  # one process per GPU, weights sharded by transformers' tp_plan
+    tensor_parallel: bool = False  # one process per GPU, weights sliced (arena/backends/tp_shard.py)
     provider: str | None = None  # ONNX Runtime execution provider
     needs_cuda: bool = False
     needs_half: bool = False  # fp16/bf16 only
@@ -108,9 +108,10 @@ _ENTRIES: tuple[Config, ...] = (
            "the device) compiled with torch.compile mode='reduce-overhead' and replayed as a CUDA "
            "graph, no host sync per token beyond streaming (plain torch.compile on CPU).",
            compiled_decode=True),
-    Config("tensor-parallel", "Tensor parallel (tp_plan=auto)", "parallel",
-           "transformers' tensor parallelism (tp_plan='auto'): every layer's weights sharded over the GPUs, "
-           "one process per GPU through torch.distributed (NCCL), an all-reduce after attention and MLP.",
+    Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
+           "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
+           "plan (attention heads and MLP columns; plain tensors, gpt-fast style), one process per GPU "
+           "through torch.distributed (NCCL), one all-reduce after attention and one after the MLP.",
            tensor_parallel=True),
     Config("tensor-parallel+static-cache", "Tensor parallel + static KV cache + torch.compile", "parallel",
            "tensor-parallel with generate(cache_implementation='static'), the forward compiled by "
@@ -273,7 +274,7 @@ def model_blocker(config: Config, model_config: Any) -> str | None:
     architecture's tensor-parallel plan in transformers (Falcon and GPT-2 have none)."""
     if config.tensor_parallel and not getattr(model_config, "base_model_tp_plan", None):
         kind = getattr(model_config, "model_type", "this model")
-        return f"{kind} has no tensor-parallel plan (tp_plan) in this transformers version"
+        return f"{kind} has no tensor-parallel plan (base_model_tp_plan) in this transformers version"
     return None
 
 
