@@ -5,9 +5,7 @@ Points arrive live from `arena.sweep.runner.run_sweep`; every chart's data downl
 from __future__ import annotations
 
 import queue
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
@@ -28,7 +26,7 @@ from arena.sweep.plan import (
 )
 from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
 from arena.ui.web.leaderboard import columns_frame
-from arena.ui.web.state import ArenaApp, model_choices
+from arena.ui.web.state import ArenaApp, first_choice, model_choices
 
 
 def stream_sweep(req: SweepRequest, store: Store, limits: ServerLimits,
@@ -79,7 +77,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             "padding on some rows with the attention mask set. Points that cannot run are listed with "
             "their reason.")
         with gr.Row():
-            model = gr.Dropdown(archs, value=archs[0][1], label="Model", elem_id="sweep-model")
+            model = gr.Dropdown(archs, value=first_choice(archs), label="Model", elem_id="sweep-model")
             attn = gr.CheckboxGroup(attention_names(), value=["eager", "sdpa"], label="Attention")
             quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
         with gr.Row():
@@ -93,7 +91,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
             cancel_btn = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="sweep-status")
-        table = gr.Dataframe(label="Points", interactive=False)
+        table = gr.Dataframe(columns_frame([], SWEEP_COLUMNS), label="Points", interactive=False)
         chart_pick = gr.Dropdown([], label="Chart")
         plot = gr.Plot(elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
@@ -109,7 +107,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                 return gr.update(choices=[], value=None), None, None
             title = title if title in charts else next(iter(charts))
             chart = charts[title]
-            path = Path(tempfile.mkdtemp(prefix="arena-sweep-")) / f"{chart.key}.csv"
+            path = app.downloads.path(f"{chart.key}.csv")
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
 
