@@ -147,7 +147,7 @@ class Store:
         """Insert many results in one transaction (imports, benchmarks); returns how many."""
         names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
         marks = ", ".join("?" for _ in RESULT_FIELDS)
-        rows = ([flat_row(r).get(k) for k in RESULT_FIELDS] for r in results)
+        rows = ([row.get(k) for k in RESULT_FIELDS] for row in map(flat_row, results))
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
