@@ -62,17 +62,37 @@ QUEUE_FULL = ("The arena is busy: {waiting} runs are already waiting, the most t
 
 
 def own_queue_full_message(demo: gr.Blocks) -> None:
-    """Answer a full queue with our message instead of Gradio's "Queue is full. Max size is N"."""
+    """Answer a full queue with our message. Gradio's answer (HTTP 503) makes the page and
+    gradio_client print their own fixed text, so the refusal is sent as a validation error
+    (HTTP 422) on the event's first visible input: the page shows it under that input, and
+    gradio_client raises it as a ValidationError carrying our words."""
     queue = demo._queue
     push = queue.push
 
-    async def push_with_our_message(*args, **kwargs):
-        ok, data, kind = await push(*args, **kwargs)
-        if kind == "queue_full":
-            data = QUEUE_FULL.format(waiting=len(queue))
-        return ok, data, kind
+    async def push_with_our_message(body, request, username):
+        ok, data, kind = await push(body=body, request=request, username=username)
+        if kind != "queue_full":
+            return ok, data, kind
+        fn = demo.fns[body.fn_index] if body.fn_index in demo.fns else None
+        inputs = list(getattr(fn, "inputs", None) or [])
+        shown = next((i for i, c in enumerate(inputs) if not isinstance(c, gr.State)), 0)
+        message = QUEUE_FULL.format(waiting=len(queue))
+        names = _parameter_names(fn)
+        detail = [{"__type__": "validate", "is_valid": i != shown, "message": message if i == shown else "",
+                   "parameter_name": names[i] if i < len(names) else "queue"}
+                  for i in range(max(1, len(inputs)))]
+        return False, detail, "validator_error"
 
     queue.push = push_with_our_message
+
+
+def _parameter_names(fn: Any) -> list[str]:
+    import inspect
+
+    try:
+        return [p for p in inspect.signature(fn.fn).parameters if p != "request"]
+    except (TypeError, ValueError, AttributeError):
+        return []
 
 
 def _summary(state: RunState) -> str:
@@ -196,7 +216,10 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             lb_caption = gr.Markdown(elem_id="lb-caption")
             lb_table = gr.Dataframe(leaderboard.empty_table(), label="Stored results, fastest decode first "
                                     "(click a heading to sort this page)", interactive=False, elem_id="lb-table")
-            csv_btn = gr.DownloadButton("Download CSV", elem_id="lb-csv")
+            with gr.Row():
+                csv_btn = gr.Button(f"Make CSV (the newest {leaderboard.CSV_ROWS:,} matching results)",
+                                    elem_id="lb-csv", scale=0)
+                csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False)
             bubble_plot = gr.Plot(elem_id="lb-bubbles")
             speedup_plot = gr.Plot(elem_id="lb-speedups")
             gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
@@ -254,16 +277,22 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             *selected, failed, page_v = values
             view = leaderboard.view(app.store, dict(zip(leaderboard.FILTERS, selected)), failed, page_v or 1,
                                     lim.share_outputs)
-            csv = leaderboard.to_csv(view.csv, temp.path("leaderboard.csv"))
             updates = [gr.update(choices=view.choices[k]) for k in leaderboard.FILTERS]
-            return (*updates, view.page, view.caption(), view.table, str(csv), charts.leaderboard_bubbles(view.sample),
+            return (*updates, view.page, view.caption(), view.table, charts.leaderboard_bubbles(view.sample),
                     charts.leaderboard_speedups(view.sample), view.quality, charts.quality_vs_speed(view.quality))
 
         inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
                   temperature, top_p, gpus, max_memory, *boxes]
         lb_inputs = [*filters, include_failed, page]
-        lb_outputs = [*filters, page, lb_caption, lb_table, csv_btn, bubble_plot, speedup_plot, quality_table,
+        lb_outputs = [*filters, page, lb_caption, lb_table, bubble_plot, speedup_plot, quality_table,
                       quality_plot_lb]
+
+        def make_csv(*values):
+            *selected, failed, _ = values
+            frame = leaderboard.csv_frame(app.store, dict(zip(leaderboard.FILTERS, selected)), failed,
+                                          lim.share_outputs)
+            return str(leaderboard.to_csv(frame, temp.path("leaderboard.csv")))
+
         # Only measuring events queue (one slot, GPU_QUEUE); the queue position shows on the summary.
         run_event = run_btn.click(
             run_ui, inputs, [panels, run_table, speed_plot, quality_plot, summary],
@@ -277,6 +306,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             trigger(refresh, lb_inputs, lb_outputs, **read_only)
         for f in filters:
             f.input(refresh, lb_inputs, lb_outputs, **read_only)
+        csv_btn.click(make_csv, lb_inputs, csv_file, **read_only)
         demo.load(refresh, lb_inputs, lb_outputs, **read_only)
         demo.load(new_session_key, None, [session_key, sweep_key], **read_only)
 

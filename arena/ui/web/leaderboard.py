@@ -2,8 +2,9 @@
 SQL), each run's speedup over its own baseline, charts over a bounded sample, and a CSV export.
 
 Nothing here reads the whole store: a page is `PAGE_SIZE` rows, the charts use the newest
-`SAMPLE_ROWS` matching rows, the CSV the newest `CSV_ROWS`, and the quality table the newest
-`QUALITY_ROWS` runs of each rated (model, configuration)."""
+`SAMPLE_ROWS` matching rows (a bounded sample, not an aggregate over every row), the CSV (made
+when asked for) the newest `CSV_ROWS`, and the quality table the newest `QUALITY_ROWS` runs of
+each rated (model, configuration)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ FILTERS = ("mode", "model_display", "hardware", "family", "dtype")
 FILTER_LABELS = ("kind (arena run or sweep point)", "model", "hardware", "family", "dtype")
 MODES = ("arena", "sweep-forward", "sweep-generate")  # the kind filter's choices, even on an empty store
 PAGE_SIZE = 100
-SAMPLE_ROWS = 5000
+SAMPLE_ROWS = 2000
 CSV_ROWS = 10_000
 QUALITY_ROWS = 1000
 # What a visitor compares first, then where and how it ran, then the rest.
@@ -150,9 +151,10 @@ def sample(store: Store, selected: dict[str, list[str]], include_failed: bool = 
     return add_speedup(rows_frame(rows, SAMPLE_COLUMNS), store)
 
 
-def csv_frame(store: Store, selected: dict[str, list[str]], include_failed: bool, share_outputs: bool) -> pd.DataFrame:
+def csv_frame(store: Store, values: dict[str, Sequence[str] | str | None], include_failed: bool,
+              share_outputs: bool) -> pd.DataFrame:
     """The newest CSV_ROWS matching rows, every column (JSON fields serialized)."""
-    rows = store.page(selected, include_failed, "newest", CSV_ROWS, 0)
+    rows = store.page(selection(values), include_failed, "newest", CSV_ROWS, 0)
     return private(add_speedup(rows_frame(rows), store), share_outputs)
 
 
@@ -202,7 +204,6 @@ class View:
     page: int
     pages: int
     sample: pd.DataFrame
-    csv: pd.DataFrame
     quality: pd.DataFrame
 
     def caption(self) -> str:
@@ -225,4 +226,4 @@ def view(store: Store, values: dict[str, Sequence[str] | str | None], include_fa
     page = min(max(1, int(page or 1)), pages)
     frame = page_rows(store, selected, include_failed, page, share_outputs)
     return View(choices(store, selected), table(frame), total, page, pages, sample(store, selected, include_failed),
-                csv_frame(store, selected, include_failed, share_outputs), quality_frame(store, rounds))
+                quality_frame(store, rounds))

@@ -138,7 +138,8 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                       [status, table, points_state, chart_pick, plot, csv_btn],
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
-        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], api_visibility="private")
+        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+                         api_visibility="private")
     return key
 
 
