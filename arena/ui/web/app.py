@@ -61,29 +61,37 @@ QUEUE_FULL = ("The arena is busy: {waiting} runs are already waiting, the most t
               "Nothing was started; please try again in a few minutes.")
 
 
-def own_queue_full_message(demo: gr.Blocks) -> None:
-    """Answer a full queue with our message. Gradio's answer (HTTP 503) makes the page and
-    gradio_client print their own fixed text, so the refusal is sent as a validation error
-    (HTTP 422) on the event's first visible input: the page shows it under that input, and
-    gradio_client raises it as a ValidationError carrying our words."""
+def bound_measuring_queue(demo: gr.Blocks, max_waiting: int) -> None:
+    """Refuse a run or sweep when `max_waiting` of them already wait; nothing else counts.
+
+    Gradio's own max_size counts every event, reads included (gradio_client sends even
+    queue=False endpoints through the queue), and its refusal (HTTP 503) makes the page and
+    gradio_client print their own fixed text. So the size check is ours, on the measuring group
+    only, and the refusal is sent as a validation error (HTTP 422) on the event's first visible
+    input: the page shows our words under that input, gradio_client raises them as a
+    ValidationError."""
     queue = demo._queue
+    queue.max_size = None
     push = queue.push
 
-    async def push_with_our_message(body, request, username):
-        ok, data, kind = await push(body=body, request=request, username=username)
-        if kind != "queue_full":
-            return ok, data, kind
-        fn = demo.fns[body.fn_index] if body.fn_index in demo.fns else None
-        inputs = list(getattr(fn, "inputs", None) or [])
-        shown = next((i for i, c in enumerate(inputs) if not isinstance(c, gr.State)), 0)
-        message = QUEUE_FULL.format(waiting=len(queue))
-        names = _parameter_names(fn)
-        detail = [{"__type__": "validate", "is_valid": i != shown, "message": message if i == shown else "",
-                   "parameter_name": names[i] if i < len(names) else "queue"}
-                  for i in range(max(1, len(inputs)))]
-        return False, detail, "validator_error"
+    async def push_measuring_bounded(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.concurrency_id == GPU_QUEUE:
+            group = queue.event_queue_per_concurrency_id.get(GPU_QUEUE)
+            waiting = len(group.queue) if group is not None else 0
+            if waiting >= max_waiting:
+                return False, _refusal(fn, QUEUE_FULL.format(waiting=waiting)), "validator_error"
+        return await push(body=body, request=request, username=username)
 
-    queue.push = push_with_our_message
+    queue.push = push_measuring_bounded
+
+
+def _refusal(fn: Any, message: str) -> list[dict[str, Any]]:
+    inputs = list(getattr(fn, "inputs", None) or [])
+    shown = next((i for i, c in enumerate(inputs) if not isinstance(c, gr.State)), 0)
+    names = _parameter_names(fn)
+    return [{"__type__": "validate", "is_valid": i != shown, "message": message if i == shown else "",
+             "parameter_name": names[i] if i < len(names) else "queue"} for i in range(max(1, len(inputs)))]
 
 
 def _parameter_names(fn: Any) -> list[str]:
@@ -389,7 +397,7 @@ def launch(**kwargs: Any) -> None:
     # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
     app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
     demo = build(app)
-    # Beyond max_size waiting runs and sweeps (nothing else queues) a new one is refused at once.
-    demo.queue(max_size=app.limits.max_queue)
-    own_queue_full_message(demo)
+    demo.queue()
+    # Beyond max_queue waiting runs and sweeps (reads never count) a new one is refused at once.
+    bound_measuring_queue(demo, app.limits.max_queue)
     demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)
