@@ -349,15 +349,15 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         def draw_ui(session_key):
             try:
                 pair = app.blind.draw(session_key)
-            except VoteError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+            except VoteError as exc:  # said where the pair would be, not as an error toast
+                return "", "", "", f"**{exc}**"
             return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
 
         def vote_ui(session_key, pair, choice, request: gr.Request):
             try:
                 shown = app.blind.vote(session_key, pair, choice, client=_client(request))
             except VoteError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                return pair, f"**{exc}**"
             return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
 
         blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], **read_only)
