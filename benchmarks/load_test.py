@@ -182,19 +182,21 @@ def _expect_refusal(soak: Soak, key: str, call, match: str) -> None:
 
 
 def _hostile_loop(url: str, deadline: float, soak: Soak) -> None:
-    """Malformed payloads, huge prompts, forged votes and runs cancelled at once, in turn."""
+    """Malformed payloads, huge prompts, forged votes and runs cancelled at once, in turn. Runs
+    wait in the one queue behind the sessions' runs, so their answers are collected at the end."""
     client = Client(url, verbose=False)
     join = url + "gradio_api/queue/join"
+    pending: list[tuple[str, Any, str]] = []  # (action, job, expected words in the refusal)
     step = 0
     while time.monotonic() < deadline:
         step += 1
         action = step % 5
         if action == 0:
-            _expect_refusal(soak, "malformed number", lambda: client.predict(
-                "hi", "default", "eager", "lots", api_name="/run"), "")
+            pending.append(("malformed number", client.submit("hi", "default", "eager", "lots", api_name="/run"),
+                            "max_new_tokens"))
         elif action == 1:
-            _expect_refusal(soak, "huge prompt", lambda: client.predict(
-                "x" * 1_000_000, "default", "eager", 2, api_name="/run"), "prompt")
+            pending.append(("huge prompt", client.submit("x" * 1_000_000, "default", "eager", 2, api_name="/run"),
+                            "prompt"))
         elif action == 2:
             _expect_refusal(soak, "forged vote", lambda: client.predict(
                 "forged-pair-id", "A is better", api_name="/vote"), "not shown to this session")
@@ -214,7 +216,9 @@ def _hostile_loop(url: str, deadline: float, soak: Soak) -> None:
             time.sleep(0.5)
             job.cancel()
             soak.note("rapid cancel")
-        time.sleep(0.5)
+        time.sleep(1.0)
+    for key, job, words in pending:
+        _expect_refusal(soak, key, lambda: job.result(timeout=3600), words)
 
 
 def soak_test(url: str, db: Path, pid: int, duration_s: float, sessions: int = 8, configs: str = "eager,sdpa",

@@ -4,6 +4,7 @@ server traceback), each tab's headings and contents, and a screenshot of each ta
 
 import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,8 @@ def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with running_app(tmp_path / "arena.sqlite") as app:  # a fresh install: the store is empty
+    # a fresh install (the store is empty) that keeps prompts and outputs private
+    with running_app(tmp_path / "arena.sqlite", env={"ARENA_SHARE_OUTPUTS": "0"}) as app:
         browser.get(app.url)
         wait = WebDriverWait(browser, 60)
         box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
@@ -109,6 +111,14 @@ def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
         assert _headings(browser, "lb-table")[:7] == ["model", "configuration", "decode tok/s", "TTFT ms",
                                                      "peak MB", "% of BW limit", "agree"]
         _screenshot(browser, tmp_path, "Leaderboard")
+        # its CSV: every measurement, no prompt and no generated text
+        browser.find_element(By.ID, "lb-csv").click()
+        link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lb-csv-file a[href]"))
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
+            csv = r.read().decode()
+        header = csv.splitlines()[0].split(",")
+        assert "decode_tokens_per_s" in header and "config" in header
+        assert "prompt" not in header and "text" not in header and "capital of France" not in csv
 
         # the blind check is its own tab: the named cards are out of sight there
         _tab(browser, "Blind check")
@@ -120,6 +130,7 @@ def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
 
         _tab(browser, "Environment")
         wait.until(lambda d: "Local limits" in d.find_element(By.ID, "env-limits-note").text)
+        assert "stay with the session" in browser.find_element(By.ID, "env-limits-note").text
         assert _headings(browser, "env-limits")[:3] == ["limit", "value", "variable"]
         _screenshot(browser, tmp_path, "Environment")
         _tab(browser, "Sweep")

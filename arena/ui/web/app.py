@@ -227,13 +227,14 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             with gr.Row():
                 csv_btn = gr.Button(f"Make CSV (the newest {leaderboard.CSV_ROWS:,} matching results)",
                                     elem_id="lb-csv", scale=0)
-                csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False)
+                csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False, height=90)
             bubble_plot = gr.Plot(elem_id="lb-bubbles")
             speedup_plot = gr.Plot(elem_id="lb-speedups")
             gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
                         "(Bradley-Terry on the Elo scale, mean 1000; 95% bootstrap interval), beside "
                         "the configuration's median decode speed and peak memory for that model.")
-            quality_table = gr.Dataframe(leaderboard.empty_quality(), interactive=False, elem_id="lb-quality")
+            quality_table = gr.Dataframe(leaderboard.quality_table(leaderboard.empty_quality()), interactive=False,
+                                         elem_id="lb-quality")
             quality_plot_lb = gr.Plot(elem_id="lb-quality-plot")
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
@@ -287,7 +288,8 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                                     lim.share_outputs)
             updates = [gr.update(choices=view.choices[k]) for k in leaderboard.FILTERS]
             return (*updates, view.page, view.caption(), view.table, charts.leaderboard_bubbles(view.sample),
-                    charts.leaderboard_speedups(view.sample), view.quality, charts.quality_vs_speed(view.quality))
+                    charts.leaderboard_speedups(view.sample), leaderboard.quality_table(view.quality),
+                    charts.quality_vs_speed(view.quality))
 
         inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
                   temperature, top_p, gpus, max_memory, *boxes]

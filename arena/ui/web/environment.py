@@ -60,8 +60,10 @@ def limits_note(limits: ServerLimits) -> str:
         return ("**Public limits** are in force (this server can be reached by others): small models, short "
                 "prompts and outputs, a bounded run; prompts and outputs stay with the session that ran them. "
                 "ARENA_LIMITS=local lifts them on your own machine.")
+    shared = ("the leaderboard shows every prompt and output" if limits.share_outputs else
+              "prompts and outputs stay with the session that ran them (ARENA_SHARE_OUTPUTS=0)")
     return ("**Local limits** are in force (ARENA_LIMITS=local, or a server only this machine can reach): "
-            "generous limits, and the leaderboard shows every prompt and output.")
+            f"generous limits; {shared}.")
 
 
 def ephemeral_container() -> bool:

@@ -173,8 +173,18 @@ QUALITY_COLUMNS = ("model_id", "config", "rating", "rating_low", "rating_high", 
                    "decode_tokens_per_s", "peak_memory_mb")
 
 
+QUALITY_HEADINGS = {"model_id": "model", "config": "configuration", "rating": "rating", "rating_low": "rating low (95%)",
+                    "rating_high": "rating high (95%)", "votes": "votes", "decode_tokens_per_s": "median decode tok/s",
+                    "peak_memory_mb": "median peak MB"}
+
+
 def empty_quality() -> pd.DataFrame:
     return pd.DataFrame(columns=list(QUALITY_COLUMNS))
+
+
+def quality_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The quality frame with readable headings, for the page (the API keeps the field names)."""
+    return frame.rename(columns=QUALITY_HEADINGS)
 
 
 def quality_frame(store: Store, rounds: int = 200) -> pd.DataFrame:
