@@ -212,7 +212,9 @@ def _hostile_loop(url: str, deadline: float, soak: Soak) -> None:
                     else:
                         soak.note("raw malformed payload")
         else:
-            job = client.submit("Cancel me at once.", "default", "eager,sdpa", 16, 1, "auto", 1, api_name="/run")
+            # a client of its own: gradio_client's cancel can end the stream of every job of its client
+            job = Client(url, verbose=False).submit("Cancel me at once.", "default", "eager,sdpa", 16, 1, "auto", 1,
+                                                    api_name="/run")
             time.sleep(0.5)
             job.cancel()
             soak.note("rapid cancel")
