@@ -14,12 +14,14 @@ ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git \
     && rm -rf /var/lib/apt/lists/*
 # Spaces run the container as uid 1000 (Ubuntu 24.04 images ship "ubuntu" with that uid).
-RUN (userdel -r ubuntu 2>/dev/null || true) && useradd -m -u 1000 user \
-    && mkdir -p /data && chown user:user /data
+# No /data here: the store goes to /data only when a persistent volume is mounted there (a
+# Space's persistent storage, or `-v arena-data:/data`); otherwise the page says results last
+# until restart.
+RUN (userdel -r ubuntu 2>/dev/null || true) && useradd -m -u 1000 user
 USER user
 ENV HOME=/home/user PATH=/home/user/venv/bin:$PATH \
     ARENA_HOME=/home/user/.cache/inference-arena ARENA_LIMITS=public \
-    GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 HF_HOME=/data/hf-cache
+    GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7860 HF_HOME=/home/user/.cache/huggingface
 WORKDIR /home/user/app
 COPY --chown=user requirements.txt .
 RUN python3 -m venv /home/user/venv && pip install -r requirements.txt \

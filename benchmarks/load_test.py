@@ -1,22 +1,37 @@
-"""Concurrent sessions against a running app: N gradio_client sessions each submit a run at
-about the same time; prints each one's queue wait and total time, and checks that every run
-completed in the order it was queued with each result stored exactly once.
+"""Load on the real server.
 
-    python app.py &                                      # or any running arena
-    python benchmarks/load_test.py --url http://127.0.0.1:7860/ --db ~/.cache/inference-arena/arena.sqlite
+Soak (the default): N gradio_client sessions (8) each run two configurations on the embedded
+default again and again, while one hostile client sends malformed payloads, huge prompts,
+forged votes and runs it cancels at once, for --duration seconds (300). Then it checks that
+every accepted run completed or was cancelled with its reason, that nothing stored was lost or
+stored twice, that no run is left 'running', and that the server's resident memory grew less
+than --rss-bound-mb after the first runs (workers are separate processes: this is the server).
+
+    python benchmarks/load_test.py --start                     # starts `python app.py` on a temporary store
+    python benchmarks/load_test.py --start --duration 45       # a short proof
+    python benchmarks/load_test.py --url http://127.0.0.1:7860/ --db ~/.cache/inference-arena/arena.sqlite --pid 1234
+
+--wave runs the older check instead: N sessions submitted at once, completed in queue order.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gradio_client import Client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 @dataclass
@@ -97,14 +112,220 @@ def summary(sessions: list[Session]) -> dict[str, float]:
             "total_median_s": statistics.median(totals) if totals else float("nan")}
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (not its workers), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Soak:
+    accepted: dict[str, str] = field(default_factory=dict)  # run_id -> session that ran it
+    finished: int = 0
+    cancelled: int = 0
+    refused_busy: int = 0
+    hostile: dict[str, int] = field(default_factory=dict)  # action -> times the server refused it properly
+    problems: list[str] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, key: str) -> None:
+        with self.lock:
+            self.hostile[key] = self.hostile.get(key, 0) + 1
+
+    def problem(self, text: str) -> None:
+        with self.lock:
+            self.problems.append(text)
+
+
+def _session_loop(url: str, index: int, configs: str, max_new_tokens: int, deadline: float, soak: Soak) -> None:
+    client = Client(url, verbose=False)
+    k = 0
+    while time.monotonic() < deadline:
+        k += 1
+        try:
+            final = None
+            for snapshot in client.submit(f"Session {index}, run {k}: what is the capital of France?", "default",
+                                          configs, max_new_tokens, 1, "auto", 1, api_name="/run"):
+                final = snapshot
+        except Exception as exc:
+            if "The arena is busy" in str(exc):
+                with soak.lock:
+                    soak.refused_busy += 1
+                time.sleep(2)
+                continue
+            soak.problem(f"session {index} run {k}: {type(exc).__name__}: {exc}")
+            continue
+        if not final or not final.get("finished"):
+            soak.problem(f"session {index} run {k}: no final snapshot")
+            continue
+        with soak.lock:
+            soak.accepted[final["run_id"]] = f"session {index}"
+            soak.finished += 1
+        bad = [r for r in final["results"] if r["status"] != "ok"]
+        if bad:
+            soak.problem(f"session {index} run {k}: {[(r['config'], r['reason']) for r in bad]}")
+
+
+def _expect_refusal(soak: Soak, key: str, call, match: str) -> None:
+    try:
+        call()
+    except Exception as exc:
+        if match in str(exc):
+            soak.note(key)
+        else:
+            soak.problem(f"hostile {key}: unexpected answer {type(exc).__name__}: {str(exc)[:200]}")
+        return
+    soak.problem(f"hostile {key}: accepted")
+
+
+def _hostile_loop(url: str, deadline: float, soak: Soak) -> None:
+    """Malformed payloads, huge prompts, forged votes and runs cancelled at once, in turn. Runs
+    wait in the one queue behind the sessions' runs, so their answers are collected at the end."""
+    client = Client(url, verbose=False)
+    join = url + "gradio_api/queue/join"
+    pending: list[tuple[str, Any, str]] = []  # (action, job, expected words in the refusal)
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        action = step % 5
+        if action == 0:
+            pending.append(("malformed number", client.submit("hi", "default", "eager", "lots", api_name="/run"),
+                            "max_new_tokens"))
+        elif action == 1:
+            pending.append(("huge prompt", client.submit("x" * 1_000_000, "default", "eager", 2, api_name="/run"),
+                            "prompt"))
+        elif action == 2:
+            _expect_refusal(soak, "forged vote", lambda: client.predict(
+                "forged-pair-id", "A is better", api_name="/vote"), "not shown to this session")
+        elif action == 3:
+            for body in (b"{not json", json.dumps({"data": [None] * 99, "fn_index": 10**6}).encode()):
+                req = urllib.request.Request(join, data=body, headers={"Content-Type": "application/json"})
+                try:
+                    urllib.request.urlopen(req, timeout=30)
+                    soak.problem("hostile raw payload: accepted")
+                except urllib.error.HTTPError as exc:
+                    if exc.code >= 500:
+                        soak.problem(f"hostile raw payload: server error {exc.code}")
+                    else:
+                        soak.note("raw malformed payload")
+        else:
+            # a client of its own: gradio_client's cancel can end the stream of every job of its client
+            job = Client(url, verbose=False).submit("Cancel me at once.", "default", "eager,sdpa", 16, 1, "auto", 1,
+                                                    api_name="/run")
+            time.sleep(0.5)
+            job.cancel()
+            soak.note("rapid cancel")
+        time.sleep(1.0)
+    for key, job, words in pending:
+        _expect_refusal(soak, key, lambda: job.result(timeout=3600), words)
+
+
+def soak_test(url: str, db: Path, pid: int, duration_s: float, sessions: int = 8, configs: str = "eager,sdpa",
+              max_new_tokens: int = 4, rss_bound_mb: float = 300.0) -> Soak:
+    soak = Soak()
+    start = time.monotonic()
+    deadline = start + duration_s
+    threads = [threading.Thread(target=_session_loop, args=(url, i, configs, max_new_tokens, deadline, soak),
+                                daemon=True) for i in range(sessions)]
+    threads.append(threading.Thread(target=_hostile_loop, args=(url, deadline, soak), daemon=True))
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        soak.rss.append((time.monotonic() - start, rss_mb(pid)))
+        time.sleep(2)
+    soak.rss.append((time.monotonic() - start, rss_mb(pid)))
+    _check_store(soak, db, configs)
+    growth = rss_growth(soak)
+    if growth > rss_bound_mb:
+        soak.problem(f"server RSS grew {growth:.0f} MB (bound {rss_bound_mb:g} MB)")
+    return soak
+
+
+def rss_growth(soak: Soak) -> float:
+    """Largest RSS after the first fifth of the soak (warm: imports done, first runs through)
+    minus the RSS at that point."""
+    if len(soak.rss) < 3:
+        return 0.0
+    warm_at = soak.rss[-1][0] / 5
+    warm = [mb for t, mb in soak.rss if t >= warm_at]
+    return max(warm) - warm[0]
+
+
+def _check_store(soak: Soak, db: Path, configs: str) -> None:
+    from arena.data.store import Store
+
+    store = Store(db)
+    rows = store.results()
+    keys = [(r.run_id, r.config) for r in rows]
+    if len(keys) != len(set(keys)):
+        soak.problem("a result was stored twice")
+    for run_id, who in soak.accepted.items():
+        got = sorted(r.config for r in rows if r.run_id == run_id)
+        if got != sorted(configs.split(",")):
+            soak.problem(f"{who}'s run {run_id}: stored {got}")
+    runs = store.runs()
+    left = [r["run_id"] for r in runs if r["status"] == "running"]
+    if left:
+        soak.problem(f"runs left 'running': {left}")
+    for r in rows:
+        if r.status != "ok" and "cancel" not in r.reason and "not run" not in r.reason:
+            soak.problem(f"{r.run_id}/{r.config}: {r.status} without a cancel reason: {r.reason}")
+    cancelled = {r["run_id"] for r in runs if r["status"] == "cancelled"}
+    soak.cancelled = len(cancelled)
+    if not store.integrity_ok():
+        soak.problem("store integrity check failed")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--db", required=True, type=Path, help="the app's SQLite store (ARENA_DB)")
+    ap.add_argument("--start", action="store_true", help="start `python app.py` on a temporary store")
+    ap.add_argument("--url")
+    ap.add_argument("--db", type=Path, help="the app's SQLite store (ARENA_DB)")
+    ap.add_argument("--pid", type=int, help="the server's process id (for its RSS)")
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--configs", default="eager,sdpa")
     ap.add_argument("--max-new-tokens", type=int, default=4)
+    ap.add_argument("--duration", type=float, default=300.0, help="soak seconds (default 5 minutes)")
+    ap.add_argument("--rss-bound-mb", type=float, default=300.0)
+    ap.add_argument("--wave", action="store_true", help="one wave of sessions in queue order instead")
     args = ap.parse_args()
+    server = None
+    if args.start:
+        from tests.appserver import AppServer
+
+        folder = Path(tempfile.mkdtemp(prefix="arena-load-"))
+        server = AppServer(folder / "arena.sqlite").start()
+        args.url, args.db, args.pid = server.url, server.db, server.proc.pid
+        print(f"server pid {args.pid} at {args.url}, store {args.db}, log {server.log}", flush=True)
+    elif not (args.url and args.db):
+        ap.error("--url and --db (and --pid for the RSS check), or --start")
+    try:
+        if args.wave:
+            return _wave(args)
+        started = time.monotonic()
+        soak = soak_test(args.url, args.db, args.pid, args.duration, args.sessions, args.configs,
+                         args.max_new_tokens, args.rss_bound_mb) if args.pid else None
+        if soak is None:
+            ap.error("--pid is needed for the soak (the server's RSS)")
+        rss = [mb for _, mb in soak.rss]
+        print(json.dumps({"duration_s": round(time.monotonic() - started, 1), "sessions": args.sessions,
+                          "runs_completed": soak.finished, "runs_cancelled_in_store": soak.cancelled,
+                          "refused_busy": soak.refused_busy, "hostile_refused": soak.hostile,
+                          "rss_start_mb": round(rss[0], 1), "rss_max_mb": round(max(rss), 1),
+                          "rss_end_mb": round(rss[-1], 1), "rss_growth_after_warmup_mb": round(rss_growth(soak), 1),
+                          "rss_bound_mb": args.rss_bound_mb}, indent=1))
+        print("\n".join(soak.problems) or "every accepted run completed or was cancelled with its reason; "
+              "every result stored exactly once; no run left running; RSS within the bound")
+        return 1 if soak.problems else 0
+    finally:
+        if server:
+            server.stop()
+
+
+def _wave(args) -> int:
     sessions = run_sessions(args.url, args.sessions, args.configs, args.max_new_tokens)
     for s in sessions:
         print(f"session {s.index}: wait {s.wait_s or float('nan'):.1f} s, "

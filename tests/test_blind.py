@@ -73,3 +73,61 @@ def test_synthetic_outputs_are_not_offered(store):
     assert blind.record_run("s", _results("r", {"eager": "1 2", "sdpa": "3 4"}, synthetic=True)) == 0
     with pytest.raises(VoteError, match="at least two configurations"):
         blind.draw("s")
+
+
+def test_identical_outputs_are_never_paired(store):
+    blind = BlindCheck(store)
+    blind.record_run("s", _results("r", {"eager": "Paris.", "sdpa": "Paris.", "bnb-4bit": "Lyon."}))
+    shown = set()
+    for _ in range(2):
+        pair = blind.draw("s")
+        assert pair.text_a != pair.text_b
+        shown.add(frozenset((pair.config_a, pair.config_b)))
+    assert shown == {frozenset(("eager", "bnb-4bit")), frozenset(("sdpa", "bnb-4bit"))}
+    with pytest.raises(VoteError, match="same text"):
+        blind.draw("s")  # only the identical pair is left
+    blind.record_run("t", _results("r2", {"eager": "x", "sdpa": "x"}))
+    with pytest.raises(VoteError, match="same text"):
+        blind.draw("t")
+
+
+def test_votes_are_limited_per_session_and_per_address_per_hour(store):
+    now = [0.0]
+    blind = BlindCheck(store, votes_per_hour=2, clock=lambda: now[0])
+
+    def vote(session, client):
+        blind.record_run(session, _results(f"{session}-{now[0]}", {"eager": "a", "sdpa": "b"}))
+        return blind.vote(session, blind.draw(session).pair_id, "Tie", client=client)
+
+    vote("s1", "10.0.0.1")
+    vote("s1", "10.0.0.2")
+    with pytest.raises(VoteError, match="this session has voted 2 times in the last hour"):
+        vote("s1", "10.0.0.3")
+    vote("s2", "10.0.0.1")
+    with pytest.raises(VoteError, match="this address has voted 2 times"):
+        vote("s3", "10.0.0.1")  # a new session from an address that already voted twice
+    assert len(store.votes()) == 3
+    now[0] += 3601  # an hour later both may vote again
+    vote("s1", "10.0.0.1")
+    assert len(store.votes()) == 4
+
+
+def test_sessions_and_pairs_expire(store):
+    now = [0.0]
+    blind = BlindCheck(store, ttl_s=100, max_sessions=3, clock=lambda: now[0])
+    blind.record_run("old", _results("r0", {"eager": "a", "sdpa": "b"}))
+    pair = blind.draw("old")
+    now[0] = 101
+    blind.record_run("new", _results("r1", {"eager": "a", "sdpa": "b"}))
+    assert blind.sizes()["sessions"] == 1 and blind.sizes()["pairs"] == 0
+    with pytest.raises(VoteError, match="expired"):
+        blind.vote("old", pair.pair_id, "Tie")
+    for i in range(10):  # at most max_sessions, the newest kept
+        blind.record_run(f"s{i}", _results(f"r{i}", {"eager": "a", "sdpa": "b"}))
+        blind.draw(f"s{i}")
+    assert blind.sizes()["sessions"] == 3
+    assert blind.sizes()["pairs"] <= 3
+    with pytest.raises(VoteError, match="every pair"):
+        blind.draw("s9")  # the newest session is kept (its one pair was shown)
+    with pytest.raises(VoteError, match="at least two"):
+        blind.draw("s0")  # the oldest is gone

@@ -1,8 +1,10 @@
-"""A real headless Chromium on the real app: type a prompt, run two configurations, see both
-outputs and the charts. Saves a screenshot (ARENA_SCREENSHOT=path to keep it elsewhere)."""
+"""A real headless Chromium on the real app: a first run on an empty store (no error toast, no
+server traceback), each tab's headings and contents, and a screenshot of each tab
+(ARENA_SCREENSHOT_DIR=docs refreshes the README's)."""
 
 import os
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,15 +34,54 @@ def browser():
     driver.quit()
 
 
-def test_page_runs_two_configurations(browser, tmp_path):
+# Records every error toast the page shows, even one that disappears before we look.
+WATCH_TOASTS = """
+window.__arenaErrors = [];
+new MutationObserver(() => {
+  for (const t of document.querySelectorAll('.toast-body.error')) {
+    if (!t.dataset.arenaSeen) { t.dataset.arenaSeen = '1'; window.__arenaErrors.push(t.innerText); }
+  }
+}).observe(document.body, {childList: true, subtree: true});
+"""
+TABS = ("Arena", "Blind check", "Leaderboard", "Sweep", "Environment")
+
+
+def _tab(browser, name):
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.XPATH, f"//button[@role='tab' and normalize-space()='{name}']").click()
+
+
+def _headings(browser, elem_id):
+    from selenium.webdriver.common.by import By
+
+    cells = browser.find_elements(By.CSS_SELECTOR, f"#{elem_id} thead th")
+    return [c.text.strip() for c in cells if c.text.strip()]
+
+
+def _screenshot(browser, tmp_path, name):
+    """Each tab's screenshot: under ARENA_SCREENSHOT_DIR (the README's, with `docs`) or tmp_path."""
+    folder = Path(os.environ.get("ARENA_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / f"screenshot-{name.lower().replace(' ', '-')}.png"
+    browser.execute_script("window.scrollTo(0, 0)")
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with running_app(tmp_path / "arena.sqlite") as app:
+    # a fresh install (the store is empty) that keeps prompts and outputs private
+    with running_app(tmp_path / "arena.sqlite", env={"ARENA_SHARE_OUTPUTS": "0"}) as app:
         browser.get(app.url)
         wait = WebDriverWait(browser, 60)
         box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+        browser.execute_script(WATCH_TOASTS)
+        # before any run the results table has its real headings, not "1 2 3"
+        assert _headings(browser, "run-table")[:3] == ["configuration", "status", "dtype"]
         box.clear()
         box.send_keys("Name the capital of France in one word.")
         for name in ("eager", "sdpa"):  # checked by default; the page says so
@@ -61,23 +102,44 @@ def test_page_runs_two_configurations(browser, tmp_path):
         long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#speed-plot .js-plotly-plot")))
         long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#quality-plot .js-plotly-plot")))
         assert "Finished" in browser.find_element(By.ID, "summary").text
+        assert _headings(browser, "run-table")[:2] == ["configuration", "status"]
+        _screenshot(browser, tmp_path, "Arena")
 
-        # blind check: two outputs without names, names only after the vote
-        browser.find_element(By.CSS_SELECTOR, "#blind button").click()  # open the accordion
+        # the leaderboard refreshed after the run (the step that failed on an empty store)
+        _tab(browser, "Leaderboard")
+        wait.until(lambda d: "Results 1–2 of 2" in d.find_element(By.ID, "lb-caption").text)
+        assert _headings(browser, "lb-table")[:7] == ["model", "configuration", "decode tok/s", "TTFT ms",
+                                                     "peak MB", "% of BW limit", "agree"]
+        _screenshot(browser, tmp_path, "Leaderboard")
+        # its CSV: every measurement, no prompt and no generated text
+        browser.find_element(By.ID, "lb-csv").click()
+        link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lb-csv-file a[href]"))
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
+            csv = r.read().decode()
+        header = csv.splitlines()[0].split(",")
+        assert "decode_tokens_per_s" in header and "config" in header
+        assert "prompt" not in header and "text" not in header and "capital of France" not in csv
+
+        # the blind check is its own tab: the named cards are out of sight there
+        _tab(browser, "Blind check")
         wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#blind-a textarea").get_attribute("value"))
-        reveal = browser.find_element(By.ID, "blind-reveal")
-        assert "sdpa" not in reveal.text and "eager" not in reveal.text
-        browser.find_element(By.ID, "vote-tie").click()
-        wait.until(lambda d: "was" in d.find_element(By.ID, "blind-reveal").text)
-        revealed = browser.find_element(By.ID, "blind-reveal").text
-        assert "eager" in revealed and "sdpa" in revealed
+        wait.until(lambda d: d.find_element(By.ID, "blind-reveal").text)
+        assert not any(p.is_displayed() for p in browser.find_elements(By.CSS_SELECTOR, "div.arena-panel"))
+        assert "same text" in browser.find_element(By.ID, "blind-reveal").text  # eager = sdpa here: no pair
+        _screenshot(browser, tmp_path, "Blind check")
 
-        shot = Path(os.environ.get("ARENA_SCREENSHOT") or tmp_path / "arena.png")
-        shot.parent.mkdir(parents=True, exist_ok=True)
-        browser.execute_script("window.scrollTo(0, 0)")
-        assert browser.save_screenshot(str(shot))
-        assert shot.stat().st_size > 10_000
+        _tab(browser, "Environment")
+        wait.until(lambda d: "Local limits" in d.find_element(By.ID, "env-limits-note").text)
+        assert "stay with the session" in browser.find_element(By.ID, "env-limits-note").text
+        assert _headings(browser, "env-limits")[:3] == ["limit", "value", "variable"]
+        _screenshot(browser, tmp_path, "Environment")
+        _tab(browser, "Sweep")
+        _screenshot(browser, tmp_path, "Sweep")
+
+        errors = browser.execute_script("return window.__arenaErrors")
+        assert errors == [], errors
+    log = app.log.read_text(errors="replace")
+    assert "Traceback" not in log and "gradio.exceptions.Error" not in log, log[-3000:]
 
 
 def test_sweep_tab_draws_the_speedup_chart(browser, tmp_path):

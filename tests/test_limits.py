@@ -33,12 +33,31 @@ def test_from_env_reads_every_variable_and_zero_turns_optional_limits_off():
     assert not public.allow_local_models and public.allowed_models and public.max_run_s
 
 
+@pytest.mark.parametrize("env, server_name, preset", [
+    ({}, None, "local"),
+    ({"GRADIO_SERVER_NAME": "127.0.0.1"}, None, "local"),
+    ({"GRADIO_SERVER_NAME": "0.0.0.0"}, None, "public"),
+    ({}, "0.0.0.0", "public"),
+    ({}, "::", "public"),
+    ({}, "localhost", "local"),
+    ({"GRADIO_SERVER_NAME": "0.0.0.0"}, "::1", "local"),  # launch's server_name wins
+    ({"SPACE_ID": "someone/arena"}, None, "public"),
+    ({"SPACE_ID": "someone/arena", "ARENA_LIMITS": "local"}, None, "local"),
+    ({"GRADIO_SERVER_NAME": "0.0.0.0", "ARENA_LIMITS": "default"}, None, "local"),  # the old name
+    ({"ARENA_LIMITS": "public"}, None, "public"),
+])
+def test_public_limits_wherever_others_can_reach_the_server(env, server_name, preset):
+    limits = ServerLimits.from_env(env, server_name=server_name)
+    assert limits.preset == preset
+    assert limits == (ServerLimits.public() if preset == "public" else ServerLimits())
+
+
 @pytest.mark.parametrize("env, message", [
     ({"ARENA_MAX_NEW_TOKENS": "lots"}, "ARENA_MAX_NEW_TOKENS must be a number"),
     ({"ARENA_MAX_RUN_S": "-1"}, "ARENA_MAX_RUN_S must be a finite number >= 0"),
     ({"ARENA_MAX_QUEUE": "0"}, "ARENA_MAX_QUEUE must be at least 1"),
     ({"ARENA_ALLOW_LOCAL_MODELS": "maybe"}, "ARENA_ALLOW_LOCAL_MODELS must be 1 or 0"),
-    ({"ARENA_LIMITS": "strict"}, "ARENA_LIMITS must be 'default' or 'public'"),
+    ({"ARENA_LIMITS": "strict"}, "ARENA_LIMITS must be 'local' or 'public'"),
 ])
 def test_unreadable_variables_are_named(env, message):
     with pytest.raises(LimitsError, match=message):

@@ -15,6 +15,7 @@ from arena.core.limits import ServerLimits
 from arena.core.request import RequestError, RunRequest, validate
 from arena.core.results import JSON_FIELDS
 from arena.execute import runner
+from tests.localmodel import small_local_model as _small_local_model
 from arena.models import placement
 from arena.models.placement import Devices, GiB, MiB, Placement, PlacementError
 from arena.models.sources import load_config
@@ -209,22 +210,6 @@ def test_cpu_split_records_placement_and_per_device_peak(store):
     assert plain.token_ids == eager.token_ids
     assert plain.placement == {"cpu": eager.placement["cpu"]}
 
-
-def _small_local_model(path):
-    """A saved Llama (about 13 MB in fp32) with its own word-level tokenizer: no Hub needed."""
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {"[UNK]": 0, **{f"w{i}": i for i in range(1, 4096)}}
-    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[UNK]").save_pretrained(path)
-    cfg = LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return path
 
 
 def test_budget_too_small_for_the_model_fails_with_its_reason(tmp_path):

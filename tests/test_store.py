@@ -31,3 +31,46 @@ def test_schema_columns_follow_result_fields(tmp_path):
     s = Store(tmp_path / "c.sqlite")
     cols = {row[1] for row in sqlite3.connect(s.path).execute("PRAGMA table_info(results)")}
     assert set(RESULT_FIELDS) <= cols
+
+
+def _many(n):
+    import random
+
+    rng = random.Random(0)
+    for i in range(n):
+        yield Result(run_id=f"r{i // 3}", config=("eager", "sdpa", "bnb-4bit")[i % 3], baseline="eager",
+                     status="ok" if i % 7 else "failed", model_display=rng.choice(["A", "B", "C"]),
+                     hardware=rng.choice(["H100", "CPU"]), mode="arena" if i % 5 else "sweep-forward",
+                     decode_tokens_per_s=None if i % 11 == 0 else rng.uniform(1, 100), prompt=f"secret {i}",
+                     text=f"out {i}")
+
+
+def test_pages_filters_and_choices_come_from_sql_like_the_whole_list(tmp_path):
+    s = Store(tmp_path / "p.sqlite")
+    assert s.add_many(_many(600)) == 600
+    everything = [r.to_dict() | {"order": i} for i, r in enumerate(s.results())]
+    filters = {"mode": ["arena"], "model_display": ["A", "C"], "hardware": []}
+
+    def expected(include_failed):
+        rows = [r for r in everything if r["mode"] == "arena" and r["model_display"] in ("A", "C")
+                and (include_failed or r["status"] == "ok")]
+        # fastest first, unmeasured last, newest first among equals (the store's id order)
+        return sorted(rows, key=lambda r: (r["decode_tokens_per_s"] is None, -(r["decode_tokens_per_s"] or 0),
+                                           -r["order"]))
+
+    for include_failed in (False, True):
+        want = expected(include_failed)
+        assert s.count(filters, include_failed) == len(want)
+        pages = [s.page(filters, include_failed, "speed", 50, offset) for offset in range(0, len(want) + 50, 50)]
+        got = [(r["run_id"], r["config"]) for p in pages for r in p]
+        assert got == [(r["run_id"], r["config"]) for r in want]
+    newest = s.page({}, True, "newest", 5, 0, ("run_id", "config"))
+    assert [(r["run_id"], r["config"]) for r in newest] == [(r["run_id"], r["config"]) for r in everything[::-1][:5]]
+    assert s.distinct(["model_display", "mode"]) == {"model_display": ["A", "B", "C"],
+                                                     "mode": ["arena", "sweep-forward"]}
+    s.add(Result(run_id="z", config="eager", status="ok", model_display="D", mode="sweep-generate"))
+    assert s.distinct(["model_display", "mode", "hardware"]) == {
+        "model_display": ["A", "B", "C", "D"], "mode": ["arena", "sweep-forward", "sweep-generate"],
+        "hardware": ["CPU", "H100"]}
+    with __import__("pytest").raises(ValueError, match="unknown field"):
+        s.page({"nope; DROP TABLE results": ["x"]})

@@ -50,24 +50,15 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
             client.predict("hi", "synthetic:nope", "eager", api_name="/run")
         assert len(client.predict("", "", "", "", True, api_name="/leaderboard")) == 2
 
-        # blind check through the API: names hidden, forged, foreign and repeated votes refused
-        pair = client.predict(api_name="/blind_pair")
-        assert set(pair) == {"pair_id", "text_a", "text_b"}
-        with pytest.raises(Exception, match="not shown to this session"):
-            client.predict("made-up", "A is better", api_name="/vote")
+        # blind check: eager and sdpa wrote the same text (fp32 on CPU): not a pair to vote on
+        with pytest.raises(Exception, match="wrote the same text"):
+            client.predict(api_name="/blind_pair")
         stranger = Client(app.url, verbose=False)
-        with pytest.raises(Exception, match="not shown to this session"):
-            stranger.predict(pair["pair_id"], "A is better", api_name="/vote")
         with pytest.raises(Exception, match="at least two configurations"):
             stranger.predict(api_name="/blind_pair")
-        reveal = client.predict(pair["pair_id"], "A is better", api_name="/vote")
-        assert {reveal["A"], reveal["B"]} == {"eager", "sdpa"} and reveal["winner"] == "a"
-        with pytest.raises(Exception, match="already been voted"):
-            client.predict(pair["pair_id"], "B is better", api_name="/vote")
-        ratings = {r["config"]: r for r in client.predict(api_name="/ratings")}
-        assert ratings[reveal["A"]]["rating"] > ratings[reveal["B"]]["rating"]
-        assert ratings["eager"]["decode_tokens_per_s"] == pytest.approx(by_config["eager"]["decode_tokens_per_s"], abs=0.01)
-        assert len(Store(db).votes()) == 1
+        with pytest.raises(Exception, match="not shown to this session"):
+            stranger.predict("made-up", "A is better", api_name="/vote")
+        assert Store(db).votes() == []
 
     # the app is gone (SIGKILL); the store is intact and a new app serves the same rows
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"

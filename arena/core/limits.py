@@ -1,8 +1,9 @@
 """Server limits: what one request may ask of this server, enforced on the server.
 
-Defaults are generous (a CLI on your own machine); `ServerLimits.public()` is the preset for
-a public Space. `ServerLimits.from_env()` starts from the defaults, or from the public preset
-when ARENA_LIMITS=public, and then applies any of these variables:
+Two presets: `local` (generous: a CLI or a page on your own machine) and `public` (a Space or
+any server that strangers can reach). `ServerLimits.from_env()` picks the preset from
+ARENA_LIMITS ("local", its old name "default", or "public"); unset, it is `public` when SPACE_ID
+is set or the server binds a non-loopback address, else `local`. Then it applies any of these:
 
     ARENA_ALLOWED_MODELS      comma-separated model ids or fnmatch patterns ("default,
                               synthetic:*,HuggingFaceTB/SmolLM2-*"); empty: any model
@@ -17,11 +18,15 @@ when ARENA_LIMITS=public, and then applies any of these variables:
     ARENA_MAX_QUEUE           runs waiting in the web page's queue
     ARENA_WORKER_MEMORY_MB    memory of one configuration's worker (0: none): resident memory
                               on CPU, the torch allocator's share of the GPU on CUDA
+    ARENA_VOTES_PER_HOUR      blind-check votes per session and per client address per hour
+    ARENA_SHARE_OUTPUTS       1/0: the leaderboard, its CSV and the API show every visitor's
+                              prompts and generated text (local: 1; public: 0)
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -57,7 +62,15 @@ _ENV = {  # field -> variable
     "max_configs": "ARENA_MAX_CONFIGS",
     "max_queue": "ARENA_MAX_QUEUE",
     "worker_memory_mb": "ARENA_WORKER_MEMORY_MB",
+    "votes_per_hour": "ARENA_VOTES_PER_HOUR",
+    "share_outputs": "ARENA_SHARE_OUTPUTS",
 }
+PRESETS = ("local", "public")
+_ALIASES = {"default": "local"}  # the local preset's name before public servers defaulted to public
+# Blind sessions and pairs kept in memory: older ones expire, and at most this many are kept.
+BLIND_TTL_S = 3600.0
+BLIND_MAX_SESSIONS = 10_000
+
 
 
 class LimitsError(ValueError):
@@ -77,6 +90,9 @@ class ServerLimits:
     max_configs: int | None = None
     max_queue: int = 32
     worker_memory_mb: int | None = None
+    votes_per_hour: int = 60
+    share_outputs: bool = True  # prompts and outputs of every visitor in the leaderboard and API
+    preset: str = "local"  # which preset these started from (the page says so)
 
     @classmethod
     def public(cls) -> ServerLimits:
@@ -85,18 +101,17 @@ class ServerLimits:
         return cls(
             allowed_models=PUBLIC_MODELS, allow_local_models=False, max_prompt_chars=8000,
             max_prompt_tokens=1024, max_new_tokens=256, max_batch=8, max_repeats=5, max_run_s=300.0,
-            max_configs=8, max_queue=16, worker_memory_mb=None,
+            max_configs=8, max_queue=16, worker_memory_mb=None, votes_per_hour=30, share_outputs=False,
+            preset="public",
         )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
-        """Defaults (or the public preset with ARENA_LIMITS=public), then each ARENA_* variable
-        that is set and not empty. LimitsError names a variable that cannot be read."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, server_name: str | None = None) -> ServerLimits:
+        """The preset (`preset_name`), then each ARENA_* variable that is set and not empty.
+        `server_name` is the address the web server binds (GRADIO_SERVER_NAME when not given).
+        LimitsError names a variable that cannot be read."""
         env = os.environ if environ is None else environ
-        preset = (env.get("ARENA_LIMITS") or "").strip().lower()
-        if preset not in ("", "default", "public"):
-            raise LimitsError(f"ARENA_LIMITS must be 'default' or 'public' (got {preset!r})")
-        limits = cls.public() if preset == "public" else cls()
+        limits = cls.public() if preset_name(env, server_name) == "public" else cls()
         changes: dict[str, object] = {}
         types = {f.name: f.type for f in fields(cls)}
         for name, var in _ENV.items():
@@ -114,6 +129,37 @@ class ServerLimits:
     def describe(self) -> dict[str, object]:
         """The limits as plain values (for the page and the docs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def variable_of(name: str) -> str:
+    """The ARENA_* variable that sets a limit field."""
+    return _ENV.get(name, "ARENA_LIMITS" if name == "preset" else "")
+
+
+def preset_name(environ: Mapping[str, str], server_name: str | None = None) -> str:
+    """ARENA_LIMITS when set; otherwise public when others can reach this server (SPACE_ID set,
+    or a non-loopback bind address), local when only this machine can."""
+    raw = (environ.get("ARENA_LIMITS") or "").strip().lower()
+    if raw:
+        name = _ALIASES.get(raw, raw)
+        if name not in PRESETS:
+            raise LimitsError(f"ARENA_LIMITS must be 'local' or 'public' (got {raw!r})")
+        return name
+    if environ.get("SPACE_ID"):
+        return "public"
+    bind = server_name if server_name is not None else environ.get("GRADIO_SERVER_NAME")
+    return "local" if bind is None or is_loopback(bind) else "public"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip().strip("[]")
+    if host in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: reachable by others
 
 
 def _parse(var: str, raw: str, type_name: str) -> object:

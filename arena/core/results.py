@@ -97,6 +97,9 @@ JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "place
 FLOAT_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Result) if "float" in str(f.type)
 )
+# What a visitor typed and what the model wrote: private to the session that ran it on a public
+# server (the leaderboard, its CSV and the API leave them out; ServerLimits.share_outputs).
+PRIVATE_FIELDS: tuple[str, ...] = ("prompt", "text", "token_ids")
 # The columns a results table shows, in order, with their headings.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("config", "configuration"),

@@ -2,16 +2,24 @@
 shows them as A and B in random order without their names, and accepts one vote per pair.
 
 Only pairs this server produced for a session can be voted on, once: the pair id is a random
-token kept server-side with the session that received it; the names are revealed after the vote."""
+token kept server-side with the session that received it; the names are revealed after the vote.
+Two outputs with the same text are never shown as a pair (that is not a choice). Votes are
+limited per session and per client address per hour, and sessions and pairs expire
+(BLIND_TTL_S, at most BLIND_MAX_SESSIONS sessions), so memory stays bounded."""
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from arena.core.limits import BLIND_MAX_SESSIONS, BLIND_TTL_S
 from arena.data.store import Store, now
+
+HOUR_S = 3600.0
 
 CHOICES = {"A is better": "a", "B is better": "b", "Tie": "tie", "Both are bad": "both_bad"}
 # The stored winner names the configuration's side as shown, mapped back to the configuration.
@@ -33,6 +41,7 @@ class Pair:
     text_a: str
     text_b: str
     voted: bool = False
+    shown_at: float = 0.0
 
     def public(self) -> dict[str, Any]:
         """What the page sees before the vote: no configuration names."""
@@ -46,18 +55,42 @@ class _Run:
     prompt: str
     outputs: dict[str, str]  # config -> text
     pairs: dict[frozenset, str] = field(default_factory=dict)  # {a, b} -> pair id
+    recorded_at: float = 0.0
 
 
 class BlindCheck:
     """Per-session registry of finished runs and the pairs shown from them (in memory: a pair
     shown before a restart of the app cannot be voted on after it)."""
 
-    def __init__(self, store: Store, rng: secrets.SystemRandom | None = None) -> None:
+    def __init__(self, store: Store, rng: secrets.SystemRandom | None = None, votes_per_hour: int = 60,
+                 ttl_s: float = BLIND_TTL_S, max_sessions: int = BLIND_MAX_SESSIONS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.rng = rng or secrets.SystemRandom()
-        self._runs: dict[str, _Run] = {}  # session -> its last finished run
+        self.votes_per_hour, self.ttl_s, self.max_sessions, self.clock = votes_per_hour, ttl_s, max_sessions, clock
+        self._runs: dict[str, _Run] = {}  # session -> its last finished run (insertion order: oldest first)
         self._pairs: dict[str, Pair] = {}
+        self._votes: dict[str, deque[float]] = {}  # "session:…" / "client:…" -> times of its recent votes
         self._lock = threading.Lock()
+
+    def sizes(self) -> dict[str, int]:
+        """How much is held in memory (tests and the load test check it stays bounded)."""
+        with self._lock:
+            return {"sessions": len(self._runs), "pairs": len(self._pairs), "voters": len(self._votes)}
+
+    def _expire(self) -> None:
+        """Drop sessions and pairs older than ttl_s, then the oldest sessions beyond max_sessions,
+        and vote counters with no vote in the last hour (called with the lock held)."""
+        t = self.clock()
+        for session in [s for s, r in self._runs.items() if t - r.recorded_at > self.ttl_s]:
+            del self._runs[session]
+        while len(self._runs) > self.max_sessions:
+            del self._runs[next(iter(self._runs))]
+        for pair_id in [p for p, pair in self._pairs.items()
+                        if t - pair.shown_at > self.ttl_s or pair.session not in self._runs]:
+            del self._pairs[pair_id]
+        for key in [k for k, times in self._votes.items() if not times or t - times[-1] > HOUR_S]:
+            del self._votes[key]
 
     def record_run(self, session: str, results: list[dict[str, Any]]) -> int:
         """Remember a session's finished run; returns how many outputs can be compared."""
@@ -66,40 +99,63 @@ class BlindCheck:
             return 0
         outputs = {r["config"]: r.get("text") or "" for r in ok}
         with self._lock:
-            self._runs[session] = _Run(ok[0]["run_id"], ok[0]["model_id"], ok[0].get("prompt") or "", outputs)
+            self._runs.pop(session, None)  # re-inserted last: the newest
+            self._runs[session] = _Run(ok[0]["run_id"], ok[0]["model_id"], ok[0].get("prompt") or "", outputs,
+                                       recorded_at=self.clock())
+            self._expire()
         return len(outputs)
 
     def draw(self, session: str) -> Pair:
-        """Two configurations of the session's last run not yet shown to it, in random order."""
+        """Two configurations of the session's last run not yet shown to it, with different
+        text, in random order."""
         with self._lock:
+            self._expire()
             run = self._runs.get(session)
             if run is None or len(run.outputs) < 2:
                 raise VoteError("run at least two configurations on a real (not synthetic) model first")
             names = sorted(run.outputs)
-            fresh = [frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]
-                     if frozenset((a, b)) not in run.pairs]
+            unseen = [frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]
+                      if frozenset((a, b)) not in run.pairs]
+            fresh = [p for p in unseen if len({run.outputs[n] for n in p}) == 2]
+            if unseen and not fresh:
+                raise VoteError("the configurations of this run wrote the same text: there is nothing to choose "
+                                "between (identical outputs are not a vote)")
             if not fresh:
                 raise VoteError("every pair of this run has been shown; run again for more")
             a, b = sorted(self.rng.choice(fresh))
             if self.rng.random() < 0.5:
                 a, b = b, a
             pair = Pair(secrets.token_urlsafe(16), session, run.run_id, run.model_id, run.prompt,
-                        a, b, run.outputs[a], run.outputs[b])
+                        a, b, run.outputs[a], run.outputs[b], shown_at=self.clock())
             run.pairs[frozenset((a, b))] = pair.pair_id
             self._pairs[pair.pair_id] = pair
             return pair
 
-    def vote(self, session: str, pair_id: str, choice: str) -> dict[str, str]:
-        """Store the vote and reveal the names; VoteError for a forged, foreign or repeated vote."""
+    def vote(self, session: str, pair_id: str, choice: str, client: str = "") -> dict[str, str]:
+        """Store the vote and reveal the names; VoteError for a forged, foreign or repeated vote,
+        or one over the hourly limit of this session or of this client address."""
         winner = CHOICES.get(choice, choice if choice in CHOICES.values() else None)
         if winner is None:
             raise VoteError(f"the choice must be one of: {', '.join(CHOICES)}")
         with self._lock:
+            self._expire()
             pair = self._pairs.get(str(pair_id))
             if pair is None or pair.session != session:
-                raise VoteError("this pair was not shown to this session: vote refused")
+                raise VoteError("this pair was not shown to this session (or it expired): vote refused")
             if pair.voted:
                 raise VoteError("this pair has already been voted on")
+            t = self.clock()
+            keys = [f"session:{session}"] + ([f"client:{client}"] if client else [])
+            for key in keys:
+                recent = self._votes.setdefault(key, deque())
+                while recent and t - recent[0] > HOUR_S:
+                    recent.popleft()
+                if len(recent) >= self.votes_per_hour:
+                    who = "this session" if key.startswith("session:") else "this address"
+                    raise VoteError(f"{who} has voted {self.votes_per_hour} times in the last hour, the "
+                                    "limit of this server: try again later")
+            for key in keys:
+                self._votes[key].append(t)
             pair.voted = True
         self.store.add_vote(dict(pair_id=pair.pair_id, run_id=pair.run_id, model_id=pair.model_id,
                                  prompt=pair.prompt, config_a=pair.config_a, config_b=pair.config_b,

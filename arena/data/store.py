@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from arena.core.paths import arena_home
 from arena.core.results import (
@@ -22,12 +22,39 @@ from arena.core.results import (
 _INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic")
 
 
+PERSISTENT_VOLUME = Path("/data")  # where a Space mounts its persistent storage
+# Columns the leaderboard filters and pages on: each has an index, so a page of a large store
+# is an index walk, not a scan.
+INDEXED = ("model_id", "model_display", "hardware", "family", "dtype", "config", "created_at")
+
+
+def persistent_volume(root: Path = PERSISTENT_VOLUME) -> bool:
+    """True when `root` is a mounted volume we may write (a Space's persistent storage); a
+    plain folder of the container's own filesystem is lost with the container."""
+    return os.path.ismount(root) and os.access(root, os.W_OK)
+
+
 def default_db_path() -> Path:
     if os.environ.get("ARENA_DB"):
         return Path(os.environ["ARENA_DB"])
-    if Path("/data").is_dir() and os.access("/data", os.W_OK):  # a Space's persistent storage
-        return Path("/data/arena.sqlite")
+    if persistent_volume():
+        return PERSISTENT_VOLUME / "arena.sqlite"
     return arena_home() / "arena.sqlite"
+
+
+def _where(filters: dict[str, Sequence[str]], include_failed: bool) -> tuple[str, list[Any]]:
+    """SQL for the leaderboard's filters: each key is a column, its values alternatives."""
+    clauses, params = [], []
+    for key, values in filters.items():
+        if key not in RESULT_FIELDS:
+            raise ValueError(f"unknown field {key!r}")
+        values = [str(v) for v in values or () if str(v)]
+        if values:
+            clauses.append(f'"{key}" IN ({", ".join("?" for _ in values)})')
+            params += values
+    if not include_failed:
+        clauses.append("status = 'ok'")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _column_type(name: str) -> str:
@@ -45,6 +72,7 @@ def now() -> str:
 class Store:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
+        self._distinct: dict[str, Any] = {"max_id": 0, "values": {}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -58,6 +86,12 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT, "
                 "finished_at TEXT, status TEXT, request TEXT)"
             )
+            db.execute("UPDATE results SET mode = 'arena' WHERE mode IS NULL")  # rows older than sweeps
+            db.execute("CREATE INDEX IF NOT EXISTS results_by_speed ON results(mode, status, decode_tokens_per_s)")
+            db.execute("CREATE INDEX IF NOT EXISTS results_by_speed_all ON results(mode, decode_tokens_per_s)")
+            db.execute("CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id)")
+            for name in INDEXED:
+                db.execute(f'CREATE INDEX IF NOT EXISTS "results_{name}" ON results("{name}")')
             # Blind-check votes (arena/data/blind.py): the pair id is unique, so a pair counts once.
             db.execute(
                 "CREATE TABLE IF NOT EXISTS votes (id INTEGER PRIMARY KEY AUTOINCREMENT, pair_id TEXT UNIQUE, "
@@ -108,6 +142,68 @@ class Store:
         names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
         marks = ", ".join("?" for _ in RESULT_FIELDS)
         self._write(f"INSERT INTO results ({names}) VALUES ({marks})", [row.get(k) for k in RESULT_FIELDS])
+
+    def add_many(self, results: Iterable[Result | dict[str, Any]]) -> int:
+        """Insert many results in one transaction (imports, benchmarks); returns how many."""
+        names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
+        marks = ", ".join("?" for _ in RESULT_FIELDS)
+        rows = ([row.get(k) for k in RESULT_FIELDS] for row in map(flat_row, results))
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            cur = db.executemany(f"INSERT INTO results ({names}) VALUES ({marks})", rows)
+            db.execute("COMMIT")
+            return cur.rowcount
+        finally:
+            db.close()
+
+    def page(self, filters: dict[str, Sequence[str]], include_failed: bool = False, order_by: str = "speed",
+             limit: int = 100, offset: int = 0, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One page of flat rows matching `filters` (column -> accepted values), fastest decode
+        first (order_by="speed") or newest first ("newest"); only `columns` when given."""
+        where, params = _where(filters, include_failed)
+        # (NULL sorts lowest in SQLite: unmeasured rows come last, and the index keeps the order)
+        order = {"speed": "decode_tokens_per_s DESC, id DESC",
+                 "newest": "id DESC"}[order_by]
+        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        sql = f"SELECT {cols} FROM results{where} ORDER BY {order} LIMIT ? OFFSET ?"
+        db = self._connect()
+        try:
+            return [dict(r) for r in db.execute(sql, [*params, int(limit), int(offset)])]
+        finally:
+            db.close()
+
+    def count(self, filters: dict[str, Sequence[str]], include_failed: bool = False) -> int:
+        where, params = _where(filters, include_failed)
+        db = self._connect()
+        try:
+            return db.execute(f"SELECT COUNT(*) FROM results{where}", params).fetchone()[0]
+        finally:
+            db.close()
+
+    def distinct(self, columns: Sequence[str]) -> dict[str, list[str]]:
+        """The values each column takes (the leaderboard's filter choices). Kept in memory and
+        brought up to date from the rows added since the last call, so a large store is read once."""
+        cache = self._distinct
+        unknown = [c for c in columns if c not in RESULT_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        db = self._connect()
+        try:
+            top = db.execute("SELECT COALESCE(MAX(id), 0) FROM results").fetchone()[0]
+            known = list(cache["values"])
+            if top > cache["max_id"] and known:
+                quoted = ", ".join(f'"{n}"' for n in known)
+                for row in db.execute(f"SELECT DISTINCT {quoted} FROM results WHERE id > ?", (cache["max_id"],)):
+                    for n, v in zip(known, row):
+                        cache["values"][n].add(v)
+            for c in columns:
+                if c not in cache["values"]:  # asked for the first time: read it whole
+                    cache["values"][c] = {r[0] for r in db.execute(f'SELECT DISTINCT "{c}" FROM results')}
+            cache["max_id"] = top
+        finally:
+            db.close()
+        return {c: sorted(str(v) for v in cache["values"][c] if v is not None and str(v)) for c in columns}
 
     def results(self, **filters: Any) -> list[Result]:
         """Stored results, oldest first; filters are column=value equalities."""

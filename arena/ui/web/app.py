@@ -1,14 +1,14 @@
 """The Gradio Blocks app: Arena (side-by-side streaming run), Leaderboard, Environment.
 
 Public API (gradio_client): `/run` streams a run's snapshots, `/leaderboard` reads stored
-results. Nothing a client sends is written to the store except what the server measured."""
+results. Nothing a client sends is written to the store except what the server measured.
+Only measuring events (runs, sweeps) wait in the queue; everything that reads is answered at
+once (queue=False), so visitors opening the page never fill the queue."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
@@ -16,12 +16,13 @@ import gradio as gr
 from arena.core import registry
 from arena.core.env import collect_env
 from arena.core.request import RunRequest
+from arena.core.limits import ServerLimits
 from arena.core.results import TABLE_COLUMNS
 from arena.data.blind import CHOICES, VoteError
 from arena.models.dtypes import DTYPES
-from arena.ui.web import charts, leaderboard, sweep_tab
+from arena.ui.web import charts, environment, leaderboard, sweep_tab
 from arena.ui.web.panels import CSS, RunState, render
-from arena.ui.web.state import GPU_QUEUE, ArenaApp, model_choices
+from arena.ui.web.state import GPU_QUEUE, ArenaApp, first_choice, model_choices
 
 EXAMPLES = [
     "What is the capital of France?",
@@ -48,6 +49,60 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or uuid.uuid4().hex
 
 
+def _client(request: gr.Request | None) -> str:
+    """The visitor's address (the first X-Forwarded-For hop behind a Space's proxy)."""
+    if request is None:
+        return ""
+    forwarded = (request.headers.get("x-forwarded-for") or "") if request.headers else ""
+    return forwarded.split(",")[0].strip() or getattr(getattr(request, "client", None), "host", "") or ""
+
+
+QUEUE_FULL = ("The arena is busy: {waiting} runs are already waiting, the most this server queues. "
+              "Nothing was started; please try again in a few minutes.")
+
+
+def bound_measuring_queue(demo: gr.Blocks, max_waiting: int) -> None:
+    """Refuse a run or sweep when `max_waiting` of them already wait; nothing else counts.
+
+    Gradio's own max_size counts every event, reads included (gradio_client sends even
+    queue=False endpoints through the queue), and its refusal (HTTP 503) makes the page and
+    gradio_client print their own fixed text. So the size check is ours, on the measuring group
+    only, and the refusal is sent as a validation error (HTTP 422) on the event's first visible
+    input: the page shows our words under that input, gradio_client raises them as a
+    ValidationError."""
+    queue = demo._queue
+    queue.max_size = None
+    push = queue.push
+
+    async def push_measuring_bounded(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.concurrency_id == GPU_QUEUE:
+            group = queue.event_queue_per_concurrency_id.get(GPU_QUEUE)
+            waiting = len(group.queue) if group is not None else 0
+            if waiting >= max_waiting:
+                return False, _refusal(fn, QUEUE_FULL.format(waiting=waiting)), "validator_error"
+        return await push(body=body, request=request, username=username)
+
+    queue.push = push_measuring_bounded
+
+
+def _refusal(fn: Any, message: str) -> list[dict[str, Any]]:
+    inputs = list(getattr(fn, "inputs", None) or [])
+    shown = next((i for i, c in enumerate(inputs) if not isinstance(c, gr.State)), 0)
+    names = _parameter_names(fn)
+    return [{"__type__": "validate", "is_valid": i != shown, "message": message if i == shown else "",
+             "parameter_name": names[i] if i < len(names) else "queue"} for i in range(max(1, len(inputs)))]
+
+
+def _parameter_names(fn: Any) -> list[str]:
+    import inspect
+
+    try:
+        return [p for p in inspect.signature(fn.fn).parameters if p != "request"]
+    except (TypeError, ValueError, AttributeError):
+        return []
+
+
 def _summary(state: RunState) -> str:
     if state.error:
         return f"**Run stopped:** {state.error}"
@@ -64,12 +119,18 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
     lim = app.limits
     plat_table = registry.availability_table()
     verdicts = {row["config"]: row for row in plat_table}
+    temp = app.downloads
+    persistence = environment.persistence_note(app.store.path)
+    privacy = ("" if lim.share_outputs else " Prompts and generated text stay with the session that ran "
+               "them: the leaderboard and the API show the measurements, the model and the settings.")
 
-    with gr.Blocks(title="Inference Arena") as demo:
+    # Gradio's own copies of files served (the CSV downloads) are removed after an hour.
+    with gr.Blocks(title="Inference Arena", delete_cache=(600, 3600)) as demo:
         gr.Markdown(
             "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
             "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
-            "is kept in the leaderboard. How each number is measured: see the README."
+            "is kept in the leaderboard. How each number is measured: see the README.\n\n"
+            f"{persistence}{privacy}", elem_id="notice"
         )
         with gr.Tab("Arena"):
             with gr.Row():
@@ -77,7 +138,8 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                     prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
                     gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts")
                 with gr.Column(scale=2):
-                    model = gr.Dropdown(model_choices(lim), value=model_choices(lim)[0][1], label="Model", elem_id="model",
+                    model = gr.Dropdown(model_choices(lim), value=first_choice(model_choices(lim)), label="Model",
+                                        elem_id="model",
                                         info="Synthetic architectures have random weights: for speed "
                                              "and memory only, their text is noise.")
                     hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
@@ -129,46 +191,62 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
             summary = gr.Markdown(elem_id="summary")
             panels = gr.HTML(render(RunState([])), elem_id="panels")
-            run_table = gr.Dataframe(label="Results of this run", elem_id="run-table", interactive=False)
+            run_table = gr.Dataframe(leaderboard.columns_frame([], TABLE_COLUMNS), label="Results of this run",
+                                     elem_id="run-table", interactive=False)
             with gr.Row():
                 speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
                 quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
-            with gr.Accordion("Blind check: which answer is better?", open=False, elem_id="blind"):
-                gr.Markdown("Two configurations' outputs of your last run, as A and B in random order. "
-                            "Vote first; the names are shown after. Votes feed the quality rating in "
-                            "the leaderboard (Bradley-Terry, as Chatbot Arena computes it).")
-                blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
-                pair_id = gr.State("")
-                with gr.Row():
-                    text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
-                    text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
-                with gr.Row():
-                    vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
-                reveal = gr.Markdown(elem_id="blind-reveal")
+        # Its own tab: the named cards and table of the Arena tab are out of sight while voting.
+        with gr.Tab("Blind check", elem_id="blind"):
+            gr.Markdown("Two configurations' outputs of your last run, as A and B in random order, "
+                        "without their names. Vote first; the names are shown after. Outputs with the "
+                        "same text are never paired. Votes feed the quality rating in the leaderboard "
+                        f"(Bradley-Terry, as Chatbot Arena computes it); at most {lim.votes_per_hour} "
+                        "votes per visitor per hour.")
+            blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
+            pair_id = gr.State("")
+            with gr.Row():
+                text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
+                text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
+            with gr.Row():
+                vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
+            reveal = gr.Markdown(elem_id="blind-reveal")
 
         with gr.Tab("Leaderboard") as lb_tab:
             with gr.Row():
-                filters = [gr.Dropdown(["arena"] if key == "mode" else [], value=["arena"] if key == "mode" else [],
+                filters = [gr.Dropdown(list(leaderboard.MODES) if key == "mode" else [],
+                                       value=["arena"] if key == "mode" else [],
                                        multiselect=True, label=label, elem_id=f"lb-{key}")
                            for key, label in zip(leaderboard.FILTERS, leaderboard.FILTER_LABELS)]
                 include_failed = gr.Checkbox(False, label="include failed and unavailable")
+                page = gr.Number(1, precision=0, minimum=1, label="page", elem_id="lb-page", min_width=80)
                 refresh_btn = gr.Button("Refresh", elem_id="lb-refresh")
-            lb_table = gr.Dataframe(label="Every stored result (click a heading to sort)", interactive=False,
-                                    elem_id="lb-table")
-            csv_btn = gr.DownloadButton("Download CSV", elem_id="lb-csv")
+            lb_caption = gr.Markdown(elem_id="lb-caption")
+            lb_table = gr.Dataframe(leaderboard.empty_table(), label="Stored results, fastest decode first "
+                                    "(click a heading to sort this page)", interactive=False, elem_id="lb-table")
+            with gr.Row():
+                csv_btn = gr.Button(f"Make CSV (the newest {leaderboard.CSV_ROWS:,} matching results)",
+                                    elem_id="lb-csv", scale=0)
+                csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False, height=90)
             bubble_plot = gr.Plot(elem_id="lb-bubbles")
             speedup_plot = gr.Plot(elem_id="lb-speedups")
             gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
                         "(Bradley-Terry on the Elo scale, mean 1000; 95% bootstrap interval), beside "
                         "the configuration's median decode speed and peak memory for that model.")
-            quality_table = gr.Dataframe(interactive=False, elem_id="lb-quality")
+            quality_table = gr.Dataframe(leaderboard.quality_table(leaderboard.empty_quality()), interactive=False,
+                                         elem_id="lb-quality")
             quality_plot_lb = gr.Plot(elem_id="lb-quality-plot")
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
 
         with gr.Tab("Environment"):
-            gr.JSON(collect_env(), label="Platform and library versions")
-            gr.JSON(lim.describe(), label="Limits of this server (ARENA_* variables)")
+            env = collect_env()
+            gr.Markdown(environment.limits_note(lim) + "\n\n" + persistence, elem_id="env-limits-note")
+            with gr.Row():
+                gr.Dataframe(environment.platform_table(env), label="Platform", interactive=False, wrap=True)
+                gr.Dataframe(environment.versions_table(env), label="Library versions", interactive=False)
+            gr.Dataframe(environment.limits_table(lim), label=f"Limits of this server ({lim.preset} preset, "
+                         "then any ARENA_* variable set)", interactive=False, elem_id="env-limits")
             gr.Dataframe(
                 value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
                        for r in plat_table],
@@ -205,32 +283,42 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 gr.Info("Cancelling: the current configuration is stopped; measured results are kept.")
 
         def refresh(*values):
-            *selected, failed = values
-            frame = leaderboard.load_frame(app.store)
-            opts = leaderboard.choices(frame)
-            shown = leaderboard.apply_filters(frame, dict(zip(leaderboard.FILTERS, selected)), include_failed=failed)
-            csv = leaderboard.to_csv(shown, Path(tempfile.mkdtemp(prefix="arena-csv-")) / "leaderboard.csv")
-            updates = [gr.update(choices=opts[k]) for k in leaderboard.FILTERS]
-            quality = leaderboard.quality_frame(app.store, frame)
-            return (*updates, leaderboard.table(shown), csv, charts.leaderboard_bubbles(shown),
-                    charts.leaderboard_speedups(shown), quality, charts.quality_vs_speed(quality))
+            *selected, failed, page_v = values
+            view = leaderboard.view(app.store, dict(zip(leaderboard.FILTERS, selected)), failed, page_v or 1,
+                                    lim.share_outputs)
+            updates = [gr.update(choices=view.choices[k]) for k in leaderboard.FILTERS]
+            return (*updates, view.page, view.caption(), view.table, charts.leaderboard_bubbles(view.sample),
+                    charts.leaderboard_speedups(view.sample), leaderboard.quality_table(view.quality),
+                    charts.quality_vs_speed(view.quality))
 
         inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
                   temperature, top_p, gpus, max_memory, *boxes]
-        lb_inputs = [*filters, include_failed]
-        lb_outputs = [*filters, lb_table, csv_btn, bubble_plot, speedup_plot, quality_table, quality_plot_lb]
+        lb_inputs = [*filters, include_failed, page]
+        lb_outputs = [*filters, page, lb_caption, lb_table, bubble_plot, speedup_plot, quality_table,
+                      quality_plot_lb]
+
+        def make_csv(*values):
+            *selected, failed, _ = values
+            frame = leaderboard.csv_frame(app.store, dict(zip(leaderboard.FILTERS, selected)), failed,
+                                          lim.share_outputs)
+            return str(leaderboard.to_csv(frame, temp.path("leaderboard.csv")))
+
+        # Only measuring events queue (one slot, GPU_QUEUE); the queue position shows on the summary.
         run_event = run_btn.click(
             run_ui, inputs, [panels, run_table, speed_plot, quality_plot, summary],
-            concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="minimal",
+            concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="full",
+            show_progress_on=[summary],
         )
-        run_event.then(refresh, lb_inputs, lb_outputs, api_visibility="private")
-        cancel_btn.click(cancel_ui, session_key, None, queue=False, api_visibility="private")
-        for trigger in (refresh_btn.click, include_failed.change, lb_tab.select):
-            trigger(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        read_only = dict(queue=False, api_visibility="private")
+        run_event.then(refresh, lb_inputs, lb_outputs, **read_only)
+        cancel_btn.click(cancel_ui, session_key, None, **read_only)
+        for trigger in (refresh_btn.click, include_failed.change, lb_tab.select, page.submit):
+            trigger(refresh, lb_inputs, lb_outputs, **read_only)
         for f in filters:
-            f.input(refresh, lb_inputs, lb_outputs, api_visibility="private")
-        demo.load(refresh, lb_inputs, lb_outputs, api_visibility="private")
-        demo.load(new_session_key, None, [session_key, sweep_key], api_visibility="private")
+            f.input(refresh, lb_inputs, lb_outputs, **read_only)
+        csv_btn.click(make_csv, lb_inputs, csv_file, **read_only)
+        demo.load(refresh, lb_inputs, lb_outputs, **read_only)
+        demo.load(new_session_key, None, [session_key, sweep_key], **read_only)
 
         # ---- public API
         @_zero_gpu
@@ -248,32 +336,37 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 yield state.snapshot()
 
         def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
-                            include_failed: bool = False, mode: str = "arena") -> list[dict]:
-            """Stored results. Comma-separated values filter each field (empty: all); mode is
-            "arena" for runs, "sweep-forward" / "sweep-generate" / "sweep-generate-padded" for sweep points."""
-            frame = leaderboard.load_frame(app.store)
-            selected = {k: [v.strip() for v in (val or "").split(",") if v.strip()]
-                        for k, val in zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))}
-            return leaderboard.public_rows(leaderboard.apply_filters(frame, selected, include_failed))
+                            include_failed: bool = False, mode: str = "arena", page: int = 1,
+                            page_size: int = 1000) -> list[dict]:
+            """Stored results, fastest decode first, one page (page_size at most 1000) at a time.
+            Comma-separated values filter each field (empty: all); mode is "arena" for runs,
+            "sweep-forward" / "sweep-generate" / "sweep-generate-padded" for sweep
+            points. On a public server prompts and
+            generated text are left out."""
+            selected = leaderboard.selection(dict(zip(leaderboard.FILTERS, (mode, model, hardware, family, dtype))))
+            size = min(max(1, int(page_size or 1000)), 1000)
+            frame = leaderboard.page_rows(app.store, selected, bool(include_failed), int(page or 1), lim.share_outputs,
+                                          page_size=size)
+            return leaderboard.public_rows(frame)
 
         def draw_ui(session_key):
             try:
                 pair = app.blind.draw(session_key)
-            except VoteError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+            except VoteError as exc:  # said where the pair would be, not as an error toast
+                return "", "", "", f"**{exc}**"
             return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
 
-        def vote_ui(session_key, pair, choice):
+        def vote_ui(session_key, pair, choice, request: gr.Request):
             try:
-                shown = app.blind.vote(session_key, pair, choice)
+                shown = app.blind.vote(session_key, pair, choice, client=_client(request))
             except VoteError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                return pair, f"**{exc}**"
             return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
 
-        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], api_visibility="private")
+        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], **read_only)
         for btn in vote_btns:
             btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal],
-                      api_visibility="private").then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+                      **read_only).then(refresh, lb_inputs, lb_outputs, **read_only)
 
         def blind_pair(request: gr.Request = None) -> dict:
             """Two outputs of this session's last run as A and B, names hidden: {pair_id, text_a, text_b}."""
@@ -286,26 +379,28 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             """Vote on a pair shown to this session ("A is better", "B is better", "Tie", "Both are
             bad"); returns which configuration was A and which B."""
             try:
-                return app.blind.vote(_session(request), pair_id, choice)
+                return app.blind.vote(_session(request), pair_id, choice, client=_client(request))
             except VoteError as exc:
                 raise gr.Error(str(exc), print_exception=False) from None
 
         def ratings() -> list[dict]:
             """Blind-vote ratings per model and configuration, with speed and memory."""
-            quality = leaderboard.quality_frame(app.store, leaderboard.load_frame(app.store))
-            return leaderboard.public_rows(quality)
+            return leaderboard.public_rows(leaderboard.quality_frame(app.store))
 
         gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
-        gr.api(blind_pair, api_name="blind_pair")
-        gr.api(vote, api_name="vote")
-        gr.api(ratings, api_name="ratings")
-        gr.api(leaderboard_api, api_name="leaderboard")
+        gr.api(blind_pair, api_name="blind_pair", queue=False)
+        gr.api(vote, api_name="vote", queue=False)
+        gr.api(ratings, api_name="ratings", queue=False)
+        gr.api(leaderboard_api, api_name="leaderboard", queue=False)
     return demo
 
 
 def launch(**kwargs: Any) -> None:
-    app = ArenaApp()
+    # Public limits unless only this machine can reach the server (launch's server_name, else
+    # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
+    app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
     demo = build(app)
-    # Beyond max_size waiting jobs a new one is refused at once ("queue is full"): busy, try later.
-    demo.queue(max_size=app.limits.max_queue)
+    demo.queue()
+    # Beyond max_queue waiting runs and sweeps (reads never count) a new one is refused at once.
+    bound_measuring_queue(demo, app.limits.max_queue)
     demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)

@@ -71,9 +71,13 @@ def leaderboard_bubbles(frame: pd.DataFrame) -> go.Figure:
         data, x="peak_memory_mb", y="decode_tokens_per_s", size="ttft_size", color="config",
         hover_data=["model_display", "hardware", "dtype", "batch_size", "ttft_ms", "run_id"],
         labels={"peak_memory_mb": "peak memory (MB)", "decode_tokens_per_s": "decode tokens/s",
-                "ttft_size": "TTFT (ms)"},
+                "ttft_size": "TTFT (ms)", "ttft_ms": "TTFT (ms)", "model_display": "model", "config": "configuration",
+                "batch_size": "batch", "run_id": "run"},
         title="Decode speed against peak memory (bubble size: time to first token)",
     )
+    # Magnitudes: both axes from zero, so that a 0.3% difference looks like one.
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=460)
     return fig
 
@@ -85,10 +89,18 @@ def leaderboard_speedups(frame: pd.DataFrame) -> go.Figure:
         return _empty("Speedup versus the baseline, per model")
     grouped = data.groupby(["model_display", "hardware", "config"], as_index=False)["speedup"].median()
     fig = px.bar(grouped, x="config", y="speedup", color="hardware", barmode="group",
-                 facet_row="model_display", labels={"speedup": "median decode speedup"},
+                 facet_row="model_display", labels={"speedup": "median decode speedup", "config": "configuration"},
                  title="Decode speedup versus each run's baseline, per model")
+    words_only(fig)
+    fig.update_yaxes(rangemode="tozero")
     fig.add_hline(y=1.0, line_dash="dot")
     fig.update_layout(height=max(320, 260 * grouped["model_display"].nunique()))
+    return fig
+
+
+def words_only(fig: go.Figure) -> go.Figure:
+    """Facet titles as the value alone ("SmolLM2-135M"), not plotly's "model_display=SmolLM2-135M"."""
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]) if a.text and "=" in a.text else None)
     return fig
 
 
@@ -101,8 +113,10 @@ def quality_vs_speed(quality: pd.DataFrame) -> go.Figure:
         data, x="decode_tokens_per_s", y="rating", color="config", symbol="model_id",
         error_y=data["rating_high"] - data["rating"], error_y_minus=data["rating"] - data["rating_low"],
         hover_data=["votes", "peak_memory_mb"],
-        labels={"decode_tokens_per_s": "median decode tokens/s", "rating": "blind-vote rating (Bradley-Terry)"},
+        labels={"decode_tokens_per_s": "median decode tokens/s", "rating": "blind-vote rating (Bradley-Terry)",
+                "model_id": "model", "config": "configuration"},
         title="Quality (blind votes) against speed",
     )
+    fig.update_xaxes(rangemode="tozero")
     fig.update_layout(height=420)
     return fig

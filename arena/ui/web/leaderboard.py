@@ -1,84 +1,164 @@
-"""The leaderboard: every stored result as a frame, filtered, with each run's speedup over
-its own baseline (same run, same prompt, same settings) and a CSV export."""
+"""The leaderboard: stored results read a page at a time from SQLite (filters and order in
+SQL), each run's speedup over its own baseline, charts over a bounded sample, and a CSV export.
+
+Nothing here reads the whole store: a page is `PAGE_SIZE` rows, the charts use the newest
+`SAMPLE_ROWS` matching rows (a bounded sample, not an aggregate over every row), the CSV (made
+when asked for) the newest `CSV_ROWS`, and the quality table the newest `QUALITY_ROWS` runs of
+each rated (model, configuration)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, flat_row
+from arena.core.results import PRIVATE_FIELDS, RESULT_FIELDS, TABLE_COLUMNS, from_flat_row
 from arena.data.store import Store
 from arena.measure.quality import decode_speedup
 
 FILTERS = ("mode", "model_display", "hardware", "family", "dtype")
 FILTER_LABELS = ("kind (arena run or sweep point)", "model", "hardware", "family", "dtype")
-# Context columns first, then the measured columns of the results table.
-CONTEXT_COLUMNS = ("created_at", "mode", "model_display", "hardware", "family", "batch_size",
-                   "prompt_tokens", "new_tokens", "padding", "latency_ms", "speedup")
+MODES = ("arena", "sweep-forward", "sweep-generate")  # the kind filter's choices, even on an empty store
+PAGE_SIZE = 100
+SAMPLE_ROWS = 2000
+CSV_ROWS = 10_000
+QUALITY_ROWS = 1000
+# What a visitor compares first, then where and how it ran, then the rest.
+LEAD_COLUMNS = ("model_display", "config", "decode_tokens_per_s", "ttft_ms", "peak_memory_mb",
+                "percent_of_bandwidth_limit", "token_agreement")
+CONTEXT_COLUMNS = ("created_at", "hardware", "batch_size", "mode", "family", "dtype", "prompt_tokens",
+                   "new_tokens", "padding", "latency_ms", "speedup")
 DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
+HEADINGS = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
+                                  "prompt_tokens": "prompt tok", "new_tokens": "new tok", "mode": "kind",
+                                  "family": "family", "padding": "padding", "latency_ms": "latency ms",
+                                  "speedup": "speedup", "memory_method": "memory method", "hardware": "hardware",
+                                  "run_id": "run", "repeats": "repeats"}
+# The charts' columns (a bounded sample never carries text).
+SAMPLE_COLUMNS = ("run_id", "config", "baseline", "status", "mode", "model_id", "model_display", "hardware",
+                  "dtype", "batch_size", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "speedup")
+
+
+def shown_columns() -> list[str]:
+    out: list[str] = []
+    for c in (*LEAD_COLUMNS, *CONTEXT_COLUMNS, *(k for k, _ in TABLE_COLUMNS), *DETAIL_COLUMNS):
+        if c not in out:
+            out.append(c)
+    return out
 
 
 def columns_frame(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Result dicts as a table of (field, heading) columns: the CLI's tables, on the page."""
+    """Result dicts as a table of (field, heading) columns: the CLI's tables, on the page.
+    With no rows it is an empty table with the real headings."""
     keys = [k for k, _ in columns]
     frame = pd.DataFrame([{k: r.get(k) for k in keys} for r in rows], columns=keys)
-    return frame.rename(columns=dict(columns)).round(3)
+    return round_sig(frame.rename(columns=dict(columns)))
 
 
-def load_frame(store: Store) -> pd.DataFrame:
-    rows = [flat_row(r) for r in store.results()]
-    frame = pd.DataFrame(rows, columns=list(RESULT_FIELDS))
-    return add_speedup(frame)
+def round_sig(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Numbers to `digits` significant figures: what a measurement here can support."""
+    def sig(v: Any) -> Any:
+        if isinstance(v, float) and v == v and v not in (0.0, float("inf"), float("-inf")):
+            return float(f"{v:.{digits}g}")
+        return v
+
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].map(sig)
+    return out
 
 
-def add_speedup(frame: pd.DataFrame) -> pd.DataFrame:
+def empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=[HEADINGS.get(c, c) for c in shown_columns()])
+
+
+def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str] = RESULT_FIELDS) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def add_speedup(frame: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
     """Rows stored before runs recorded `speedup` get it here: decode tokens/s over that of
-    the run's baseline configuration (same run, prompt and settings)."""
+    the run's baseline configuration (same run, prompt and settings), looked up in the store
+    for just these rows' runs."""
     frame = frame.copy()
     if not len(frame):
         return frame
-    base = frame[(frame["config"] == frame["baseline"]) & (frame["status"] == "ok")]
-    base_speed = base.groupby("run_id")["decode_tokens_per_s"].first()
-    derived = pd.Series([decode_speedup(own, base) for own, base in
-                         zip(frame["decode_tokens_per_s"], frame["run_id"].map(base_speed))], index=frame.index)
     missing = frame["speedup"].isna() & (frame["mode"].fillna("arena") == "arena")
+    if not missing.any():
+        return frame
+    runs = sorted(set(frame.loc[missing, "run_id"].dropna()))
+    if store is not None:
+        base = rows_frame(store.page({"run_id": runs}, include_failed=True, limit=len(runs) * 64,
+                                     columns=("run_id", "config", "baseline", "status", "decode_tokens_per_s")),
+                          ("run_id", "config", "baseline", "status", "decode_tokens_per_s"))
+    else:
+        base = frame
+    base = base[(base["config"] == base["baseline"]) & (base["status"] == "ok")]
+    base_speed = base.groupby("run_id")["decode_tokens_per_s"].first()
+    derived = pd.Series([decode_speedup(own, b) for own, b in
+                         zip(frame["decode_tokens_per_s"], frame["run_id"].map(base_speed))], index=frame.index)
     frame.loc[missing, "speedup"] = derived[missing]
     return frame
 
 
-def choices(frame: pd.DataFrame) -> dict[str, list[str]]:
-    return {key: sorted(str(v) for v in frame[key].dropna().unique() if str(v)) for key in FILTERS}
-
-
-def apply_filters(frame: pd.DataFrame, selected: dict[str, Sequence[str] | None],
-                  include_failed: bool = False) -> pd.DataFrame:
-    out = frame
-    for key, values in selected.items():
-        if values:
-            out = out[out[key].astype(str).isin(list(values))]
-    if not include_failed:
-        out = out[out["status"] == "ok"]
+def selection(values: dict[str, Sequence[str] | str | None]) -> dict[str, list[str]]:
+    """Filter values from the page (lists) or the API (comma-separated strings)."""
+    out = {}
+    for key in FILTERS:
+        v = values.get(key)
+        items = v.split(",") if isinstance(v, str) else list(v or [])
+        out[key] = [str(i).strip() for i in items if str(i).strip()]
     return out
 
 
+def choices(store: Store, selected: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Each filter's choices: the values stored, plus what is selected (a filter's value must be
+    among its choices) and, for the kind filter, every kind."""
+    stored = store.distinct(FILTERS)
+    out = {}
+    for key in FILTERS:
+        extra = list(MODES) if key == "mode" else []
+        out[key] = sorted(set(stored[key]) | set(extra) | set((selected or {}).get(key, [])))
+    return out
+
+
+def private(frame: pd.DataFrame, share_outputs: bool) -> pd.DataFrame:
+    """Without prompts and generated text unless this server shares them."""
+    return frame if share_outputs else frame.drop(columns=[c for c in PRIVATE_FIELDS if c in frame.columns])
+
+
+def page_rows(store: Store, selected: dict[str, list[str]], include_failed: bool = False, page: int = 1,
+              share_outputs: bool = False, page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """One page of results, fastest decode first, every field (private ones removed)."""
+    rows = store.page(selected, include_failed, "speed", page_size, (max(1, int(page)) - 1) * page_size)
+    frame = rows_frame([from_flat_row(r).to_dict() for r in rows])
+    return private(add_speedup(frame, store), share_outputs)
+
+
 def table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns shown, with readable headings, newest first."""
-    columns = list(CONTEXT_COLUMNS) + [k for k, _ in TABLE_COLUMNS] + list(DETAIL_COLUMNS)
-    seen: list[str] = []
-    for c in columns:
-        if c in frame.columns and c not in seen:
-            seen.append(c)
-    headings = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
-                                      "prompt_tokens": "prompt tok", "new_tokens": "new tok",
-                                      "speedup": "speedup", "memory_method": "memory method"}
-    shown = frame.sort_values("created_at", ascending=False)[seen].rename(columns=headings)
-    return shown.round(3)
+    """The columns shown, with readable headings, in the order the page gives them."""
+    if not len(frame):
+        return empty_table()
+    return round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=HEADINGS))
+
+
+def sample(store: Store, selected: dict[str, list[str]], include_failed: bool = False) -> pd.DataFrame:
+    """The newest SAMPLE_ROWS matching rows, the charts' columns only."""
+    rows = store.page(selected, include_failed, "newest", SAMPLE_ROWS, 0, SAMPLE_COLUMNS)
+    return add_speedup(rows_frame(rows, SAMPLE_COLUMNS), store)
+
+
+def csv_frame(store: Store, values: dict[str, Sequence[str] | str | None], include_failed: bool,
+              share_outputs: bool) -> pd.DataFrame:
+    """The newest CSV_ROWS matching rows, every column (JSON fields serialized)."""
+    rows = store.page(selection(values), include_failed, "newest", CSV_ROWS, 0)
+    return private(add_speedup(rows_frame(rows), store), share_outputs)
 
 
 def to_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Every column of the filtered rows (JSON fields serialized), for download."""
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
@@ -89,16 +169,71 @@ def public_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def quality_frame(store: Store, frame: pd.DataFrame, rounds: int = 200) -> pd.DataFrame:
+QUALITY_COLUMNS = ("model_id", "config", "rating", "rating_low", "rating_high", "votes",
+                   "decode_tokens_per_s", "peak_memory_mb")
+
+
+QUALITY_HEADINGS = {"model_id": "model", "config": "configuration", "rating": "rating", "rating_low": "rating low (95%)",
+                    "rating_high": "rating high (95%)", "votes": "votes", "decode_tokens_per_s": "median decode tok/s",
+                    "peak_memory_mb": "median peak MB"}
+
+
+def empty_quality() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(QUALITY_COLUMNS))
+
+
+def quality_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The quality frame with readable headings, for the page (the API keeps the field names)."""
+    return frame.rename(columns=QUALITY_HEADINGS)
+
+
+def quality_frame(store: Store, rounds: int = 200) -> pd.DataFrame:
     """Blind-vote ratings per (model, configuration) beside that configuration's median decode
-    tokens/s and peak memory over the model's stored arena runs."""
+    tokens/s and peak memory over its newest QUALITY_ROWS stored arena runs."""
     from arena.data.ratings import by_group
 
-    cols = ["model_id", "config", "rating", "rating_low", "rating_high", "votes",
-            "decode_tokens_per_s", "peak_memory_mb"]
-    ratings = pd.DataFrame(by_group(store.votes(), rounds=rounds))
-    if not len(ratings):
-        return pd.DataFrame(columns=cols)
-    runs = frame[(frame["status"] == "ok") & (frame["mode"].fillna("arena") == "arena")]
-    speed = runs.groupby(["model_id", "config"], as_index=False)[["decode_tokens_per_s", "peak_memory_mb"]].median()
-    return ratings.merge(speed, on=["model_id", "config"], how="left")[cols].round(2)
+    cols = list(QUALITY_COLUMNS)
+    ratings = by_group(store.votes(), rounds=rounds)
+    if not ratings:
+        return empty_quality()
+    for r in ratings:
+        rows = rows_frame(store.page({"model_id": [r["model_id"]], "config": [r["config"]], "mode": ["arena"]},
+                                     False, "newest", QUALITY_ROWS, 0, ("decode_tokens_per_s", "peak_memory_mb")),
+                          ("decode_tokens_per_s", "peak_memory_mb"))
+        r["decode_tokens_per_s"] = rows["decode_tokens_per_s"].median() if len(rows) else None
+        r["peak_memory_mb"] = rows["peak_memory_mb"].median() if len(rows) else None
+    return round_sig(pd.DataFrame(ratings)[cols].astype({"decode_tokens_per_s": float, "peak_memory_mb": float}))
+
+
+@dataclass
+class View:
+    """Everything the Leaderboard tab shows for one choice of filters and page."""
+    choices: dict[str, list[str]]
+    table: pd.DataFrame
+    total: int
+    page: int
+    pages: int
+    sample: pd.DataFrame
+    quality: pd.DataFrame
+
+    def caption(self) -> str:
+        if not self.total:
+            return "No stored results match yet."
+        first = (self.page - 1) * PAGE_SIZE + 1
+        last = min(self.total, self.page * PAGE_SIZE)
+        return (f"Results {first:,}–{last:,} of {self.total:,}, fastest decode first (page {self.page} of "
+                f"{self.pages}). Charts: the newest {min(self.total, SAMPLE_ROWS):,} matching results; CSV: the "
+                f"newest {min(self.total, CSV_ROWS):,}.")
+
+
+def view(store: Store, values: dict[str, Sequence[str] | str | None], include_failed: bool = False,
+         page: int = 1, share_outputs: bool = False, rounds: int = 200) -> View:
+    """The Leaderboard tab's contents: the functions the tab calls, in one place (the 1,000,000-row
+    benchmark times this)."""
+    selected = selection(values)
+    total = store.count(selected, include_failed)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, int(page or 1)), pages)
+    frame = page_rows(store, selected, include_failed, page, share_outputs)
+    return View(choices(store, selected), table(frame), total, page, pages, sample(store, selected, include_failed),
+                quality_frame(store, rounds))

@@ -6,6 +6,7 @@ see the same thing."""
 from __future__ import annotations
 
 import html
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -101,8 +102,14 @@ class RunState:
         }
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+def _fmt(value: Any) -> str:
+    """Three significant figures, what one measurement here can support (3,971.4 -> 3,970)."""
+    if value is None:
+        return "–"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = 2 - math.floor(math.log10(abs(value)))
+    return f"{round(value, decimals):,.{max(decimals, 0)}f}"
 
 
 def _metrics_line(panel: Panel) -> str:
@@ -112,7 +119,7 @@ def _metrics_line(panel: Panel) -> str:
     agree = m.get("token_agreement")
     return (
         f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
-        f"peak {_fmt(m.get('peak_memory_mb'), 0)} MB"
+        f"peak {_fmt(m.get('peak_memory_mb'))} MB"
         + (f" · agreement {agree:.0%}" if agree is not None else "")
     )
 

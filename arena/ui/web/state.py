@@ -15,6 +15,7 @@ from arena.core.request import RequestError, RunRequest, validate
 from arena.data.blind import BlindCheck
 from arena.data.store import Store
 from arena.models.spec import architecture_label, architectures
+from arena.ui.web.downloads import TempFiles
 from arena.ui.web.panels import RunState
 from arena.ui.web.session import RunSession
 
@@ -22,11 +23,22 @@ GPU_QUEUE = "gpu"  # every measuring event shares one slot: one job on the devic
 
 
 def model_choices(limits: ServerLimits | None = None) -> list[tuple[str, str]]:
-    """The models offered in the pickers: those this server's limits allow."""
+    """The models offered in the pickers: those this server's limits allow, the Hub models it
+    names one by one included (patterns such as "org/name-*" are typed in the Hub id box).
+    May be empty: then only the Hub id box offers a model."""
     out = [("Embedded default · SmolLM2-135M-Instruct", "default")]
     for name in architectures():
         out.append((f"Synthetic · {architecture_label(name)} (random weights)", f"synthetic:{name}"))
-    return [c for c in out if limits is None or limits.model_allowed(c[1])]
+    out = [c for c in out if limits is None or limits.model_allowed(c[1])]
+    for model_id in limits.allowed_models if limits else ():
+        if model_id not in ("default", *(v for _, v in out)) and not model_id.startswith("synthetic:") \
+                and not any(ch in model_id for ch in "*?["):
+            out.append((f"Hub · {model_id}", model_id))
+    return out
+
+
+def first_choice(choices: list[tuple[str, str]]) -> str | None:
+    return choices[0][1] if choices else None
 
 
 class ArenaApp:
@@ -35,7 +47,8 @@ class ArenaApp:
     def __init__(self, store: Store | None = None, limits: ServerLimits | None = None) -> None:
         self.store = store or Store()
         self.limits = limits or ServerLimits.from_env()
-        self.blind = BlindCheck(self.store)
+        self.blind = BlindCheck(self.store, votes_per_hour=self.limits.votes_per_hour)
+        self.downloads = TempFiles(self.store.path.parent / "downloads")
         self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()

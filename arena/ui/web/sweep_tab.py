@@ -5,9 +5,7 @@ Points arrive live from `arena.sweep.runner.run_sweep`; every chart's data downl
 from __future__ import annotations
 
 import queue
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
@@ -29,7 +27,7 @@ from arena.sweep.plan import (
 )
 from arena.sweep.runner import run_sweep, sweep_columns
 from arena.ui.web.leaderboard import columns_frame
-from arena.ui.web.state import ArenaApp, model_choices
+from arena.ui.web.state import ArenaApp, first_choice, model_choices
 
 
 def stream_sweep(req: SweepRequest, store: Store, limits: ServerLimits,
@@ -82,7 +80,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             "left padded: TTFT, decode tokens/s and peak memory per batch size. Points that cannot run are "
             "listed with their reason.")
         with gr.Row():
-            model = gr.Dropdown(archs, value=archs[0][1], label="Model", elem_id="sweep-model")
+            model = gr.Dropdown(archs, value=first_choice(archs), label="Model", elem_id="sweep-model")
             attn = gr.CheckboxGroup(attention_names(), value=["eager", "sdpa"], label="Attention")
             quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
         with gr.Row():
@@ -99,7 +97,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
             cancel_btn = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="sweep-status")
-        table = gr.Dataframe(label="Points", interactive=False)
+        table = gr.Dataframe(columns_frame([], SWEEP_COLUMNS), label="Points", interactive=False)
         chart_pick = gr.Dropdown([], label="Chart")
         plot = gr.Plot(elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
@@ -115,7 +113,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                 return gr.update(choices=[], value=None), None, None
             title = title if title in charts else next(iter(charts))
             chart = charts[title]
-            path = Path(tempfile.mkdtemp(prefix="arena-sweep-")) / f"{chart.key}.csv"
+            path = app.downloads.path(f"{chart.key}.csv")
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
 
@@ -148,7 +146,8 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                       [status, table, points_state, chart_pick, plot, csv_btn],
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
-        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], api_visibility="private")
+        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+                         api_visibility="private")
     return key
 
 

@@ -1,0 +1,83 @@
+"""What the Environment tab and the page's header say about this server: platform and library
+versions, the limits in force and which preset they come from, and whether results persist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from arena.core.limits import ServerLimits
+from arena.data.store import PERSISTENT_VOLUME, persistent_volume
+
+_ENV_LABELS = {
+    "hardware": "hardware", "device": "device", "gpu_name": "GPU", "gpu_count": "GPUs",
+    "gpu_memory_mb": "GPU memory (MB)", "compute_capability": "compute capability", "driver": "NVIDIA driver",
+    "cuda": "CUDA (torch)", "cpu_model": "CPU", "cpu_count": "CPU cores", "python": "Python",
+    "ort_providers": "ONNX Runtime providers", "tensorrt_loadable": "TensorRT loadable",
+}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "–"
+    return str(value)
+
+
+def platform_table(env: dict[str, Any]) -> pd.DataFrame:
+    """The platform as (what, value) rows."""
+    rows = [(label, _text(env.get(key))) for key, label in _ENV_LABELS.items() if key in env]
+    return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def versions_table(env: dict[str, Any]) -> pd.DataFrame:
+    """Library versions as (package, version) rows; 'not installed' where absent."""
+    rows = [(name, version or "not installed") for name, version in (env.get("packages") or {}).items()]
+    return pd.DataFrame(rows, columns=["package", "version"])
+
+
+def limits_table(limits: ServerLimits) -> pd.DataFrame:
+    """Each limit with its value and the variable that sets it."""
+    from arena.core.limits import variable_of
+
+    rows = []
+    for name, value in limits.describe().items():
+        if name == "preset":
+            continue
+        shown = "any" if value in ((), None) else _text(value)
+        rows.append((name.replace("_", " "), shown, variable_of(name)))
+    return pd.DataFrame(rows, columns=["limit", "value", "variable"])
+
+
+def limits_note(limits: ServerLimits) -> str:
+    if limits.preset == "public":
+        return ("**Public limits** are in force (this server can be reached by others): small models, short "
+                "prompts and outputs, a bounded run; prompts and outputs stay with the session that ran them. "
+                "ARENA_LIMITS=local lifts them on your own machine.")
+    shared = ("the leaderboard shows every prompt and output" if limits.share_outputs else
+              "prompts and outputs stay with the session that ran them (ARENA_SHARE_OUTPUTS=0)")
+    return ("**Local limits** are in force (ARENA_LIMITS=local, or a server only this machine can reach): "
+            f"generous limits; {shared}.")
+
+
+def ephemeral_container() -> bool:
+    """A Space or a Docker container: its own filesystem is lost when it restarts."""
+    return bool(os.environ.get("SPACE_ID")) or Path("/.dockerenv").exists()
+
+
+def persistence_note(store_path: Path, volume: Path = PERSISTENT_VOLUME) -> str:
+    """Where results are kept, and honestly for how long."""
+    path = Path(store_path).resolve()
+    on_volume = persistent_volume(volume) and (path == volume or volume.resolve() in path.parents)
+    if on_volume:
+        return f"Results are kept on persistent storage ({volume}): they survive restarts."
+    if ephemeral_container():
+        return ("This server has no persistent storage mounted at /data: **results last until it restarts**. "
+                "(On a Space, add persistent storage to keep them.)")
+    return f"Results are kept in `{path}` on this machine."
