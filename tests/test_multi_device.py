@@ -15,12 +15,12 @@ from arena.core.limits import ServerLimits
 from arena.core.request import RequestError, RunRequest, validate
 from arena.core.results import JSON_FIELDS
 from arena.execute import runner
-from tests.localmodel import small_local_model as _small_local_model
 from arena.models import placement
 from arena.models.placement import Devices, GiB, MiB, Placement, PlacementError
 from arena.models.sources import load_config
 from arena.models.spec import parse_model
 from arena.ui.cli import main
+from tests.localmodel import small_local_model as _small_local_model
 
 TWO_H200 = Devices(gpu_memory=(140 * GiB, 140 * GiB), cpu_memory=256 * GiB)
 ONE_GPU = Devices(gpu_memory=(80 * GiB,), cpu_memory=64 * GiB)

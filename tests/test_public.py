@@ -4,7 +4,6 @@ a blind check that never pairs identical text, hourly vote limits, a queue that 
 allowed-models list."""
 
 import json
-import threading
 import time
 import urllib.request
 

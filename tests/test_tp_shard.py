@@ -7,7 +7,6 @@ import multiprocessing as mp
 import os
 import socket
 
-import pytest
 import torch
 
 from arena.backends.tp_shard import blocker, local_slice

@@ -15,8 +15,8 @@ import gradio as gr
 
 from arena.core import registry
 from arena.core.env import collect_env
-from arena.core.request import RunRequest
 from arena.core.limits import ServerLimits
+from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.data.blind import CHOICES, VoteError
 from arena.models.dtypes import DTYPES

@@ -14,7 +14,12 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from arena.core.results import PRIVATE_FIELDS, RESULT_FIELDS, TABLE_COLUMNS, from_flat_row
+from arena.core.results import (
+    PRIVATE_FIELDS,
+    RESULT_FIELDS,
+    TABLE_COLUMNS,
+    from_flat_row,
+)
 from arena.data.store import Store
 from arena.measure.quality import decode_speedup
 

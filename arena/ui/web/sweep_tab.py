@@ -97,7 +97,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
             cancel_btn = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="sweep-status")
-        table = gr.Dataframe(columns_frame([], SWEEP_COLUMNS), label="Points", interactive=False)
+        table = gr.Dataframe(columns_frame([], sweep_columns("forward")), label="Points", interactive=False)
         chart_pick = gr.Dropdown([], label="Chart")
         plot = gr.Plot(elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
