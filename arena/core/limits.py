@@ -17,6 +17,11 @@ when ARENA_LIMITS=public, and then applies any of these variables:
     ARENA_MAX_QUEUE           runs waiting in the web page's queue
     ARENA_WORKER_MEMORY_MB    memory of one configuration's worker (0: none): resident memory
                               on CPU, the torch allocator's share of the GPU on CUDA
+    ARENA_WARM_WORKERS        1/0: keep a configuration's worker warm after its run, and a spare
+                              worker ready (arena/execute/pool.py)
+    ARENA_WARM_MEMORY_MB      memory all warm workers together may hold on one device (host RSS
+                              on CPU, NVML on a GPU); 0 or unset: WARM_SHARE of the device's memory
+    ARENA_WARM_IDLE_S         seconds an idle warm worker is kept
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ SWEEP_MAX_NEW_TOKENS = 1024
 # Per configuration (a run) or per implementation (a sweep) unless the request says otherwise.
 DEFAULT_TIMEOUT_S = 1800.0
 
+# Warm workers: the share of a device's memory they may hold together when no budget is set,
+# and how long an idle one is kept.
+WARM_SHARE = 0.25
+WARM_IDLE_S = 600.0
+PUBLIC_WARM_MEMORY_MB = 2048
+PUBLIC_WARM_IDLE_S = 120.0
+
 # The public preset: small models that fit a shared GPU, one run at a time within a minute or two.
 PUBLIC_MODELS = ("default", "synthetic:*", "HuggingFaceTB/SmolLM2-*", "Qwen/Qwen2.5-0.5B-Instruct",
                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
@@ -57,6 +69,9 @@ _ENV = {  # field -> variable
     "max_configs": "ARENA_MAX_CONFIGS",
     "max_queue": "ARENA_MAX_QUEUE",
     "worker_memory_mb": "ARENA_WORKER_MEMORY_MB",
+    "warm_workers": "ARENA_WARM_WORKERS",
+    "warm_memory_mb": "ARENA_WARM_MEMORY_MB",
+    "warm_idle_s": "ARENA_WARM_IDLE_S",
 }
 
 
@@ -77,6 +92,9 @@ class ServerLimits:
     max_configs: int | None = None
     max_queue: int = 32
     worker_memory_mb: int | None = None
+    warm_workers: bool = True
+    warm_memory_mb: int | None = None  # None: WARM_SHARE of the device's memory
+    warm_idle_s: float = WARM_IDLE_S
 
     @classmethod
     def public(cls) -> ServerLimits:
@@ -86,6 +104,7 @@ class ServerLimits:
             allowed_models=PUBLIC_MODELS, allow_local_models=False, max_prompt_chars=8000,
             max_prompt_tokens=1024, max_new_tokens=256, max_batch=8, max_repeats=5, max_run_s=300.0,
             max_configs=8, max_queue=16, worker_memory_mb=None,
+            warm_memory_mb=PUBLIC_WARM_MEMORY_MB, warm_idle_s=PUBLIC_WARM_IDLE_S,
         )
 
     @classmethod
@@ -114,6 +133,14 @@ class ServerLimits:
     def describe(self) -> dict[str, object]:
         """The limits as plain values (for the page and the docs)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def warm_budget_mb(setting_mb: float | None, device_total_mb: float | None) -> float:
+    """The memory warm workers may hold together on a device: the setting, else WARM_SHARE of
+    the device's total (0 when the total cannot be read: nothing is kept warm)."""
+    if setting_mb is not None:
+        return float(setting_mb)
+    return WARM_SHARE * device_total_mb if device_total_mb else 0.0
 
 
 def _parse(var: str, raw: str, type_name: str) -> object:
