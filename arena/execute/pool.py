@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from arena.core.limits import ServerLimits, warm_budget_mb
+from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.core.units import MiB
 from arena.execute import launcher
 from arena.execute.supervisor import Ending
@@ -168,7 +168,8 @@ class Pool:
         return Worker(proc, jobs, events, stop)
 
     def prestart(self) -> None:
-        """Have a spare worker importing (or ready) for the next cold start."""
+        """Have a spare worker importing (or ready) for the next cold start. Called between runs,
+        never during one: its imports would take CPU time from a measured configuration."""
         if not self.settings.spare or self._closed:
             return
         with self._lock:
@@ -225,6 +226,11 @@ class Pool:
         device has room for what this model and configuration held last time; all of them when
         it is not known yet."""
         need = self._needs.get((job.model_kind, job.model_ref, job.config, job.device))
+        if need is None:  # not seen yet: what another configuration of the model held, else a guess
+            same = [mb for (kind, ref, _, dev), mb in self._needs.items()
+                    if (kind, ref, dev) == (job.model_kind, job.model_ref, job.device)]
+            total = _total_mb(job.device)
+            need = max(same) if same else WARM_SHARE * total if total else None
         while any(w.job.device == job.device for w in self._warm.values()):
             free = _free_mb(job.device)
             if need is not None and free is not None and free >= 1.5 * need + 512:
@@ -272,6 +278,7 @@ class Pool:
             self.make_room(job)
             worker = self._take_fresh()
         waited_imports = None
+        was_ready = worker.ready
         error: str | None = None
         stopped: str | None = None
         outcome = lambda ending: Outcome(ending, warm, start_s, waited_imports, stopped)  # noqa: E731
@@ -289,8 +296,8 @@ class Pool:
                     continue
                 if event["type"] == "ready":
                     worker.ready, worker.imports_s, worker.foreign = True, event["imports_s"], event["foreign"]
-                    if worker.started > t0:  # it imported while this job waited
-                        waited_imports = event["imports_s"]
+                    if not was_ready:  # (part of) its imports happened while this job waited
+                        waited_imports = min(event["imports_s"], time.monotonic() - t0)
             start_s = time.monotonic() - t0 - (waited_imports or 0.0)
             if on_start is not None:
                 on_start(worker.pid)
@@ -336,8 +343,6 @@ class Pool:
         except BaseException:
             self._discard(worker)
             raise
-        finally:
-            self.prestart()
 
     def _check(self, worker: Worker, cancel, deadline: float, timeout_reason: str, death_reason,
                error: str | None) -> Ending | None:

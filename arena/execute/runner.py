@@ -186,6 +186,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         finish(base)
     if store is not None:
         store.finish_run(run_id, status)
+    if req.isolation != "inline":
+        (pool or shared_pool(limits)).prestart()  # for the next run's first cold configuration
     return results
 
 

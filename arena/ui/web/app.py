@@ -5,7 +5,6 @@ results. Nothing a client sends is written to the store except what the server m
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.data.blind import CHOICES, VoteError
 from arena.models.dtypes import DTYPES
-from arena.ui.web import charts, leaderboard, sweep_tab
+from arena.ui.web import charts, leaderboard, sweep_tab, workers_panel, zerogpu
 from arena.ui.web.panels import CSS, RunState, render
 from arena.ui.web.state import GPU_QUEUE, ArenaApp, model_choices
 
@@ -29,15 +28,6 @@ EXAMPLES = [
     "Write a haiku about GPUs.",
     "List three differences between fp16 and bf16.",
 ]
-def _zero_gpu(fn):
-    """On a ZeroGPU Space, hold a GPU for the call (the `spaces` package); elsewhere unchanged."""
-    if not os.environ.get("SPACES_ZERO_GPU"):
-        return fn
-    import spaces
-
-    return spaces.GPU(duration=int(os.environ.get("ARENA_ZERO_GPU_S", "300")))(fn)
-
-
 def new_session_key() -> tuple[str, str]:
     """Keys naming this page's jobs for Cancel (set when the page loads)."""
     key = uuid.uuid4().hex
@@ -166,7 +156,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
 
-        with gr.Tab("Environment"):
+        with gr.Tab("Environment") as env_tab:
             gr.JSON(collect_env(), label="Platform and library versions")
             gr.JSON(lim.describe(), label="Limits of this server (ARENA_* variables)")
             gr.Dataframe(
@@ -174,6 +164,8 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                        for r in plat_table],
                 headers=["configuration", "family", "available", "reason", "what it does"],
                 label="Configurations here", interactive=False, wrap=True)
+            warm_table, warm_rows = workers_panel.build()
+        env_tab.select(warm_rows, None, warm_table, api_visibility="private", queue=False)
 
         # ---- events
         def ui_request(prompt_v, model_v, hub_v, max_new_v, batch_v, repeats_v, ptok_v, dtype_v, decoding_v,
@@ -187,7 +179,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 max_memory=(max_memory_v or "").strip() or None,
             )
 
-        @_zero_gpu
+        @zerogpu.gpu
         def run_ui(session_key, *values):
             req = ui_request(*values)
             if not req.configs:
@@ -224,6 +216,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="minimal",
         )
         run_event.then(refresh, lb_inputs, lb_outputs, api_visibility="private")
+        run_event.then(warm_rows, None, warm_table, api_visibility="private", queue=False)
         cancel_btn.click(cancel_ui, session_key, None, queue=False, api_visibility="private")
         for trigger in (refresh_btn.click, include_failed.change, lb_tab.select):
             trigger(refresh, lb_inputs, lb_outputs, api_visibility="private")
@@ -233,7 +226,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         demo.load(new_session_key, None, [session_key, sweep_key], api_visibility="private")
 
         # ---- public API
-        @_zero_gpu
+        @zerogpu.gpu
         def run(prompt: str, model: str = "default", configs: str = "eager,sdpa", max_new_tokens: int = 32,
                 batch_size: int = 1, dtype: str = "auto", repeats: int = 3, do_sample: bool = False,
                 seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, prompt_tokens: int = 128,
@@ -300,11 +293,22 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         gr.api(vote, api_name="vote")
         gr.api(ratings, api_name="ratings")
         gr.api(leaderboard_api, api_name="leaderboard")
+
+        def workers() -> list[dict]:
+            """The warm workers: model, configuration, memory held (MB), idle seconds, runs, pid, and
+            any web library found imported in the worker (none expected)."""
+            return workers_panel.listing()
+
+        gr.api(workers, api_name="workers")
     return demo
 
 
 def launch(**kwargs: Any) -> None:
     app = ArenaApp()
+    if app.isolation == "process":
+        from arena.execute.pool import shared_pool
+
+        shared_pool(app.limits).prestart()  # a spare worker, imports done, for the first run
     demo = build(app)
     # Beyond max_size waiting jobs a new one is refused at once ("queue is full"): busy, try later.
     demo.queue(max_size=app.limits.max_queue)

@@ -76,7 +76,7 @@ class RunState:
             panel.reason = result.get("reason") or ""
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
-                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll")}
+                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s")}
             self.results.append(result)
             return True
         return False
@@ -111,7 +111,14 @@ def _metrics_line(panel: Panel) -> str:
         f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
         f"peak {_fmt(m.get('peak_memory_mb'), 0)} MB"
         + (f" · agreement {agree:.0%}" if agree is not None else "")
+        + (" · warm (model reused)" if m.get("warm") else "")
     )
+
+
+def _stages_line(panel: Panel) -> str:
+    """Wall time by stage (start, imports, load, warm-up, timed, after)."""
+    stages = (panel.metrics or {}).get("stage_s") or {}
+    return " · ".join(f"{k} {v:.2f} s" for k, v in stages.items())
 
 
 def render(state: RunState) -> str:
@@ -136,7 +143,10 @@ def render(state: RunState) -> str:
             f'<div class="arena-bar"><div style="width:{p.progress * 100:.0f}%"></div></div>'
             f'<pre class="arena-text">{html.escape(p.text)}</pre>'
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
-            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div></div>'
+            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
+            + (f'<div class="arena-stages" data-warm="{int(bool(p.metrics.get("warm")))}">'
+               f'{html.escape(_stages_line(p))}</div>' if p.metrics else "")
+            + '</div>'
         )
     return '<div class="arena-grid">' + "".join(cards) + "</div>"
 
@@ -148,6 +158,7 @@ CSS = """
 .arena-head {display:flex; justify-content:space-between; gap:8px; align-items:baseline;}
 .arena-name {font-family:monospace; font-size:12px; opacity:.7;}
 .arena-status {font-size:12px; white-space:nowrap;}
+.arena-stages {font-size:11px; color:#6b7280;}
 .arena-base {font-size:11px; border:1px solid; border-radius:4px; padding:0 4px; margin-left:4px;}
 .arena-bar {height:4px; background:var(--border-color-primary); border-radius:2px; margin:6px 0;}
 .arena-bar > div {height:100%; background:var(--color-accent); border-radius:2px; transition:width .3s;}

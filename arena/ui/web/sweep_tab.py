@@ -27,6 +27,7 @@ from arena.sweep.plan import (
     validate_sweep,
 )
 from arena.sweep.runner import SWEEP_COLUMNS, run_sweep
+from arena.ui.web import zerogpu
 from arena.ui.web.leaderboard import columns_frame
 from arena.ui.web.state import ArenaApp, model_choices
 
@@ -113,10 +114,11 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
 
+        @zerogpu.gpu
         def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v, repeats_v):
             req = SweepRequest(model=model_v, attn=attn_v, quant=quant_v, batch_sizes=batches_v,
                                      seq_lens=seqs_v, padding=padding_v, mode=mode_v, dtype=dtype_v,
-                                     repeats=repeats_v)
+                                     repeats=repeats_v, isolation=app.isolation)
             with app.tracked(session_key) as cancel:
                 yield from _updates(stream_sweep(req, app.store, app.limits, cancel))
 
