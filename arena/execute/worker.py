@@ -165,7 +165,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         # A full-length warm-up: compiled configurations trace and capture at these shapes,
         # and every allocator reaches its steady state before timing.
         # With a streamer, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(TokenClock(), stop, job.config))
+        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(TokenClock(), stop))
         loaded.warmed.add(shape)
         stages["warmup"] = time.perf_counter() - t0
         memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak

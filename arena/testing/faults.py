@@ -4,7 +4,7 @@ ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, wh
 when the variable is unset:
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
-    name=slow@MS                 the arena worker of configuration `name` waits MS ms before each token
+    name=slow@MS                 the arena worker of configuration `name` waits MS ms before each timed token
 """
 
 from __future__ import annotations
