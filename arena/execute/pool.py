@@ -405,9 +405,21 @@ class Pool:
             gpu_mb=round(w.gpu_mb, 1), idle_s=round(now - w.idle_since, 1), runs=w.runs, pid=w.pid,
             foreign_modules=list(w.foreign))) for w in workers]
 
-    def spare_pid(self) -> int | None:
+    def spare(self) -> dict[str, Any] | None:
+        """The spare worker: its pid and whether its imports are done (None: there is none)."""
         with self._lock:
-            return self._spare.pid if self._spare is not None and self._spare.alive() else None
+            spare = self._spare
+            if spare is None or not spare.alive():
+                return None
+            if not spare.ready:
+                try:
+                    event = spare.events.get_nowait()
+                except _queue.Empty:
+                    event = None
+                if event is not None and event["type"] == "ready":
+                    spare.ready, spare.imports_s, spare.foreign = True, event["imports_s"], event["foreign"]
+            return {"pid": spare.pid, "ready": spare.ready, "imports_s": spare.imports_s,
+                    "host_mb": round(_host_mb(spare.pid), 1), "foreign_modules": list(spare.foreign)}
 
     def free_all(self) -> int:
         """End every warm worker (not a running one); returns how many."""

@@ -14,9 +14,15 @@ HEADERS = ["model", "configuration", "dtype", "device", "host MB", "GPU MB", "id
 
 
 def listing() -> list[dict[str, Any]]:
-    """Warm workers (and the inline cache), most recently used first."""
+    """Warm workers (and the inline cache), most recently used first, then the spare worker."""
     pool = existing_pool()
-    return (pool.describe() if pool is not None else []) + inline.cached()
+    out = (pool.describe() if pool is not None else []) + inline.cached()
+    spare = pool.spare() if pool is not None else None
+    if spare is not None:
+        state = "ready" if spare["ready"] else "importing"
+        out.append({"model": "–", "config": f"spare worker ({state}: torch and transformers)", "dtype": "–",
+                    "device": "–", "spare": True, **spare})
+    return out
 
 
 def rows() -> list[list[Any]]:
