@@ -8,6 +8,8 @@
 #        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
 #   bash benchmarks/gpu_session.sh bandwidth [7b|1b|default]  # each configuration against the
 #        memory-bandwidth limit (bf16, batch 1, 128 new tokens); no second argument: all three
+#   bash benchmarks/gpu_session.sh warm  # warm workers: sdpa, static-cache, compiled-decode on the embedded
+#        default through the server (gradio_client), the same request cold then warm (about 3 min)
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 set -uo pipefail
@@ -54,6 +56,12 @@ case "${1:-default}" in
     case "${2:-all}" in 7b|all) limit llama-2-7b synthetic:llama-2-7b --prompt-tokens 128 ;; esac
     case "${2:-all}" in 1b|all) limit llama-3.2-1b synthetic:llama-3.2-1b --prompt-tokens 128 ;; esac
     case "${2:-all}" in default|all) limit default default ;; esac
+    ;;
+  warm)
+    # The same request twice through `python app.py`: cold (spare worker ready), then on the warm workers.
+    # Wall time, first text, decode tok/s and peak memory side by side; compiled-decode's warm run must show
+    # no warmup stage (its compile skipped). Then the CLI's cold overhead per configuration.
+    python3 benchmarks/warm_workers.py --configs sdpa,static-cache,compiled-decode --tokens 32 | tee "$OUT/warm-workers.txt"
     ;;
   multi-gpu)
     # One GPU against a split over two: the same model, prompt and settings; decode tok/s and the

@@ -35,10 +35,16 @@ def warm_key(job: Any, compiled: bool) -> tuple:
     placement and memory cap; for compiled configurations also the shapes their graphs are
     captured at (batch, prompt length, new tokens)."""
     key = (job.model_kind, job.model_ref, job.config, job.dtype, job.device, tuple(job.gpus or ()),
-           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb)
+           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb, environment())
     if compiled:
         key += (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
     return key
+
+
+def environment() -> int:
+    """A fingerprint of this process's environment: a worker inherits it when spawned, so one
+    spawned before a change (ARENA_*, CUDA_VISIBLE_DEVICES, fault injection in tests) is not reused."""
+    return hash(tuple(sorted(os.environ.items())))
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Worker:
     events: Any
     stop: Any
     started: float = field(default_factory=time.monotonic)
+    env: int = field(default_factory=environment)
     ready: bool = False
     imports_s: float | None = None
     foreign: list[str] = field(default_factory=list)
@@ -180,7 +187,7 @@ class Pool:
     def _take_fresh(self) -> Worker:
         with self._lock:
             spare, self._spare = self._spare, None
-        if spare is not None and spare.alive():
+        if spare is not None and spare.alive() and spare.env == environment():
             return spare
         if spare is not None:
             self._discard(spare)
