@@ -42,9 +42,11 @@ def warm_key(job: Any, compiled: bool) -> tuple:
 
 
 def environment() -> int:
-    """A fingerprint of this process's environment: a worker inherits it when spawned, so one
-    spawned before a change (ARENA_*, CUDA_VISIBLE_DEVICES, fault injection in tests) is not reused."""
-    return hash(tuple(sorted(os.environ.items())))
+    """A fingerprint of the settings a worker inherits from this process's environment when it
+    is spawned (ARENA_* with the fault injection of tests, CUDA_VISIBLE_DEVICES): a worker
+    spawned before one changes is not reused. Libraries set other variables as they import."""
+    return hash(tuple(sorted((k, v) for k, v in os.environ.items()
+                             if k.startswith("ARENA_") or k == "CUDA_VISIBLE_DEVICES")))
 
 
 @dataclass
@@ -268,15 +270,20 @@ class Pool:
         """Run `job` on a warm worker with its key, else a fresh one; pass its events but "error",
         "done" and "stopped" to `handle`. Cancel and the deadline are checked at every event."""
         with self._running:
-            return self._run(job, handle, compiled, timeout_s, timeout_reason, cancel, on_start, death_reason)
+            t0 = time.monotonic()
+            out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason)
+            if out is None:  # the warm worker had died before it took the job: a fresh one
+                out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start,
+                                death_reason, cold=True)
+            return out
 
-    def _run(self, job, handle, compiled, timeout_s, timeout_reason, cancel, on_start, death_reason) -> Outcome:
-        t0 = time.monotonic()
+    def _run(self, job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason,
+             cold: bool = False) -> Outcome | None:
         deadline = t0 + timeout_s
         self.expire()
         key = warm_key(job, compiled)
         with self._lock:
-            worker = self._warm.pop(key, None)
+            worker = None if cold else self._warm.pop(key, None)
         if worker is not None and not worker.alive():
             self._discard(worker)
             worker = None
@@ -311,6 +318,7 @@ class Pool:
             worker.stop.clear()
             worker.jobs.put((job, key, max(0.0, deadline - time.monotonic()), timeout_reason))
             died_at = None
+            answered = False  # any event of this job yet
             while True:
                 ending = self._check(worker, cancel, deadline, timeout_reason, death_reason, error)
                 if ending is not None and ending.kind in ("cancelled", "timeout"):
@@ -330,7 +338,10 @@ class Pool:
                     if time.monotonic() - died_at < 0.5:
                         continue
                     self._discard(worker)
+                    if warm and not answered:
+                        return None  # it died while idle (killed, or a crash after its last run)
                     return outcome(self._death(worker, death_reason, error))
+                answered = True
                 kind = event["type"]
                 if kind == "error":
                     error = event["reason"]
