@@ -83,8 +83,8 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def server_part(client: Client, args: argparse.Namespace) -> None:
     print("spare worker ready:", wait_spare(client))
-    req = dict(prompt="What is the capital of France?", model=args.model, configs=args.configs,
-               max_new_tokens=args.tokens, repeats=1)
+    req = {"prompt": "What is the capital of France?", "model": args.model, "configs": args.configs,
+               "max_new_tokens": args.tokens, "repeats": 1}
     cold = timed_run(client, **req)
     warm = timed_run(client, **req)
     print(f"\nserver, {args.model}, {args.configs}, {args.tokens} new tokens, 1 repeat")

@@ -20,7 +20,7 @@ MODEL = "synthetic:tiny-llama"
 
 
 def request(config: str = "sdpa", **kw) -> RunRequest:
-    args = dict(model=MODEL, configs=[config], max_new_tokens=6, repeats=1, prompt_tokens=16)
+    args = {"model": MODEL, "configs": [config], "max_new_tokens": 6, "repeats": 1, "prompt_tokens": 16}
     return RunRequest(**{**args, **kw})
 
 

@@ -15,8 +15,8 @@ from gradio_client import Client
 
 from tests.appserver import ROOT, AppServer
 
-ARGS = dict(prompt="hi", model="synthetic:tiny-llama", configs="sdpa", max_new_tokens=4, repeats=1,
-            prompt_tokens=16, api_name="/run")
+ARGS = {"prompt": "hi", "model": "synthetic:tiny-llama", "configs": "sdpa", "max_new_tokens": 4, "repeats": 1,
+            "prompt_tokens": 16, "api_name": "/run"}
 
 
 def _final(client: Client) -> dict:
@@ -58,12 +58,12 @@ def test_cli_prompts_file_reuses_the_warm_workers(tmp_path):
         [sys.executable, "-m", "arena", "run", "--model", "synthetic:tiny-llama", "--configs", "sdpa",
          "--max-new-tokens", "4", "--repeats", "1", "--prompt-tokens", "16", "--prompts", str(prompts),
          "--no-store", "--quiet", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     first, second = json.loads(out.read_text())
     assert first["warm"] is False and first["load_s"] is not None
     assert second["warm"] is True and second["load_s"] is None
     assert "wall time by stage" in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "arena", "run", "--prompts", str(tmp_path / "missing.txt")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read --prompts")

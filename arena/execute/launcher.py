@@ -20,7 +20,8 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 CONTEXT = mp.get_context("spawn")
 _requests: queue.Queue = queue.Queue()

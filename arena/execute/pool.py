@@ -18,7 +18,8 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.core.units import MiB
@@ -295,8 +296,11 @@ class Pool:
         was_ready = worker.ready
         error: str | None = None
         stopped: str | None = None
-        outcome = lambda ending: Outcome(ending, warm, start_s, waited_imports, stopped)  # noqa: E731
         start_s = 0.0
+
+        def outcome(ending: Ending) -> Outcome:
+            return Outcome(ending, warm, start_s, waited_imports, stopped)
+
         try:
             while not worker.ready:  # a fresh worker: wait until its imports are done
                 ending = self._check(worker, cancel, deadline, timeout_reason, death_reason, None)

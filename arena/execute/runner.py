@@ -158,7 +158,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                                                  timeout_s=timeout_s, cancel=cancel, limit_note=limit_note,
                                                  watch_rss=on_cpu)
         base.created_at = now()
-        base.warm = bool(extra.get("warm"))
+        base.warm = bool(metrics.get("warm") if metrics is not None and "warm" in metrics else extra.get("warm"))
         stages = dict(extra.get("stage_s") or {})
         if metrics is not None:
             stages.update(metrics.pop("stage_s", None) or {})

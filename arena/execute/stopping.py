@@ -8,7 +8,8 @@ token's time instead of at the end of the repeats."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from arena.testing import faults
 

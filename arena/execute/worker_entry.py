@@ -19,7 +19,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 FOREIGN_MODULES = ("gradio", "pandas", "plotly")  # the web app's; never needed in a worker
 WATCH_PARENT_S = 0.5

@@ -5,7 +5,7 @@ duration through the `spaces` package, and runs in that call's own process (isol
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 
 def active() -> bool:
