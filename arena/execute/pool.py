@@ -213,9 +213,13 @@ class Pool:
         total = _total_mb(device)
         return warm_budget_mb(self.settings.budget_mb, total)
 
+    def _snapshot(self) -> list[Worker]:
+        with self._lock:
+            return list(self._warm.values())
+
     def _held(self, device: str) -> float:
         gpu = device.startswith("cuda")
-        return sum(w.gpu_mb if gpu else w.host_mb for w in self._warm.values() if w.job.device == device)
+        return sum(w.gpu_mb if gpu else w.host_mb for w in self._snapshot() if w.job.device == device)
 
     def _evict_lru(self, device: str | None = None) -> bool:
         with self._lock:
@@ -227,7 +231,7 @@ class Pool:
         return True
 
     def _fit_budget(self) -> None:
-        for device in {w.job.device for w in list(self._warm.values())}:
+        for device in {w.job.device for w in self._snapshot()}:
             while self._held(device) > self.budget_mb(device) and self._evict_lru(device):
                 pass
 
@@ -241,7 +245,7 @@ class Pool:
                     if (kind, ref, dev) == (job.model_kind, job.model_ref, job.device)]
             total = _total_mb(job.device)
             need = max(same) if same else WARM_SHARE * total if total else None
-        while any(w.job.device == job.device for w in self._warm.values()):
+        while any(w.job.device == job.device for w in self._snapshot()):
             free = _free_mb(job.device)
             if need is not None and free is not None and free >= 1.5 * need + 512:
                 return
@@ -353,7 +357,7 @@ class Pool:
                     stopped = event["reason"]
                 elif kind == "done":
                     if event.get("reusable") and error is None and (stopped is None or stopped.startswith("cancelled")):
-                        self._keep(worker, key, job)
+                        self._keep(worker, key, job, event.get("gpu_mb") or 0.0)
                     else:
                         self._discard(worker)
                     if stopped is not None:
@@ -401,14 +405,14 @@ class Pool:
         hint = " (likely out of memory)" if code == -9 else ""
         return Ending("died", explained or error or f"worker process died: {how}{hint}")
 
-    def _keep(self, worker: Worker, key: tuple, job: Any) -> None:
+    def _keep(self, worker: Worker, key: tuple, job: Any, reported_gpu_mb: float = 0.0) -> None:
         if not self.settings.keep_warm or self._closed:
             self._discard(worker)
             return
         worker.key, worker.job, worker.runs = key, job, worker.runs + 1
         worker.idle_since = time.monotonic()
         worker.host_mb = _host_mb(worker.pid)
-        worker.gpu_mb = _gpu_mb(worker.pid, job.device)
+        worker.gpu_mb = max(_gpu_mb(worker.pid, job.device), reported_gpu_mb)
         self._needs[(job.model_kind, job.model_ref, job.config, job.device)] = (
             worker.gpu_mb if job.device.startswith("cuda") else worker.host_mb)
         with self._lock:

@@ -59,6 +59,18 @@ def foreign_modules() -> list[str]:
     return sorted(name for name in FOREIGN_MODULES if name in sys.modules)
 
 
+def gpu_reserved_mb() -> float:
+    """What torch's allocator holds on every GPU of this process (NVML may not list the pids
+    of a container's processes; this is the floor of what a warm worker holds)."""
+    import torch
+
+    from arena.core.units import MiB
+
+    if not torch.cuda.is_initialized():
+        return 0.0
+    return sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())) / MiB
+
+
 def prepare() -> float:
     """Import what every job needs; returns the seconds it took."""
     t0 = time.perf_counter()
@@ -102,7 +114,7 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
             report_error(exc, job, events.put)
             # after a clean stop the model is intact; after an error, nothing is trusted
             reusable = isinstance(exc, Stopped) and loaded is not None and loaded_key == key
-        events.put({"type": "done", "reusable": reusable})
+        events.put({"type": "done", "reusable": reusable, "gpu_mb": gpu_reserved_mb()})
 
 
 def run_target(parent_pid: int, target: Callable[[Any, Any], None], job: Any, events: Any) -> None:
