@@ -25,6 +25,12 @@ from typing import Any
 FOREIGN_MODULES = ("gradio", "pandas", "plotly")  # the web app's; never needed in a worker
 WATCH_PARENT_S = 0.5
 PR_SET_PDEATHSIG = 1
+# What most jobs load: the generic model and tokenizer classes, generation, the Llama family (the
+# embedded default's), and the measuring code.
+PRELOAD = ("transformers.modeling_utils", "transformers.generation.utils", "transformers.models.auto.modeling_auto",
+           "transformers.models.auto.tokenization_auto", "transformers.tokenization_utils_fast",
+           "transformers.models.llama.modeling_llama", "arena.backends", "arena.backends.torch",
+           "arena.measure.memory", "arena.measure.clocks", "arena.measure.energy", "arena.models.tokenizers")
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -75,10 +81,18 @@ def prepare() -> float:
     """Import what every job needs; returns the seconds it took."""
     t0 = time.perf_counter()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import importlib
+
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
     import arena.execute.worker  # noqa: F401
+    # transformers imports lazily: without these a job's load stage would pay for them
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     return time.perf_counter() - t0
 
 
