@@ -134,6 +134,8 @@ def main() -> None:
     parser.add_argument("--url", help="a running server (default: start `python app.py` here)")
     parser.add_argument("--no-cli", action="store_true")
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures are only "
+          "comparable on an otherwise idle machine)")
     proc = None
     if args.url:
         url = args.url
@@ -148,6 +150,7 @@ def main() -> None:
             proc.wait()
     if not args.no_cli:
         cli_part(args)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

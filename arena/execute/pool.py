@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue as _queue
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -98,6 +99,14 @@ class PoolSettings:
     def from_limits(cls, limits: ServerLimits) -> PoolSettings:
         return cls(keep_warm=limits.warm_workers, budget_mb=limits.warm_memory_mb,
                    idle_s=limits.warm_idle_s, spare=limits.warm_workers)
+
+
+def _signal(worker: Worker, sig: int) -> None:
+    """SIGSTOP / SIGCONT a pooled worker's process group (a no-op once it is gone)."""
+    try:
+        os.killpg(worker.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _host_mb(pid: int) -> float:
@@ -191,6 +200,7 @@ class Pool:
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None and spare.alive() and spare.env == environment():
+            _signal(spare, signal.SIGCONT)
             return spare
         if spare is not None:
             self._discard(spare)
@@ -275,12 +285,19 @@ class Pool:
         """Run `job` on a warm worker with its key, else a fresh one; pass its events but "error",
         "done" and "stopped" to `handle`. Cancel and the deadline are checked at every event."""
         with self._running:
-            t0 = time.monotonic()
-            out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason)
-            if out is None:  # the warm worker had died before it took the job: a fresh one
-                out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start,
-                                death_reason, cold=True)
-            return out
+            spare = self._spare
+            if spare is not None:
+                _signal(spare, signal.SIGSTOP)  # still importing: not beside a measured job
+            try:
+                t0 = time.monotonic()
+                out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason)
+                if out is None:  # the warm worker had died before it took the job: a fresh one
+                    out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start,
+                                    death_reason, cold=True)
+                return out
+            finally:
+                if spare is not None:
+                    _signal(spare, signal.SIGCONT)
 
     def _run(self, job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason,
              cold: bool = False) -> Outcome | None:
@@ -289,6 +306,8 @@ class Pool:
         key = warm_key(job, compiled)
         with self._lock:
             worker = None if cold else self._warm.pop(key, None)
+        if worker is not None:
+            _signal(worker, signal.SIGCONT)
         if worker is not None and not worker.alive():
             self._discard(worker)
             worker = None
@@ -417,6 +436,8 @@ class Pool:
             worker.gpu_mb if job.device.startswith("cuda") else worker.host_mb)
         with self._lock:
             self._warm[key] = worker
+        # Idle, it waits stopped: its threads (the memory sampler) take no CPU from a measured job.
+        _signal(worker, signal.SIGSTOP)
         self._fit_budget()
 
     # ---- listing and freeing
