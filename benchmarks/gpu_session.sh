@@ -17,6 +17,8 @@
 #        64..1024 tokens, 128 new, batch 1,4,8,16): eager, sdpa, sdpa-flash, flash-attention-2; ~4.5 min
 #   bash benchmarks/gpu_session.sh quant [7b-a|7b-b|7b-c|default|profile|mslk]  # torchao beside bf16
 #        compiled-decode (benchmarks/quant_report.py); each part under ~7 min on an H100, no part: all
+#   bash benchmarks/gpu_session.sh warm  # warm workers: sdpa, static-cache, compiled-decode on the embedded
+#        default through the server (gradio_client), the same request cold then warm (about 3 min)
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 #   bash benchmarks/gpu_session.sh multi-gpu-70b  # 2 GPUs: synthetic:llama-2-70b in bf16 (129 GiB of weights,
@@ -139,6 +141,12 @@ case "${1:-default}" in
     esac
     ls "$OUT"/quant-7b-*.json >/dev/null 2>&1 && python3 benchmarks/quant_report.py --from-json "$OUT"/quant-7b-*.json \
         | tee "$OUT/quant-7b.md"
+    ;;
+  warm)
+    # The same request twice through `python app.py`: cold (spare worker ready), then on the warm workers.
+    # Wall time, first text, decode tok/s and peak memory side by side; compiled-decode's warm run must show
+    # no warmup stage (its compile skipped). Then the CLI's cold overhead per configuration.
+    python3 benchmarks/warm_workers.py --configs sdpa,static-cache,compiled-decode --tokens 32 | tee "$OUT/warm-workers.txt"
     ;;
   multi-gpu)
     # One GPU against a split over two: the same model, prompt and settings; decode tok/s and the

@@ -21,6 +21,11 @@ is set or the server binds a non-loopback address, else `local`. Then it applies
     ARENA_VOTES_PER_HOUR      blind-check votes per session and per client address per hour
     ARENA_SHARE_OUTPUTS       1/0: the leaderboard, its CSV and the API show every visitor's
                               prompts and generated text (local: 1; public: 0)
+    ARENA_WARM_WORKERS        1/0: keep a configuration's worker warm after its run, and a spare
+                              worker ready (arena/execute/pool.py)
+    ARENA_WARM_MEMORY_MB      memory all warm workers together may hold on one device (host RSS
+                              on CPU, NVML on a GPU); 0 or unset: WARM_SHARE of the device's memory
+    ARENA_WARM_IDLE_S         seconds an idle warm worker is kept
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ SWEEP_MAX_NEW_TOKENS = 1024
 # Per configuration (a run) or per implementation (a sweep) unless the request says otherwise.
 DEFAULT_TIMEOUT_S = 1800.0
 
+# Warm workers: the share of a device's memory they may hold together when no budget is set,
+# and how long an idle one is kept.
+WARM_SHARE = 0.25
+WARM_IDLE_S = 600.0
+PUBLIC_WARM_MEMORY_MB = 2048
+PUBLIC_WARM_IDLE_S = 120.0
+
 # The public preset: small models that fit a shared GPU, one run at a time within a minute or two.
 PUBLIC_MODELS = ("default", "synthetic:*", "HuggingFaceTB/SmolLM2-*", "Qwen/Qwen2.5-0.5B-Instruct",
                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
@@ -64,6 +76,9 @@ _ENV = {  # field -> variable
     "worker_memory_mb": "ARENA_WORKER_MEMORY_MB",
     "votes_per_hour": "ARENA_VOTES_PER_HOUR",
     "share_outputs": "ARENA_SHARE_OUTPUTS",
+    "warm_workers": "ARENA_WARM_WORKERS",
+    "warm_memory_mb": "ARENA_WARM_MEMORY_MB",
+    "warm_idle_s": "ARENA_WARM_IDLE_S",
 }
 PRESETS = ("local", "public")
 _ALIASES = {"default": "local"}  # the local preset's name before public servers defaulted to public
@@ -93,6 +108,9 @@ class ServerLimits:
     votes_per_hour: int = 60
     share_outputs: bool = True  # prompts and outputs of every visitor in the leaderboard and API
     preset: str = "local"  # which preset these started from (the page says so)
+    warm_workers: bool = True
+    warm_memory_mb: int | None = None  # None: WARM_SHARE of the device's memory
+    warm_idle_s: float = WARM_IDLE_S
 
     @classmethod
     def public(cls) -> ServerLimits:
@@ -102,7 +120,7 @@ class ServerLimits:
             allowed_models=PUBLIC_MODELS, allow_local_models=False, max_prompt_chars=8000,
             max_prompt_tokens=1024, max_new_tokens=256, max_batch=8, max_repeats=5, max_run_s=300.0,
             max_configs=8, max_queue=16, worker_memory_mb=None, votes_per_hour=30, share_outputs=False,
-            preset="public",
+            preset="public", warm_memory_mb=PUBLIC_WARM_MEMORY_MB, warm_idle_s=PUBLIC_WARM_IDLE_S,
         )
 
     @classmethod
@@ -160,6 +178,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name other than localhost: reachable by others
+
+
+def warm_budget_mb(setting_mb: float | None, device_total_mb: float | None) -> float:
+    """The memory warm workers may hold together on a device: the setting, else WARM_SHARE of
+    the device's total (0 when the total cannot be read: nothing is kept warm)."""
+    if setting_mb is not None:
+        return float(setting_mb)
+    return WARM_SHARE * device_total_mb if device_total_mb else 0.0
 
 
 def _parse(var: str, raw: str, type_name: str) -> object:

@@ -37,7 +37,11 @@ class Result:
     prompt: str = ""
     text: str = ""
     # speed
-    load_s: float | None = None
+    load_s: float | None = None  # None with warm: the model was loaded by an earlier run of a warm worker
+    warm: bool = False  # ran on a warm worker (arena/execute/pool.py): model and warm-up reused
+    # wall time by stage, seconds: start (waiting for a worker), imports, load (the whole stage, load_s
+    # within it), warmup, timed, after (NLL and metrics); a warm run has no imports, load or warmup
+    stage_s: dict[str, float] = field(default_factory=dict)
     ttft_ms: float | None = None
     decode_tokens_per_s: float | None = None
     e2e_tokens_per_s: float | None = None
@@ -93,7 +97,9 @@ def _clean(value: Any) -> Any:
 
 
 RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
-JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "placement", "device_peak_memory_mb")
+JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "placement", "device_peak_memory_mb",
+                                "stage_s")
+BOOL_FIELDS: tuple[str, ...] = ("synthetic", "warm")
 FLOAT_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Result) if "float" in str(f.type)
 )
@@ -114,6 +120,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("peak_memory_mb", "peak MB"),
     ("weights_mb", "weights MB"),
     ("load_s", "load s"),
+    ("warm", "warm"),
     ("energy_j_per_token", "J/token"),
     ("token_agreement", "agree"),
     ("first_divergence", "diverge@"),
@@ -127,7 +134,8 @@ def flat_row(result: Result | dict[str, Any]) -> dict[str, Any]:
     data = result.to_dict() if isinstance(result, Result) else dict(result)
     for key in JSON_FIELDS:
         data[key] = json.dumps(data.get(key) or ({} if key != "token_ids" else []), sort_keys=True)
-    data["synthetic"] = int(bool(data.get("synthetic")))
+    for key in BOOL_FIELDS:
+        data[key] = int(bool(data.get(key)))
     return data
 
 
@@ -136,7 +144,8 @@ def from_flat_row(row: dict[str, Any]) -> Result:
     for key in JSON_FIELDS:
         if isinstance(data.get(key), str):
             data[key] = json.loads(data[key])
-    data["synthetic"] = bool(data.get("synthetic"))
+    for key in BOOL_FIELDS:
+        data[key] = bool(data.get(key))
     for f in fields(Result):  # a column added after a row was stored reads as its default
         if data.get(f.name) is None and f.default is not MISSING and f.default is not None:
             data[f.name] = f.default

@@ -11,13 +11,12 @@ from typing import Any, Callable
 
 from arena.core import registry
 from arena.core.env import collect_env, platform
-from arena.core.errors import one_line
 from arena.core.request import PreparedRun, RunRequest, validate
 from arena.core.results import Result
 from arena.data.store import Store, now
-from arena.execute import memory_limit, tensor_parallel
-from arena.execute.supervisor import run_worker
-from arena.execute.worker import Job, run_job, worker_main
+from arena.execute import inline, memory_limit, tensor_parallel
+from arena.execute.pool import Pool, PoolSettings, shared_pool
+from arena.execute.worker import Job
 from arena.measure.quality import agreement, decode_speedup
 
 OnEvent = Callable[[dict[str, Any]], None]
@@ -30,28 +29,10 @@ def pick_baseline(names: list[str], available: set[str]) -> str | None:
     return next((n for n in names if n in available), None)
 
 
-def _run_inline(job: Job, on_event: OnEvent) -> tuple[dict | None, str | None]:
-    metrics, error = None, None
-
-    def emit(event: dict[str, Any]) -> None:
-        nonlocal metrics, error
-        if event["type"] == "metrics":
-            metrics = event["metrics"]
-        elif event["type"] == "error":
-            error = event["reason"]
-        else:
-            on_event({**event, "config": job.config})
-
-    try:
-        run_job(job, emit)
-    except Exception as exc:  # run_job reports its own errors; this is a last resort
-        error = one_line(exc)
-    return metrics, error
-
-
-def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threading.Event | None,
-                 limit_note: str = "time limit per configuration",
-                 watch_rss: bool = False) -> tuple[dict | None, str | None]:
+def _run_process(job: Job, on_event: OnEvent, pool: Pool, *, compiled: bool, timeout_s: float,
+                 cancel: threading.Event | None, limit_note: str = "time limit per configuration",
+                 watch_rss: bool = False) -> tuple[dict | None, str | None, dict[str, Any]]:
+    """(metrics, error, what the pool adds: warm and the start / imports stages)."""
     metrics: dict | None = None
     watch: memory_limit.RssWatch | None = None
 
@@ -73,17 +54,20 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threadin
         return None
 
     try:
-        end = run_worker(worker_main, job, f"arena-{job.config}", handle, timeout_s=timeout_s,
-                         timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
-                         on_start=start_watch, death_reason=over_limit)
+        out = pool.run(job, handle, compiled=compiled, timeout_s=timeout_s,
+                       timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
+                       on_start=start_watch, death_reason=over_limit)
     finally:
         if watch is not None:
             watch.stop()
+    stages = {"start": out.start_s, **({"imports": out.imports_s} if out.imports_s is not None else {})}
+    extra = {"warm": out.warm, "stage_s": stages}
+    end = out.ending
     if end.kind in ("cancelled", "timeout") or over_limit():
-        return None, end.reason
+        return None, end.reason, extra
     if end.kind == "died" and metrics is not None:
-        return metrics, None  # it measured everything, then died on the way out
-    return metrics, end.reason
+        return metrics, None, extra  # it measured everything, then died on the way out
+    return metrics, end.reason, extra
 
 
 def _model_verdict(cfg: registry.Config, prepared: PreparedRun) -> registry.Availability:
@@ -100,7 +84,8 @@ def _model_verdict(cfg: registry.Config, prepared: PreparedRun) -> registry.Avai
 
 
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
-            cancel: threading.Event | None = None) -> list[Result]:
+            cancel: threading.Event | None = None, pool: Pool | None = None) -> list[Result]:
+    """`pool`: the warm workers to run on (default: this process's shared pool)."""
     req = prepared.request
     limits = prepared.limits
     on_event = on_event or (lambda event: None)
@@ -174,19 +159,32 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             memory_limit_mb=limits.worker_memory_mb,
             gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
         )
-        if cfg.tensor_parallel:  # one process per rank, whatever the isolation asked
+        if cfg.tensor_parallel:  # one process per rank, whatever the isolation asked; never kept warm
+            (pool or shared_pool(limits)).free_all()  # every GPU's memory for the ranks
             world = registry.tensor_parallel_world(plat, prepared.placement)
             metrics, error = tensor_parallel.run_ranks(
                 job, int(world), lambda event, name=name: on_event({**event, "config": name}), timeout_s=timeout_s,
                 timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel)
+            extra = {"warm": False}
         elif req.isolation == "inline":
-            metrics, error = _run_inline(job, on_event)
+            metrics, error, warm = inline.run_inline(
+                job, on_event, compiled=cfg.compiled, timeout_s=timeout_s,
+                timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
+                settings=PoolSettings.from_limits(limits))
+            extra = {"warm": warm}
         else:
             # Resident memory is watched from here where the worker computes on the CPU; on
             # CUDA the worker caps its own allocator (arena/execute/memory_limit.py).
             on_cpu = device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
-            metrics, error = _run_process(job, on_event, timeout_s, cancel, limit_note, watch_rss=on_cpu)
+            metrics, error, extra = _run_process(job, on_event, pool or shared_pool(limits), compiled=cfg.compiled,
+                                                 timeout_s=timeout_s, cancel=cancel, limit_note=limit_note,
+                                                 watch_rss=on_cpu)
         base.created_at = now()
+        base.warm = bool(metrics.get("warm") if metrics is not None and "warm" in metrics else extra.get("warm"))
+        stages = dict(extra.get("stage_s") or {})
+        if metrics is not None:
+            stages.update(metrics.pop("stage_s", None) or {})
+        base.stage_s = {k: round(v, 4) for k, v in stages.items()}
         if metrics is None:
             base.status, base.reason = "failed", error or "no result"
             if name == baseline:
@@ -197,6 +195,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                 break
             continue
         metrics.pop("eos_at", None)
+        metrics.pop("warm", None)
         for key, value in metrics.items():
             setattr(base, key, value)
         if name == baseline:
@@ -209,6 +208,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         finish(base)
     if store is not None:
         store.finish_run(run_id, status)
+    if req.isolation != "inline":
+        (pool or shared_pool(limits)).prestart()  # for the next run's first cold configuration
     return results
 
 

@@ -5,7 +5,7 @@ one place that decides how such a worker ends and why."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
 import queue as _queue
 import threading
 import time
@@ -28,11 +28,13 @@ def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str
                death_reason: Callable[[], str | None] | None = None) -> Ending:
     """Spawn `target(job, queue)` and pass every event but "error" and "done" to `handle`;
     `on_start(pid)` once it runs; `death_reason()` may explain a death first (e.g. a memory
-    limit). The worker is always gone when this returns."""
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    proc = ctx.Process(target=target, args=(job, events), daemon=True, name=name)
-    proc.start()
+    limit). The worker is always gone when this returns; cancel and the deadline are checked at
+    every event, not only when the worker is quiet."""
+    from arena.execute import launcher
+    from arena.execute.worker_entry import run_target
+
+    events = launcher.CONTEXT.Queue()
+    proc = launcher.spawn(run_target, (os.getpid(), target, job, events), name)
     if on_start is not None:
         on_start(proc.pid)
     deadline = time.monotonic() + timeout_s
@@ -41,13 +43,13 @@ def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str
     done = False
     try:
         while not done:
+            if cancel is not None and cancel.is_set():
+                return Ending("cancelled", "cancelled by the user")
+            if time.monotonic() > deadline:
+                return Ending("timeout", timeout_reason)
             try:
                 event = events.get(timeout=0.2)
             except _queue.Empty:
-                if cancel is not None and cancel.is_set():
-                    return Ending("cancelled", "cancelled by the user")
-                if time.monotonic() > deadline:
-                    return Ending("timeout", timeout_reason)
                 if proc.is_alive():
                     continue
                 died_at = died_at or time.monotonic()  # read what it sent before dying
@@ -68,7 +70,8 @@ def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str
     finally:
         if proc.is_alive():
             proc.join(timeout=5 if done else 0)
-        for stop in (proc.terminate, proc.kill):
-            if proc.is_alive():
-                stop()
-                proc.join(timeout=5)
+        if proc.is_alive():
+            launcher.kill(proc)
+            device = getattr(job, "device", "")
+            if isinstance(device, str):
+                launcher.wait_gpu_released(proc.pid, device)

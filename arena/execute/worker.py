@@ -1,11 +1,15 @@
 """One configuration, measured: load (timed), warm up, repeats of timed generation, NLL.
 
-`run_job` is the whole measurement; `worker_main` is the entry of the spawned process that
-runs it and streams its events through a queue. Events are small dicts:
+Two phases: `load_phase` (the model on its device, load_s timed) and `measure_phase` (warm-up
+unless these shapes were already warmed in this process, the timed repeats, NLL); `run_job` is
+both, then frees the model. A warm worker (arena/execute/worker_entry.py) keeps what
+`load_phase` returned and runs only `measure_phase` for the next identical job. Events are
+small dicts:
     {"type": "status", "stage": "loading" | "warming up" | "running", ...}
     {"type": "token", "text": "..."}      live text of row 0, first timed repeat only
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
     {"type": "error", "reason": "..."}    one line
+    {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
 """
 
 from __future__ import annotations
@@ -42,122 +46,207 @@ class Job:
     max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
 
 
-def run_job(job: Job, emit: Emit) -> None:
+class Loaded:
+    """What the load phase leaves for the measure phase: the model on its device, and the shapes
+    already warmed up. A warm worker keeps one between jobs (arena/execute/pool.py)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job  # the job that loaded it
+        self.backend = None
+        self.memory = None
+        self.warmed: set[tuple[int, int, int]] = set()  # (batch, prompt tokens, new tokens) warmed up
+        self.load_stage_s = 0.0  # wall time of the whole load stage (tokenizer, bandwidth, load)
+        self.device = job.device
+        self.on_gpus: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        """Free the model (inline mode shares the process with the next configuration)."""
+        import gc
+
+        if self.memory is not None:
+            self.memory.close()
+        job, device = self.job, self.device
+        self.backend = self.tokenizer = self.memory = None
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            if job.memory_limit_mb:  # inline runs share the process
+                for gpu in self.on_gpus or (torch.device(device).index or 0,):
+                    torch.cuda.set_per_process_memory_fraction(1.0, gpu)
+            torch.cuda.empty_cache()
+
+
+def load_phase(job: Job, emit: Emit) -> Loaded:
+    """Load `job`'s configuration (timed as load_s). Raises; `report_error` words it."""
     import torch
 
-    from arena.backends import make_backend
-    from arena.backends.base import Sampling
     from arena.core import registry
-    from arena.execute.livetext import TextStream
-    from arena.measure import bandwidth, bandwidth_limit
-    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
-    from arena.measure.energy import EnergyMeter
     from arena.measure.memory import MemoryTracker
     from arena.models.placement import Placement
     from arena.models.spec import ModelSpec
-    from arena.models.tokenizers import decode, eos_ids, load_tokenizer
-    from arena.testing import faults
 
-    config = registry.get(job.config)
-    spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
-    device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
-    where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
-    on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
+    t_stage = time.perf_counter()
+    out = Loaded(job)
+    out.config = config = registry.get(job.config)
+    out.spec = spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    out.device = device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
+    out.where = where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
+    out.on_gpus = on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
     if device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))  # the first GPU of a choice or split (validated)
-    sampling = Sampling(**job.sampling)
-    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
+    out.memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
     try:
-        emit({"type": "status", "stage": "loading"})
-        if job.memory_limit_mb and device.startswith("cuda"):
-            for gpu in on_gpus or (torch.device(device).index or 0,):
-                memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
-        faults.at_load(job.config)
-        bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
-        tokenizer = load_tokenizer(spec)
-        backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
-        t0 = time.perf_counter()
-        backend.load()
-        if device.startswith("cuda"):
-            for gpu in on_gpus or (None,):
-                torch.cuda.synchronize(gpu)
-        load_s = time.perf_counter() - t0
-        weights_mb = backend.weights_bytes() / MiB
-        placed = backend.placement_used()
+        _load(out, job, emit)
+    except BaseException:
+        out.close()
+        raise
+    out.load_stage_s = time.perf_counter() - t_stage
+    return out
 
-        input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
-        stream = TextStream(spec, tokenizer, emit)
-        clock = TokenClock(on_tokens=stream if job.stream else None)
 
+def _load(out: Loaded, job: Job, emit: Emit) -> None:
+    import torch
+
+    from arena.backends import make_backend
+    from arena.core import registry
+    from arena.measure import bandwidth
+    from arena.models.tokenizers import load_tokenizer
+    from arena.testing import faults
+
+    config, spec, device, where, on_gpus = out.config, out.spec, out.device, out.where, out.on_gpus
+    emit({"type": "status", "stage": "loading"})
+    if job.memory_limit_mb and device.startswith("cuda"):
+        for gpu in on_gpus or (torch.device(device).index or 0,):
+            memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
+    faults.at_load(job.config)
+    out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
+    out.tokenizer = load_tokenizer(spec)
+    out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
+    t0 = time.perf_counter()
+    backend.load()
+    if device.startswith("cuda"):
+        for gpu in on_gpus or (None,):
+            torch.cuda.synchronize(gpu)
+    out.load_s = time.perf_counter() - t0
+    out.weights_mb = backend.weights_bytes() / MiB
+    out.placed = backend.placement_used()
+
+
+def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
+                  stop: Callable[[], str | None] | None = None) -> None:
+    """Warm up (unless these shapes already were, in this process), time the repeats, NLL; emits
+    "metrics". `warm`: the model was loaded by an earlier job (load_s is then None). `stop()`
+    returns a reason to end early, checked between tokens (raises Stopped)."""
+    import torch
+
+    from arena.backends.base import Sampling
+    from arena.execute.livetext import TextStream
+    from arena.execute.stopping import Guarded
+    from arena.measure import bandwidth_limit
+    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
+    from arena.measure.energy import EnergyMeter
+    from arena.models.tokenizers import decode, eos_ids
+
+    config, spec, device, backend, memory = loaded.config, loaded.spec, loaded.device, loaded.backend, loaded.memory
+    tokenizer, weights_mb = loaded.tokenizer, loaded.weights_mb
+    sampling = Sampling(**job.sampling)
+    stages: dict[str, float] = {} if warm else {"load": loaded.load_stage_s}
+    input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
+    stream = TextStream(spec, tokenizer, emit)
+    clock = TokenClock(on_tokens=stream if job.stream else None)
+    guarded = Guarded(clock, stop, job.config)
+
+    memory.reset_peak()
+    shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
+    if shape not in loaded.warmed:
         emit({"type": "status", "stage": "warming up"})
-        memory.reset_peak()
+        t0 = time.perf_counter()
         # A full-length warm-up: compiled configurations trace and capture at these shapes,
         # and every allocator reaches its steady state before timing.
         # With a streamer, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=TokenClock())
+        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(TokenClock(), stop))
+        loaded.warmed.add(shape)
+        stages["warmup"] = time.perf_counter() - t0
+        memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
+    t_timed = time.perf_counter()
 
-        energy = EnergyMeter(device)
-        timings, new_ids = [], None
-        energy.start()
-        for i in range(job.repeats):
-            emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
-            stream.enabled = i == 0
-            clock.begin()
-            out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=clock)
-            timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
-            if new_ids is None:
-                new_ids = out[0].tolist()
-        joules = energy.stop()
-        mem = memory.report(torch_backend=config.backend == "torch")
-        timing, spread = median_timing(timings)
+    energy = EnergyMeter(device)
+    timings, new_ids = [], None
+    energy.start()
+    for i in range(job.repeats):
+        emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
+        stream.enabled = i == 0
+        clock.begin()
+        out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+        if new_ids is None:
+            new_ids = out[0].tolist()
+    joules = energy.stop()
+    mem = memory.report(torch_backend=config.backend == "torch")
+    timing, spread = median_timing(timings)
+    stages["timed"] = time.perf_counter() - t_timed
+    t_after = time.perf_counter()
 
-        reference = job.reference_ids if job.reference_ids is not None else new_ids
-        nll = backend.nll(job.prompt_ids, reference) if reference else None
-        eos = eos_ids(spec, tokenizer)
-        shown = new_ids
-        cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
-        if cut is not None:
-            shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
-        total_tokens = job.batch_size * job.max_new_tokens * job.repeats
-        metrics = {
-            "load_s": load_s,
-            "weights_mb": weights_mb,
-            **asdict(timing),
-            **asdict(mem),
-            "energy_j_per_token": joules / total_tokens if joules is not None else None,
-            "token_ids": new_ids,
-            "text": decode(spec, tokenizer, shown),
-            "nll": nll,
-            "spread": spread,
-            "dtype": backend.dtype,
-            "eos_at": cut,
-            "placement": placed,
-        }
-        metrics.pop("total_s", None)
-        metrics.pop("rss_peak_mb", None)
-        metrics.update(bandwidth_limit.fields_for(
-            bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
-            prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
-            decode_tokens_per_s=timing.decode_tokens_per_s))
-        emit({"type": "metrics", "metrics": metrics})
-    except Exception as exc:
-        reason = oom_reason(exc)
-        if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and device.startswith("cuda"):
-            reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
-        elif reason is None and os.environ.get("ARENA_DEBUG"):
-            traceback.print_exc()
-        emit({"type": "error", "reason": reason or one_line(exc)})
-    finally:
-        memory.close()
-        if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
-            for gpu in on_gpus or (torch.device(device).index or 0,):
-                torch.cuda.set_per_process_memory_fraction(1.0, gpu)
+    reference = job.reference_ids if job.reference_ids is not None else new_ids
+    nll = backend.nll(job.prompt_ids, reference) if reference else None
+    eos = eos_ids(spec, tokenizer)
+    shown = new_ids
+    cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
+    if cut is not None:
+        shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
+    total_tokens = job.batch_size * job.max_new_tokens * job.repeats
+    metrics = {
+        "load_s": None if warm else loaded.load_s,
+        "warm": warm,
+        "weights_mb": weights_mb,
+        **asdict(timing),
+        **asdict(mem),
+        "energy_j_per_token": joules / total_tokens if joules is not None else None,
+        "token_ids": new_ids,
+        "text": decode(spec, tokenizer, shown),
+        "nll": nll,
+        "spread": spread,
+        "dtype": backend.dtype,
+        "eos_at": cut,
+        "placement": loaded.placed,
+    }
+    metrics.pop("total_s", None)
+    metrics.pop("rss_peak_mb", None)
+    metrics.update(bandwidth_limit.fields_for(
+        loaded.bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
+        prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+        decode_tokens_per_s=timing.decode_tokens_per_s))
+    stages["after"] = time.perf_counter() - t_after
+    metrics["stage_s"] = stages
+    emit({"type": "metrics", "metrics": metrics})
 
 
-def worker_main(job: Job, queue) -> None:
-    """Entry point of a spawned worker process."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
+    """One line for a failed load or measure: out of memory named as such, else the error."""
+    import torch
+
+    from arena.execute.stopping import Stopped
+
+    if isinstance(exc, Stopped):
+        emit({"type": "stopped", "reason": exc.reason})
+        return
+    reason = oom_reason(exc)
+    if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and job.device.startswith("cuda"):
+        reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
+    elif reason is None and os.environ.get("ARENA_DEBUG"):
+        traceback.print_exception(exc)
+    emit({"type": "error", "reason": reason or one_line(exc)})
+
+
+def run_job(job: Job, emit: Emit, stop: Callable[[], str | None] | None = None) -> None:
+    """Load, then measure, then free: one configuration, start to end, in this process."""
+    loaded = None
     try:
-        run_job(job, queue.put)
+        loaded = load_phase(job, emit)
+        measure_phase(loaded, job, emit, stop=stop)
+    except Exception as exc:
+        report_error(exc, job, emit)
     finally:
-        queue.put({"type": "done"})
+        if loaded is not None:
+            loaded.close()

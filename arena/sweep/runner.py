@@ -14,6 +14,7 @@ from arena.core.env import collect_env, platform
 from arena.core.errors import one_line
 from arena.core.results import Result
 from arena.data.store import Store, now
+from arena.execute.pool import existing_pool
 from arena.execute.supervisor import run_worker
 from arena.measure.quality import latency_speedup
 from arena.sweep.plan import (
@@ -163,6 +164,9 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
             errors.append(one_line(exc))
         error = errors[-1] if errors else None
     else:
+        pool = existing_pool()
+        if pool is not None:
+            pool.free_all()  # warm workers give their memory to the sweep
         error = run_worker(worker_main, job, f"arena-sweep-{job.config.name}", handle, timeout_s=timeout[0],
                            timeout_reason=timeout[1], cancel=cancel).reason
     if error is None and cancel is not None and cancel.is_set():

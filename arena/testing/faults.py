@@ -4,6 +4,7 @@ ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, wh
 when the variable is unset:
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
+    name=slow@MS                 the arena worker of configuration `name` waits MS ms before each timed token
 """
 
 from __future__ import annotations
@@ -59,3 +60,13 @@ def at_sweep_point(config: str, batch: int) -> None:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def token_delay_s(config: str) -> float:
+    """Seconds the arena worker of `config` waits before each token (slow@MS): a generation
+    long enough to cancel in the middle of, on any machine."""
+    for name, kind in _items():
+        what, _, at = kind.partition("@")
+        if name == config and what == "slow" and at.isdigit():
+            return int(at) / 1000
+    return 0.0

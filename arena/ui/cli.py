@@ -56,25 +56,68 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompts(args: argparse.Namespace) -> list[str] | None:
+    """--prompts FILE: one prompt per non-empty line; None with one clear line on stderr when unreadable."""
+    if not args.prompts:
+        return [args.prompt]
+    try:
+        lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read --prompts {args.prompts}: {exc}", file=sys.stderr)
+        return None
+    prompts = [line.strip() for line in lines if line.strip()]
+    if not prompts:
+        print(f"error: --prompts {args.prompts} holds no prompt (one per line)", file=sys.stderr)
+        return None
+    return prompts
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from arena.core.limits import LimitsError, ServerLimits
+
+    try:
+        limits = ServerLimits.from_env()
+    except LimitsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    prompts = _prompts(args)
+    if prompts is None:
+        return EXIT_BAD_INPUT
+    pool = None
+    if not args.inline:
+        from arena.execute.pool import shared_pool
+
+        # a spare worker imports torch and transformers while this process checks the request
+        pool = shared_pool(limits)
+        pool.prestart()
+    try:
+        return _run_prompts(args, prompts, limits, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool: Any) -> int:
     from arena.core.request import RequestError, RunRequest, validate
     from arena.data.store import Store
     from arena.execute import runner
 
-    request = RunRequest(
-        model=args.model, prompt=args.prompt, configs=args.configs.split(","),
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
-        repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
-        top_p=args.top_p, prompt_tokens=args.prompt_tokens,
-        isolation="inline" if args.inline else "process", timeout_s=args.timeout,
-        gpus=args.gpus, max_memory=args.max_memory,
-    )
-    try:
-        prepared = validate(request, limits=ServerLimits.from_env())
-    except (RequestError, LimitsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    prepared_runs = []
+    for prompt in prompts:
+        request = RunRequest(
+            model=args.model, prompt=prompt, configs=args.configs.split(","),
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
+            repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
+            top_p=args.top_p, prompt_tokens=args.prompt_tokens,
+            isolation="inline" if args.inline else "process", timeout_s=args.timeout,
+            gpus=args.gpus, max_memory=args.max_memory,
+        )
+        try:
+            prepared_runs.append(validate(request, limits=limits))
+        except RequestError as exc:
+            where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
+            print(f"error: {exc}{where}", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
     def on_event(event: dict[str, Any]) -> None:
         if event["type"] == "status" and not args.quiet:
@@ -82,30 +125,38 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"[{event['config']}] {event['stage']}{extra}", file=sys.stderr, flush=True)
         elif event["type"] == "result" and not args.quiet:
             r = event["result"]
-            print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else ""),
-                  file=sys.stderr, flush=True)
+            print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else "")
+                  + (" (warm)" if r.get("warm") else ""), file=sys.stderr, flush=True)
 
     store = None if args.no_store else Store(args.db)
-    results = runner.execute(prepared, store=store, on_event=on_event)
-    print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   prompt tokens: "
-          f"{len(prepared.prompt_ids)}   new tokens: {request.max_new_tokens}   batch: {request.batch_size}   "
-          f"repeats: {request.repeats} (median)")
-    if results:
-        print(f"hardware: {results[0].hardware}")
-    print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
-    if args.show_text:
-        for r in results:
-            if r.status == "ok":
-                print(f"\n--- {r.config} ---\n{r.text}")
-    print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
-    if prepared.placement.asked:
-        from arena.models.placement import describe
+    everything: list[Result] = []
+    for number, prepared in enumerate(prepared_runs, 1):
+        request = prepared.request
+        results = runner.execute(prepared, store=store, on_event=on_event, pool=pool)
+        everything += results
+        if len(prepared_runs) > 1:
+            print(f"\n=== prompt {number} of {len(prepared_runs)}: {request.prompt[:60]!r}")
+        print(f"model: {prepared.spec.display}   dtype: {prepared.dtype}   prompt tokens: "
+              f"{len(prepared.prompt_ids)}   new tokens: {request.max_new_tokens}   batch: {request.batch_size}   "
+              f"repeats: {request.repeats} (median)")
+        if results:
+            print(f"hardware: {results[0].hardware}")
+        print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
+        print("wall time by stage, s: " + "; ".join(
+            f"{r.config}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.stage_s.items()) for r in results if r.stage_s))
+        if args.show_text:
+            for r in results:
+                if r.status == "ok":
+                    print(f"\n--- {r.config} ---\n{r.text}")
+        print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+        if prepared.placement.asked:
+            from arena.models.placement import describe
 
-        print(f"placement ({prepared.placement.text()}):")
-        for r in results:
-            if r.status == "ok":
-                print(f"  {r.config}: {describe(r.placement, r.device_peak_memory_mb)}")
-    write_outputs(results, args.json, args.csv)
+            print(f"placement ({prepared.placement.text()}):")
+            for r in results:
+                if r.status == "ok":
+                    print(f"  {r.config}: {describe(r.placement, r.device_peak_memory_mb)}")
+    write_outputs(everything, args.json, args.csv)
     return 0
 
 
@@ -233,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help="default, a Hub id, a local path, or synthetic:NAME")
     p.add_argument("--configs", default="eager,sdpa", help="comma-separated configuration names")
     p.add_argument("--prompt", default="What is the capital of France?")
+    p.add_argument("--prompts", metavar="FILE", help="one prompt per line: each runs in turn on the same warm "
+                                                      "workers (a configuration loads once)")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--dtype", default="auto")

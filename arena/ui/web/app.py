@@ -7,7 +7,6 @@ once (queue=False), so visitors opening the page never fill the queue."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any, Iterator
 
@@ -20,7 +19,14 @@ from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.data.blind import CHOICES, VoteError
 from arena.models.dtypes import DTYPES
-from arena.ui.web import charts, environment, leaderboard, sweep_tab
+from arena.ui.web import (
+    charts,
+    environment,
+    leaderboard,
+    sweep_tab,
+    workers_panel,
+    zerogpu,
+)
 from arena.ui.web.panels import CSS, RunState, render
 from arena.ui.web.state import GPU_QUEUE, ArenaApp, first_choice, model_choices
 
@@ -30,15 +36,6 @@ EXAMPLES = [
     "Write a haiku about GPUs.",
     "List three differences between fp16 and bf16.",
 ]
-def _zero_gpu(fn):
-    """On a ZeroGPU Space, hold a GPU for the call (the `spaces` package); elsewhere unchanged."""
-    if not os.environ.get("SPACES_ZERO_GPU"):
-        return fn
-    import spaces
-
-    return spaces.GPU(duration=int(os.environ.get("ARENA_ZERO_GPU_S", "300")))(fn)
-
-
 def new_session_key() -> tuple[str, str]:
     """Keys naming this page's jobs for Cancel (set when the page loads)."""
     key = uuid.uuid4().hex
@@ -239,7 +236,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
 
-        with gr.Tab("Environment"):
+        with gr.Tab("Environment") as env_tab:
             env = collect_env()
             gr.Markdown(environment.limits_note(lim) + "\n\n" + persistence, elem_id="env-limits-note")
             with gr.Row():
@@ -252,6 +249,8 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                        for r in plat_table],
                 headers=["configuration", "family", "available", "reason", "what it does"],
                 label="Configurations here", interactive=False, wrap=True)
+            warm_table, warm_rows = workers_panel.build()
+        env_tab.select(warm_rows, None, warm_table, api_visibility="private", queue=False)
 
         # ---- events
         def ui_request(prompt_v, model_v, hub_v, max_new_v, batch_v, repeats_v, ptok_v, dtype_v, decoding_v,
@@ -265,7 +264,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                 max_memory=(max_memory_v or "").strip() or None,
             )
 
-        @_zero_gpu
+        @zerogpu.gpu
         def run_ui(session_key, *values):
             req = ui_request(*values)
             if not req.configs:
@@ -314,6 +313,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         cancel_btn.click(cancel_ui, session_key, None, **read_only)
         for trigger in (refresh_btn.click, include_failed.change, lb_tab.select, page.submit):
             trigger(refresh, lb_inputs, lb_outputs, **read_only)
+        run_event.then(warm_rows, None, warm_table, **read_only)
         for f in filters:
             f.input(refresh, lb_inputs, lb_outputs, **read_only)
         csv_btn.click(make_csv, lb_inputs, csv_file, **read_only)
@@ -321,7 +321,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         demo.load(new_session_key, None, [session_key, sweep_key], **read_only)
 
         # ---- public API
-        @_zero_gpu
+        @zerogpu.gpu
         def run(prompt: str, model: str = "default", configs: str = "eager,sdpa", max_new_tokens: int = 32,
                 batch_size: int = 1, dtype: str = "auto", repeats: int = 3, do_sample: bool = False,
                 seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, prompt_tokens: int = 128,
@@ -392,6 +392,13 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         gr.api(vote, api_name="vote", queue=False)
         gr.api(ratings, api_name="ratings", queue=False)
         gr.api(leaderboard_api, api_name="leaderboard", queue=False)
+
+        def workers() -> list[dict]:
+            """The warm workers: model, configuration, memory held (MB), idle seconds, runs, pid, and
+            any web library found imported in the worker (none expected)."""
+            return workers_panel.listing()
+
+        gr.api(workers, api_name="workers", queue=False)
     return demo
 
 
@@ -399,6 +406,10 @@ def launch(**kwargs: Any) -> None:
     # Public limits unless only this machine can reach the server (launch's server_name, else
     # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
     app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
+    if app.isolation == "process":
+        from arena.execute.pool import shared_pool
+
+        shared_pool(app.limits).prestart()  # a spare worker, imports done, for the first run
     demo = build(app)
     demo.queue()
     # Beyond max_queue waiting runs and sweeps (reads never count) a new one is refused at once.

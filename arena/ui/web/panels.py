@@ -79,7 +79,7 @@ class RunState:
             panel.reason = result.get("reason") or ""
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
-                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll")}
+                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s")}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -121,6 +121,7 @@ def _metrics_line(panel: Panel) -> str:
         f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
         f"peak {_fmt(m.get('peak_memory_mb'))} MB"
         + (f" · agreement {agree:.0%}" if agree is not None else "")
+        + (" · warm (model reused)" if m.get("warm") else "")
     )
 
 
@@ -132,6 +133,12 @@ def placement_line(result: dict[str, Any]) -> str:
     if len(set(where) | set(peaks)) < 2 and not settings.get("max_memory") and not settings.get("gpus"):
         return ""
     return describe(where, peaks)
+
+
+def _stages_line(panel: Panel) -> str:
+    """Wall time by stage (start, imports, load, warm-up, timed, after)."""
+    stages = (panel.metrics or {}).get("stage_s") or {}
+    return " · ".join(f"{k} {v:.2f} s" for k, v in stages.items())
 
 
 def render(state: RunState) -> str:
@@ -158,7 +165,9 @@ def render(state: RunState) -> str:
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
             + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
             + (f'<div class="arena-placement">{html.escape(p.placement)}</div>' if p.placement else "")
-            + "</div>"
+            + (f'<div class="arena-stages" data-warm="{int(bool(p.metrics.get("warm")))}">'
+               f'{html.escape(_stages_line(p))}</div>' if p.metrics else "")
+            + '</div>'
         )
     return '<div class="arena-grid">' + "".join(cards) + "</div>"
 
@@ -170,6 +179,7 @@ CSS = """
 .arena-head {display:flex; justify-content:space-between; gap:8px; align-items:baseline;}
 .arena-name {font-family:monospace; font-size:12px; opacity:.7;}
 .arena-status {font-size:12px; white-space:nowrap;}
+.arena-stages {font-size:11px; color:#6b7280;}
 .arena-base {font-size:11px; border:1px solid; border-radius:4px; padding:0 4px; margin-left:4px;}
 .arena-bar {height:4px; background:var(--border-color-primary); border-radius:2px; margin:6px 0;}
 .arena-bar > div {height:100%; background:var(--color-accent); border-radius:2px; transition:width .3s;}

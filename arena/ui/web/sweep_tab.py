@@ -26,6 +26,7 @@ from arena.sweep.plan import (
     validate_sweep,
 )
 from arena.sweep.runner import run_sweep, sweep_columns
+from arena.ui.web import zerogpu
 from arena.ui.web.leaderboard import columns_frame
 from arena.ui.web.state import ArenaApp, first_choice, model_choices
 
@@ -117,11 +118,13 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
 
+        @zerogpu.gpu
         def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v,
                          repeats_v, prompt_lens_v, new_tokens_v):
             req = SweepRequest(model=model_v, attn=attn_v, quant=quant_v, batch_sizes=batches_v,
                                seq_lens=seqs_v, padding=padding_v, mode=mode_v, dtype=dtype_v,
-                               repeats=repeats_v, prompt_lens=prompt_lens_v, new_tokens=new_tokens_v)
+                               repeats=repeats_v, prompt_lens=prompt_lens_v, new_tokens=new_tokens_v,
+                               isolation=app.isolation)
             with app.tracked(session_key) as cancel:
                 yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v))
 

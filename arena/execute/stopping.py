@@ -1,0 +1,55 @@
+"""Ending a generation early: cancel and the time limit, checked between tokens.
+
+A `Guarded` streamer wraps the measuring streamer; before each token reaches it, `stop()` is
+asked for a reason to end, and `Stopped` is raised out of generate() (transformers and the
+compiled decode loop both let a streamer's exception through), so the worker answers within a
+token's time instead of at the end of the repeats."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from arena.testing import faults
+
+StopCheck = Callable[[], "str | None"]
+
+
+class Stopped(Exception):
+    """Generation ended early; `reason` says why ("cancelled by the user", "timed out ...")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def deadline_check(deadline: float | None, reason: str, cancelled: Callable[[], bool] | None = None) -> StopCheck:
+    """A stop check for a `time.monotonic()` deadline and a cancel flag."""
+    def check() -> str | None:
+        if cancelled is not None and cancelled():
+            return "cancelled by the user"
+        if deadline is not None and time.monotonic() > deadline:
+            return reason
+        return None
+    return check
+
+
+class Guarded:
+    """A streamer that passes everything to `inner` after asking `stop()` whether to go on."""
+
+    def __init__(self, inner: Any, stop: StopCheck | None, config: str = "") -> None:
+        self.inner, self.stop = inner, stop
+        self.delay_s = faults.token_delay_s(config)
+
+    def put(self, value: Any) -> None:
+        if self.stop is not None:
+            reason = self.stop()
+            if reason:
+                raise Stopped(reason)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        self.inner.put(value)
+
+    def end(self) -> None:
+        self.inner.end()
