@@ -89,7 +89,7 @@ def load_phase(job: Job, emit: Emit) -> Loaded:
     t_stage = time.perf_counter()
     out = Loaded(job)
     out.config = config = registry.get(job.config)
-    out.spec = spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    out.spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
     out.device = device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
     out.where = where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
     out.on_gpus = on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
