@@ -7,7 +7,8 @@ CLI and page read the registry. Adding a configuration means adding an entry her
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from arena.core.env import Platform, platform, version_tuple
 from arena.models.dtypes import HALF_DTYPES, resolve_dtype
@@ -185,10 +186,36 @@ def placement_blocker(config: Config, placement: Placement | None) -> str | None
     return None
 
 
+@lru_cache(maxsize=1)
+def efficient_kernel_has_gqa() -> bool:
+    """Does this torch's memory-efficient SDPA kernel take grouped-query attention (enable_gqa)?
+    torch 2.11 does not (only flash, cuDNN and math did; the kernel choice then fails with "No
+    available kernel"); later releases added it and say so in scaled_dot_product_attention's docs."""
+    import torch
+
+    doc = torch.nn.functional.scaled_dot_product_attention.__doc__ or ""
+    return "Memory-efficient attention also supports GQA" in " ".join(doc.split())
+
+
+def model_blocker(config: Config, model_config: Any) -> str | None:
+    """Why `config` cannot run this model (its transformers config), where the model alone says so."""
+    if model_config is None or config.sdpa_kernel != "efficient":
+        return None
+    heads = getattr(model_config, "num_attention_heads", None)
+    kv = getattr(model_config, "num_key_value_heads", None) or heads
+    if heads and kv and kv < heads and not efficient_kernel_has_gqa():
+        import torch
+
+        return (f"SDPA's memory-efficient kernel cannot run grouped-query attention in torch "
+                f"{torch.__version__.split('+')[0]} (this model: {heads} query heads share {kv} key/value "
+                f"heads); run sdpa or sdpa-flash")
+    return None
+
+
 def availability(config: Config, dtype: str, plat: Platform | None = None,
-                 placement: Placement | None = None) -> Availability:
-    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked?
-    If not, a one-line reason."""
+                 placement: Placement | None = None, model_config: Any = None) -> Availability:
+    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
+    the model whose transformers config is `model_config` when given? If not, a one-line reason."""
     plat = plat or platform()
     if config.retired:
         legacy = (
@@ -218,7 +245,7 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
         return Availability(False, "TensorRT libraries (libnvinfer) are not installed")
     if config.attn == "flash_attention_2" and plat.capability and plat.capability < (8, 0):
         return Availability(False, "FlashAttention-2 needs an Ampere or newer GPU (compute 8.0+)")
-    blocker = placement_blocker(config, placement)
+    blocker = placement_blocker(config, placement) or model_blocker(config, model_config)
     if blocker:
         return Availability(False, blocker)
     return Availability(True)

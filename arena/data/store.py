@@ -19,7 +19,8 @@ from arena.core.results import (
     from_flat_row,
 )
 
-_INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic")
+_INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic",
+               "compared_tokens", "tokens_after_eos")
 
 
 def default_db_path() -> Path:

@@ -9,17 +9,26 @@ Emit = Callable[[dict[str, Any]], None]
 
 class TextStream:
     """Incremental detokenizer for row 0, as transformers' TextStreamer does it: decode the
-    tokens since the last newline and emit only the new characters."""
+    tokens since the last newline and emit only the new characters. It stops at the first
+    end-of-text token (`eos`): what timing generates after it is never shown, so the live text
+    never shows more than the stored text."""
 
-    def __init__(self, spec, tokenizer, emit: Emit) -> None:
+    def __init__(self, spec, tokenizer, emit: Emit, eos: set[int] | None = None) -> None:
         self.spec, self.tokenizer, self.emit = spec, tokenizer, emit
+        self.eos = eos or set()
         self.cache: list[int] = []
         self.printed = 0
         self.enabled = False
+        self.ended = False
 
     def __call__(self, ids: list[int]) -> None:
-        if not self.enabled:
+        if not self.enabled or self.ended:
             return
+        cut = next((i for i, t in enumerate(ids) if t in self.eos), None)
+        if cut is not None:
+            ids, self.ended = ids[:cut], True
+            if not ids:
+                return
         if self.tokenizer is None:
             self.emit({"type": "token", "text": " " + " ".join(map(str, ids))})
             return

@@ -18,7 +18,8 @@ from arena.data.store import Store, now
 from arena.execute import memory_limit
 from arena.execute.supervisor import run_worker
 from arena.execute.worker import Job, run_job, worker_main
-from arena.measure.quality import agreement, decode_speedup
+from arena.measure.quality import compare, decode_speedup
+from arena.models.sources import load_config
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -37,6 +38,9 @@ def _run_inline(job: Job, on_event: OnEvent) -> tuple[dict | None, str | None]:
         nonlocal metrics, error
         if event["type"] == "metrics":
             metrics = event["metrics"]
+        elif event["type"] == "nll":
+            if metrics is not None:
+                metrics.update(event["fields"])
         elif event["type"] == "error":
             error = event["reason"]
         else:
@@ -59,6 +63,9 @@ def _run_process(job: Job, on_event: OnEvent, timeout_s: float, cancel: threadin
         nonlocal metrics
         if event["type"] == "metrics":
             metrics = event["metrics"]
+        elif event["type"] == "nll":  # its own step, after the timings (which it never loses)
+            if metrics is not None:
+                metrics.update(event["fields"])
         else:
             on_event({**event, "config": job.config})
 
@@ -108,10 +115,11 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     )
     device = prepared.placement.device(plat.device)  # "cuda:1" for a GPU choice, cpu for a cpu budget
     verdicts = {}
+    model_config = load_config(prepared.spec)
     for name in prepared.config_names:
         cfg = registry.get(name)
         verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
-                                              placement=prepared.placement)
+                                              placement=prepared.placement, model_config=model_config)
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
@@ -143,6 +151,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         if run_deadline is not None:
             left = run_deadline - time.monotonic()
             if left < 1.0:
+                status = "time limit"  # the run did not run everything it was asked to
                 base.status = "failed"
                 base.reason = f"not run: the run reached its time limit of {limits.max_run_s:g} s"
                 finish(base)
@@ -156,6 +165,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
             sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
             reference_ids=baseline_ids if name != baseline else None,
+            baseline_failed=name != baseline and baseline_ids is None,
             memory_limit_mb=limits.worker_memory_mb,
             gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
         )
@@ -167,6 +177,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             on_cpu = device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
             metrics, error = _run_process(job, on_event, timeout_s, cancel, limit_note, watch_rss=on_cpu)
         base.created_at = now()
+        if metrics is None and limit_note != "time limit per configuration" and (error or "").startswith("timed out"):
+            status = "time limit"  # cut by the run's wall time: the run is not complete
         if metrics is None:
             base.status, base.reason = "failed", error or "no result"
             if name == baseline:
@@ -176,13 +188,14 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                 status = "cancelled"
                 break
             continue
-        metrics.pop("eos_at", None)
+        eos = set(metrics.pop("eos_ids", []))
         for key, value in metrics.items():
             setattr(base, key, value)
         if name == baseline:
             baseline_ids = list(base.token_ids)
-        if baseline_ids is not None:
-            base.token_agreement, base.first_divergence = agreement(baseline_ids, base.token_ids)
+        quality = compare(baseline_ids, base.token_ids, eos, sampled=req.do_sample, synthetic=prepared.spec.synthetic)
+        base.token_agreement, base.first_divergence = quality.token_agreement, quality.first_divergence
+        base.compared_tokens, base.quality_note = quality.compared_tokens, quality.quality_note
         if name == baseline:
             baseline_speed = base.decode_tokens_per_s
         base.speedup = decode_speedup(base.decode_tokens_per_s, baseline_speed)

@@ -2,9 +2,10 @@
 
 `run_job` is the whole measurement; `worker_main` is the entry of the spawned process that
 runs it and streams its events through a queue. Events are small dicts:
-    {"type": "status", "stage": "loading" | "warming up" | "running", ...}
-    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only
+    {"type": "status", "stage": "exporting" | "loading" | "warming up" | "running" | "scoring", ...}
+    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
+    {"type": "nll", "fields": {...}}      nll and nll_note: its own step after the timings are out
     {"type": "error", "reason": "..."}    one line
 """
 
@@ -16,7 +17,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from arena.core.errors import one_line, oom_reason
+from arena.core.errors import kernel_reason, one_line, oom_reason
 from arena.core.units import MiB
 from arena.execute import memory_limit
 
@@ -35,7 +36,8 @@ class Job:
     max_new_tokens: int
     repeats: int
     sampling: dict[str, Any] = field(default_factory=dict)
-    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
+    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own (the baseline)
+    baseline_failed: bool = False  # no reference: no NLL, and the note says why
     stream: bool = True
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
     gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
@@ -46,7 +48,7 @@ def run_job(job: Job, emit: Emit) -> None:
     import torch
 
     from arena.backends import make_backend
-    from arena.backends.base import Sampling
+    from arena.backends.base import Backend, Sampling
     from arena.core import registry
     from arena.execute.livetext import TextStream
     from arena.measure import bandwidth, bandwidth_limit
@@ -66,16 +68,26 @@ def run_job(job: Job, emit: Emit) -> None:
     if device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))  # the first GPU of a choice or split (validated)
     sampling = Sampling(**job.sampling)
-    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
+    import transformers  # noqa: F401  (imported before the idle baseline: library pages are not the model's)
+    if config.backend == "onnxruntime":
+        import optimum.onnxruntime  # noqa: F401
+    # The idle baseline: imports done and, on CUDA, the context created; nothing of the model yet.
+    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory,
+                           sample=config.backend == "onnxruntime" and device.startswith("cuda"))
     try:
-        emit({"type": "status", "stage": "loading"})
         if job.memory_limit_mb and device.startswith("cuda"):
             for gpu in on_gpus or (torch.device(device).index or 0,):
                 memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
         faults.at_load(job.config)
         bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
         tokenizer = load_tokenizer(spec)
+        eos = eos_ids(spec, tokenizer)
         backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
+        export_s = None
+        if hasattr(backend, "prepare") and type(backend).prepare is not Backend.prepare:
+            emit({"type": "status", "stage": "exporting"})
+            export_s = backend.prepare()
+        emit({"type": "status", "stage": "loading"})
         t0 = time.perf_counter()
         backend.load()
         if device.startswith("cuda"):
@@ -86,72 +98,98 @@ def run_job(job: Job, emit: Emit) -> None:
         placed = backend.placement_used()
 
         input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
-        stream = TextStream(spec, tokenizer, emit)
-        clock = TokenClock(on_tokens=stream if job.stream else None)
+        stream = TextStream(spec, tokenizer, emit, eos=eos)
+        energy = EnergyMeter(device, gpus=on_gpus)
+        clock = TokenClock(on_tokens=stream if job.stream else None, on_first=energy.begin)
 
         emit({"type": "status", "stage": "warming up"})
         memory.reset_peak()
         # A full-length warm-up: compiled configurations trace and capture at these shapes,
-        # and every allocator reaches its steady state before timing.
-        # With a streamer, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=TokenClock())
+        # and every allocator reaches its steady state before timing. With a streamer and the
+        # energy reads, as the timed repeats: its path (host copies, pinned buffers) warms too.
+        backend.generate(input_ids, job.max_new_tokens, sampling,
+                         streamer=TokenClock(on_first=EnergyMeter(device, gpus=on_gpus).begin))
+        warmup_peak = memory.phase_peak_mb()
 
-        energy = EnergyMeter(device)
+        memory.reset_peak()
         timings, new_ids = [], None
-        energy.start()
         for i in range(job.repeats):
             emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
             stream.enabled = i == 0
             clock.begin()
             out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=clock)
+            energy.end(time.perf_counter())
             timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
             if new_ids is None:
                 new_ids = out[0].tolist()
-        joules = energy.stop()
         mem = memory.report(torch_backend=config.backend == "torch")
         timing, spread = median_timing(timings)
+        decode_tokens = job.batch_size * (len(clock.stamps) - 1) * job.repeats
+        joules, energy_note = energy.per_token(max(decode_tokens, 1))
 
-        reference = job.reference_ids if job.reference_ids is not None else new_ids
-        nll = backend.nll(job.prompt_ids, reference) if reference else None
-        eos = eos_ids(spec, tokenizer)
-        shown = new_ids
         cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
-        if cut is not None:
-            shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
-        total_tokens = job.batch_size * job.max_new_tokens * job.repeats
+        shown = new_ids if cut is None else new_ids[:cut]  # generation ran on past end-of-text for timing only
         metrics = {
             "load_s": load_s,
+            "export_s": export_s,
             "weights_mb": weights_mb,
             **asdict(timing),
             **asdict(mem),
-            "energy_j_per_token": joules / total_tokens if joules is not None else None,
+            "warmup_peak_memory_mb": warmup_peak,
+            "energy_j_per_token": joules,
+            "energy_note": energy_note,
             "token_ids": new_ids,
             "text": decode(spec, tokenizer, shown),
-            "nll": nll,
+            "tokens_after_eos": None if cut is None else len(new_ids) - cut - 1,
+            "nll_note": "not computed: the worker ended before scoring",
             "spread": spread,
             "dtype": backend.dtype,
-            "eos_at": cut,
+            "eos_ids": sorted(eos),
             "placement": placed,
         }
         metrics.pop("total_s", None)
-        metrics.pop("rss_peak_mb", None)
         metrics.update(bandwidth_limit.fields_for(
             bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
             prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
             decode_tokens_per_s=timing.decode_tokens_per_s))
         emit({"type": "metrics", "metrics": metrics})
+        emit({"type": "status", "stage": "scoring"})
+        emit({"type": "nll", "fields": score_nll(job, backend, new_ids, eos)})
     except Exception as exc:
         reason = oom_reason(exc)
         if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and device.startswith("cuda"):
             reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
         elif reason is None and os.environ.get("ARENA_DEBUG"):
             traceback.print_exc()
-        emit({"type": "error", "reason": reason or one_line(exc)})
+        reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
+        emit({"type": "error", "reason": reason})
     finally:
         memory.close()
         if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
             for gpu in on_gpus or (torch.device(device).index or 0,):
                 torch.cuda.set_per_process_memory_fraction(1.0, gpu)
+
+
+def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str, Any]:
+    """NLL of the baseline's continuation over its compared span (up to and including its first
+    end-of-text), teacher-forced and chunked; its own try, so a failure here (out of memory: the
+    timings were already sent) leaves a reason, not a lost row."""
+    from arena.measure.quality import compared_span
+
+    if job.baseline_failed:
+        return {"nll": None, "nll_note": "n/a: the baseline failed, so there is no reference continuation to score"}
+    reference = job.reference_ids if job.reference_ids is not None else own_ids
+    reference = reference[:compared_span(reference, eos)]
+    if not reference:
+        return {"nll": None, "nll_note": "n/a: no reference tokens"}
+    whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
+    try:
+        value = backend.nll(job.prompt_ids, reference)
+    except Exception as exc:
+        return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}
+    note = f"{whose}, {len(reference)} positions"
+    extra = backend.nll_note()
+    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else "")}
 
 
 def worker_main(job: Job, queue) -> None:

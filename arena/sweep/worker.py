@@ -77,7 +77,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
     from arena.models.spec import ModelSpec
 
     spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
-    memory = MemoryTracker(job.device)
+    memory = MemoryTracker(job.device, headline="torch-allocated")  # the guide's memory charts: allocator peak
     on_cuda = job.device.startswith("cuda")
     every = f"{memory.interval_s * 1e3:.0f} ms"
     method = ("torch.cuda.max_memory_allocated over this point's passes (weights included)" if on_cuda else
