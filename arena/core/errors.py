@@ -49,7 +49,8 @@ _KERNEL_NEEDS = {
 def kernel_reason(exc: BaseException, kernel: str | None) -> str | None:
     """One line for SDPA's "No available kernel. Aborting execution." under a kernel choice: which
     kernel refused and what it needs (torch's own warnings above the error say which check failed)."""
-    if kernel is None or "No available kernel" not in str(exc):
+    text = str(exc)  # torch 2.11: "No available kernel. Aborting execution."; 2.14: "No viable backend ..."
+    if kernel is None or ("No available kernel" not in text and "No viable backend" not in text):
         return None
     return (f"SDPA's {kernel} kernel cannot run these inputs, and this configuration allows no other "
             f"(it needs {_KERNEL_NEEDS.get(kernel, 'inputs it supports')}); run sdpa to let PyTorch choose")

@@ -175,6 +175,7 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
     end-of-text), teacher-forced and chunked; its own try, so a failure here (out of memory: the
     timings were already sent) leaves a reason, not a lost row."""
     from arena.measure.quality import compared_span
+    from arena.testing import faults
 
     if job.baseline_failed:
         return {"nll": None, "nll_note": "n/a: the baseline failed, so there is no reference continuation to score"}
@@ -184,6 +185,7 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
         return {"nll": None, "nll_note": "n/a: no reference tokens"}
     whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
     try:
+        faults.at_nll(job.config)
         value = backend.nll(job.prompt_ids, reference)
     except Exception as exc:
         return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}
@@ -192,10 +194,33 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
     return {"nll": value, "nll_note": note + (f"; {extra}" if extra else "")}
 
 
+def durable_put(queue) -> Emit:
+    """queue.put that has written the event to the pipe when it returns. multiprocessing's put
+    hands it to a feeder thread, so a worker killed right after (out of memory while scoring NLL)
+    would lose the metrics it had already measured."""
+    from multiprocessing.reduction import ForkingPickler
+
+    writer, lock, sem = (getattr(queue, name, None) for name in ("_writer", "_wlock", "_sem"))
+    if writer is None or sem is None:
+        return queue.put
+
+    def put(event: dict[str, Any]) -> None:
+        data = ForkingPickler.dumps(event)
+        sem.acquire()  # as Queue.put does: get() releases it
+        if lock is None:
+            writer.send_bytes(data)
+        else:
+            with lock:
+                writer.send_bytes(data)
+
+    return put
+
+
 def worker_main(job: Job, queue) -> None:
     """Entry point of a spawned worker process."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    put = durable_put(queue)
     try:
-        run_job(job, queue.put)
+        run_job(job, put)
     finally:
-        queue.put({"type": "done"})
+        put({"type": "done"})

@@ -72,7 +72,7 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
             seen.append(c)
     headings = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
                                       "prompt_tokens": "prompt tok", "new_tokens": "new tok",
-                                      "speedup": "speedup", "memory_method": "memory method"}
+                                      "speedup": "speedup (run: decode tok/s ÷ baseline's; sweep: eager latency ÷ this)", "memory_method": "memory method"}
     shown = frame.sort_values("created_at", ascending=False)[seen].rename(columns=headings)
     return shown.round(3)
 

@@ -76,7 +76,8 @@ class RunState:
             panel.reason = result.get("reason") or ""
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
-                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll")}
+                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll",
+                "compared_tokens", "quality_note", "tokens_after_eos")}
             self.results.append(result)
             return True
         return False
@@ -106,12 +107,29 @@ def _metrics_line(panel: Panel) -> str:
     m = panel.metrics
     if not m:
         return ""
-    agree = m.get("token_agreement")
     return (
         f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
         f"peak {_fmt(m.get('peak_memory_mb'), 0)} MB"
-        + (f" · agreement {agree:.0%}" if agree is not None else "")
     )
+
+
+def _quality_html(panel: Panel) -> str:
+    """Agreement beside the compared length; greyed with its reason where it is no quality
+    (random weights) or n/a (sampling); the count of tokens cut after end-of-text."""
+    m = panel.metrics
+    agree, note, n = m.get("token_agreement"), m.get("quality_note") or "", m.get("compared_tokens")
+    parts = []
+    if agree is not None:
+        parts.append(f"agreement {agree:.0%} over {n} tokens" if n else f"agreement {agree:.0%}")
+    elif note:
+        parts.append("agreement n/a")
+    text = html.escape(" · ".join(parts))
+    if note:
+        text = f'<span class="arena-grey" title="{html.escape(note)}">{text} ({html.escape(note)})</span>'
+    after = m.get("tokens_after_eos")
+    cut = (f'<div class="arena-cut">{after} token{"s" if after != 1 else ""} generated after end-of-text '
+           f"(for timing; not shown or compared)</div>") if after else ""
+    return (f'<div class="arena-quality">{text}</div>' if text else "") + cut
 
 
 def render(state: RunState) -> str:
@@ -136,7 +154,8 @@ def render(state: RunState) -> str:
             f'<div class="arena-bar"><div style="width:{p.progress * 100:.0f}%"></div></div>'
             f'<pre class="arena-text">{html.escape(p.text)}</pre>'
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
-            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div></div>'
+            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
+            + (_quality_html(p) if p.metrics else "") + "</div>"
         )
     return '<div class="arena-grid">' + "".join(cards) + "</div>"
 
@@ -154,6 +173,8 @@ CSS = """
 .arena-text {white-space:pre-wrap; word-break:break-word; max-height:320px; overflow:auto;
   font-size:13px; margin:4px 0; min-height:3em;}
 .arena-metrics {font-size:12px;}
+.arena-quality, .arena-cut {font-size:12px;}
+.arena-grey, .arena-cut {opacity:.55;}
 .arena-reason {font-size:12px; color:var(--error-text-color, #b91c1c);}
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
