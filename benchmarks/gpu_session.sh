@@ -8,6 +8,9 @@
 #        the guide's setting on Llama-2-7B and Falcon-7B shapes, and memory against length
 #   bash benchmarks/gpu_session.sh bandwidth [7b|1b|default]  # each configuration against the
 #        memory-bandwidth limit (bf16, batch 1, 128 new tokens); no second argument: all three
+#   bash benchmarks/gpu_session.sh trust [default|7b|fidelity]  # issue 13's reruns, each part about 5-8 min
+#        on an H100: every configuration on the embedded default; Llama-2-7B shape on sdpa, bnb-8bit,
+#        bnb-4bit, ort-cuda; fidelity of every family against its own bare loop (+ energy sanity)
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 set -uo pipefail
@@ -31,6 +34,21 @@ case "${1:-default}" in
     case "${2:-all}" in memory|all)  # peak memory against length, batch 1, no padding
       sweep llama-2-7b-memory --model synthetic:llama-2-7b --seq-lens 512,1024,2048,4096,8192,16384 --batch-sizes 1 \
             --padding 0 --repeats 2 ;;
+    esac
+    ;;
+  trust)
+    case "${2:-all}" in default|all)
+      python3 -m arena env > "$OUT/env.json"; python3 -c "import torch; print('torch', torch.__version__)" | tee "$OUT/torch.txt"
+      run --model default --configs "$ALL" --max-new-tokens 64 --repeats 3 --json "$OUT/trust-default.json" --timeout 240 \
+          --show-text | tee "$OUT/trust-default.txt" ;;
+    esac
+    case "${2:-all}" in 7b|all)  # the ONNX export of the 7B shape is cached for the next call
+      run --model synthetic:llama-2-7b --configs sdpa,bnb-8bit,bnb-4bit,ort-cuda --dtype bf16 --prompt-tokens 128 \
+          --max-new-tokens 128 --repeats 2 --json "$OUT/trust-7b.json" --timeout 420 | tee "$OUT/trust-7b.txt" ;;
+    esac
+    case "${2:-all}" in fidelity|all)
+      python3 benchmarks/fidelity.py --model default --configs eager,sdpa,static-cache,compiled-decode,bnb-8bit,bnb-4bit,ort-cuda \
+          --max-new-tokens 64 --repeats 3 --rounds 2 --timeout 240 | tee "$OUT/trust-fidelity-default.txt" ;;
     esac
     ;;
   default)

@@ -59,6 +59,9 @@ class OrtBackend(Backend):
         t0 = time.perf_counter()
         self.export_path = export_dir(self.spec, self.dtype, "cuda" if self.config.needs_cuda else "cpu")
         if self.config.needs_cuda and torch.cuda.is_initialized():
+            import gc
+
+            gc.collect()
             torch.cuda.empty_cache()  # the exporter's PyTorch copy of the model is gone: give its memory back
         return time.perf_counter() - t0
 

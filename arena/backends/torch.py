@@ -102,7 +102,7 @@ class TorchBackend(Backend):
         head = self.model.get_output_embeddings()
         total = 0.0
         with torch.inference_mode(), self.generation_context():
-            hidden = self.model.get_decoder()(input_ids=ids, attention_mask=torch.ones_like(ids),
+            hidden = self.model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids),
                                               use_cache=False).last_hidden_state[0]
             for a in range(start, ids.shape[1] - 1, chunk):
                 b = min(a + chunk, ids.shape[1] - 1)

@@ -64,7 +64,7 @@ class Result:
     energy_j_per_token: float | None = None  # decode phase only, summed over the GPUs used
     energy_note: str = ""  # how energy was read, or why it is n/a
     # where the model ran (arena/models/placement.py): device -> {"layers", "weights_mb"} as loaded, and
-    # device -> peak MB during generation (torch.cuda.max_memory_allocated(i) per GPU; RSS for cpu)
+    # device -> peak MB during generation by the headline method (per GPU: NVML above its idle context; cpu: RSS above idle)
     placement: dict[str, Any] = field(default_factory=dict)
     device_peak_memory_mb: dict[str, float] = field(default_factory=dict)
     # quality against the baseline configuration of the run

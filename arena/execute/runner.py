@@ -115,7 +115,10 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     )
     device = prepared.placement.device(plat.device)  # "cuda:1" for a GPU choice, cpu for a cpu budget
     verdicts = {}
-    model_config = load_config(prepared.spec)
+    try:
+        model_config = load_config(prepared.spec)  # validated already; here for model-specific availability
+    except Exception:
+        model_config = None
     for name in prepared.config_names:
         cfg = registry.get(name)
         verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
