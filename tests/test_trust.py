@@ -70,6 +70,12 @@ def test_quality_is_shown_greyed_with_its_reason_on_the_cards():
     page = render(state)
     assert "agreement 50% over 8 tokens" in page and 'class="arena-grey"' in page
     assert "16 tokens generated after end-of-text" in page
+    from arena.ui.web.charts import run_speedup_quality
+
+    rows = [{"config": c, "status": "ok", "decode_tokens_per_s": 2.0, "token_agreement": 1.0,
+             "quality_note": SYNTHETIC_NOTE} for c in ("eager", "sdpa")]
+    fig = run_speedup_quality(rows, "eager")
+    assert set(fig.data[1].marker.color) == {"#b0b0b0"} and "grey: not a quality" in fig.layout.annotations[1].text
 
 
 def test_nll_is_chunked_and_equals_one_full_pass():
