@@ -251,6 +251,9 @@ def main() -> int:
                 break
             p.join()
             arenas.append(arena)
+            print(f"{name} round {len(refs)}: decode tok/s arena {arena.decode_tokens_per_s:.2f} / reference "
+                  f"{refs[-1]['decode_tokens_per_s']:.2f}; peak MB arena {arena.peak_memory_mb:.1f} / reference "
+                  f"{refs[-1]['peak_memory_mb']:.1f}", flush=True)
         if not refs:
             continue
         row = {"config": name, "how": refs[0]["how"], "method": arenas[0].memory_method, "rounds": len(refs)}
