@@ -71,17 +71,18 @@ def run_job(job: Job, emit: Emit) -> None:
     import transformers  # noqa: F401  (imported before the idle baseline: library pages are not the model's)
     if config.backend == "onnxruntime":
         import optimum.onnxruntime  # noqa: F401
-    # The idle baseline: imports done and, on CUDA, the context created; nothing of the model yet.
-    memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory,
-                           sample=config.backend == "onnxruntime" and device.startswith("cuda"))
+    memory = None
     try:
+        tokenizer = load_tokenizer(spec)  # the same for every configuration: not the model's share
+        eos = eos_ids(spec, tokenizer)
+        # The idle baseline: imports and tokenizer done and, on CUDA, the context created; no model yet.
+        memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory,
+                               sample=config.backend == "onnxruntime" and device.startswith("cuda"))
         if job.memory_limit_mb and device.startswith("cuda"):
             for gpu in on_gpus or (torch.device(device).index or 0,):
                 memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
         faults.at_load(job.config)
         bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
-        tokenizer = load_tokenizer(spec)
-        eos = eos_ids(spec, tokenizer)
         backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
         export_s = None
         if hasattr(backend, "prepare") and type(backend).prepare is not Backend.prepare:
@@ -164,7 +165,8 @@ def run_job(job: Job, emit: Emit) -> None:
         reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
         emit({"type": "error", "reason": reason})
     finally:
-        memory.close()
+        if memory is not None:
+            memory.close()
         if job.memory_limit_mb and device.startswith("cuda"):  # inline runs share the process
             for gpu in on_gpus or (torch.device(device).index or 0,):
                 torch.cuda.set_per_process_memory_fraction(1.0, gpu)
