@@ -72,6 +72,12 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     device = "cuda" if cfg.needs_cuda or (cfg.backend == "torch" and torch.cuda.is_available()) else "cpu"
     if cfg.backend == "onnxruntime":
         import optimum.onnxruntime  # noqa: F401
+    # Everything load_reference imports, imported before the idle baseline (as the arena's worker
+    # has all its modules imported before its own): library pages are not the model's share.
+    import arena.backends.onnxruntime  # noqa: F401
+    import arena.models.sources  # noqa: F401
+    import arena.models.synthetic  # noqa: F401
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
     nvml = None
     if device == "cuda":
         import pynvml
