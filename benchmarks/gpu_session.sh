@@ -19,6 +19,9 @@
 #        compiled-decode (benchmarks/quant_report.py); each part under ~7 min on an H100, no part: all
 #   bash benchmarks/gpu_session.sh warm  # warm workers: sdpa, static-cache, compiled-decode on the embedded
 #        default through the server (gradio_client), the same request cold then warm (about 3 min)
+#   bash benchmarks/gpu_session.sh trust [default|7b|fidelity]  # issue 13's reruns, each part about 5-8 min
+#        on an H100: every configuration on the embedded default; Llama-2-7B shape on sdpa, bnb-8bit,
+#        bnb-4bit, ort-cuda; fidelity of every family against its own bare loop (+ energy sanity)
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
 #   bash benchmarks/gpu_session.sh multi-gpu-70b  # 2 GPUs: synthetic:llama-2-70b in bf16 (129 GiB of weights,
@@ -95,6 +98,21 @@ case "${1:-default}" in
         --csv "$OUT/padded-llama-2-7b.csv" | tee "$OUT/padded-llama-2-7b.txt"
     python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" | tail -1 \
       || python3 benchmarks/sweep_report.py "$OUT/padded-llama-2-7b.json" --docs "$OUT/padded-h100" --no-png | tail -1
+    ;;
+  trust)
+    case "${2:-all}" in default|all)
+      python3 -m arena env > "$OUT/env.json"; python3 -c "import torch; print('torch', torch.__version__)" | tee "$OUT/torch.txt"
+      run --model default --configs "$ALL" --max-new-tokens 64 --repeats 3 --json "$OUT/trust-default.json" --timeout 240 \
+          --show-text | tee "$OUT/trust-default.txt" ;;
+    esac
+    case "${2:-all}" in 7b|all)  # the ONNX export of the 7B shape is cached for the next call
+      run --model synthetic:llama-2-7b --configs sdpa,bnb-8bit,bnb-4bit,ort-cuda --dtype bf16 --prompt-tokens 128 \
+          --max-new-tokens 128 --repeats 2 --json "$OUT/trust-7b.json" --timeout 420 | tee "$OUT/trust-7b.txt" ;;
+    esac
+    case "${2:-all}" in fidelity|all)
+      python3 benchmarks/fidelity.py --model default --configs eager,sdpa,static-cache,compiled-decode,bnb-8bit,bnb-4bit,ort-cuda \
+          --max-new-tokens 64 --repeats 3 --rounds 2 --timeout 240 | tee "$OUT/trust-fidelity-default.txt" ;;
+    esac
     ;;
   default)
     python3 -m arena env | tee "$OUT/env.json"

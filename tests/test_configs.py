@@ -73,18 +73,23 @@ def test_backends_apply_the_kernel_choice_and_the_static_cache():
     dropped them silently: the sdpa-* configurations ran plain SDPA)."""
     import contextlib
 
-    from torch.nn.attention import SDPBackend
+    import torch
 
     from arena.backends import make_backend
     from arena.models.spec import ModelSpec
 
     spec = ModelSpec("synthetic", "tiny-llama")
-    for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION), ("sdpa-math", SDPBackend.MATH)):
-        ctx = make_backend(registry.get(name), spec, "fp32", "cpu").generation_context()
-        assert not isinstance(ctx, contextlib.nullcontext)
-        from torch.nn.attention import sdpa_kernel
-
-        assert type(ctx) is type(sdpa_kernel(backend))
+    # Inside each configuration's context torch's own switches show the one kernel allowed.
+    switches = {"flash": torch.backends.cuda.flash_sdp_enabled, "efficient": torch.backends.cuda.mem_efficient_sdp_enabled,
+                "math": torch.backends.cuda.math_sdp_enabled}
+    for name, allowed in (("sdpa-flash", "flash"), ("sdpa-efficient", "efficient"), ("sdpa-math", "math")):
+        with make_backend(registry.get(name), spec, "fp32", "cpu").generation_context():
+            assert {k for k, on in switches.items() if on()} == {allowed}, name
+    assert all(on() for on in switches.values())  # and the choice ends with the context
+    # On CPU there is no memory-efficient kernel: under sdpa-efficient attention cannot run at all.
+    q = torch.randn(1, 2, 4, 8)
+    with pytest.raises(RuntimeError), make_backend(registry.get("sdpa-efficient"), spec, "fp32", "cpu").generation_context():
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
     plain = make_backend(registry.get("sdpa"), spec, "fp32", "cpu").generation_context()
     assert isinstance(plain, contextlib.nullcontext)
     kwargs = make_backend(registry.get("static-cache"), spec, "fp32", "cpu").extra_generate_kwargs(8)

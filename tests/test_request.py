@@ -39,6 +39,17 @@ def test_unknown_local_path_and_unreachable_hub():
 
 
 def test_valid_request_prepares_chat_prompt():
+    from transformers import AutoTokenizer
+
+    from arena.models.gguf import default_model_dir
+
     prepared = validate(RunRequest(model="default", prompt="Hi", configs=["eager"]))
-    assert prepared.dtype == "fp32" or prepared.dtype in ("bf16", "fp16")
-    assert len(prepared.prompt_ids) > 5  # the chat template wraps the prompt
+    import torch
+
+    gpu = torch.cuda.is_available()
+    assert prepared.dtype == ("fp32" if not gpu else "bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    tok = AutoTokenizer.from_pretrained(default_model_dir())
+    # the chat template wraps the prompt: the user turn, then the assistant's turn opened
+    assert tok.decode(prepared.prompt_ids) == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")

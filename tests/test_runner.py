@@ -23,7 +23,7 @@ def test_every_cpu_configuration_really_runs(store):
         r = by[name]
         assert r.status == "ok", (name, r.reason)
         assert len(r.token_ids) == 6 and r.decode_tokens_per_s > 0 and r.ttft_ms > 0
-        assert r.peak_memory_mb > 0 and r.memory_method.startswith("rss-peak")
+        assert r.peak_memory_mb > 0 and "above the worker's idle baseline" in r.memory_method
         assert r.weights_mb > 0 and r.nll is not None
         assert r.baseline == "eager" and r.synthetic and "meaningless" in r.text
         assert len(r.spread["decode_tokens_per_s"]) == 2

@@ -158,7 +158,7 @@ def test_point_metrics_and_speedup(swept):
         real = r.batch_size * r.prompt_tokens - sum(r.settings["pad_lengths"])
         assert r.settings["real_tokens"] == real
         assert r.e2e_tokens_per_s == pytest.approx(real / (r.latency_ms / 1e3))
-        assert r.peak_memory_mb > 0 and r.weights_mb > 0 and r.memory_method.startswith("rss-peak")
+        assert r.peak_memory_mb > 0 and r.weights_mb > 0 and "above the worker's idle baseline" in r.memory_method
     assert all(r.speedup == 1.0 for r in eager.values())
 
 

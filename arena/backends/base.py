@@ -13,6 +13,8 @@ from arena.measure import footprint
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
 
+NLL_CHUNK = 128  # positions scored per forward pass in nll()
+
 
 @dataclass
 class Sampling:
@@ -80,12 +82,46 @@ class Backend:
             )
         return out[:, input_ids.shape[1]:]
 
-    def nll(self, prompt_ids: list[int], continuation: list[int]) -> float:
-        """Mean negative log-likelihood of `continuation` after `prompt_ids`, teacher-forced in one
-        forward pass."""
-        ids = torch.tensor([prompt_ids + continuation], device=self.input_device())
+    def prepare(self) -> float | None:
+        """A step before load that has its own time (the ONNX export): seconds, or None when the
+        backend has none."""
+        return None
+
+    def nll_note(self) -> str:
+        """What nll() scores, where it is not the very model that generated."""
+        return ""
+
+    def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
+        """Mean negative log-likelihood of `continuation` after `prompt_ids`, teacher-forced through
+        the KV cache `chunk` positions at a time: the logits held at once are chunk x vocabulary,
+        never the whole sequence's."""
+        ids = list(prompt_ids) + list(continuation)
+        start = len(prompt_ids) - 1  # the logits at position p score token p + 1
+        device = self.input_device()
+        total, past, seen = 0.0, self.nll_cache(), 0
         with torch.inference_mode(), self.generation_context():
-            logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits
-        logits = logits[0, len(prompt_ids) - 1: -1].float()
-        target = torch.tensor(continuation, device=logits.device)
-        return float(torch.nn.functional.cross_entropy(logits, target))
+            spans = ([(0, start)] if start > 0 else []) + [
+                (a, min(a + chunk, len(ids) - 1)) for a in range(start, len(ids) - 1, chunk)]
+            for a, b in spans:
+                piece = torch.tensor([ids[a:b]], device=device)
+                mask = torch.ones((1, b), dtype=torch.long, device=device)
+                keep = self.nll_prompt_kwargs() if a < start else {}
+                out = self.model(input_ids=piece, attention_mask=mask, past_key_values=past, use_cache=True, **keep)
+                past, seen = out.past_key_values, b
+                if a < start:
+                    continue  # the prompt: only its cache is needed
+                target = torch.tensor(ids[a + 1:b + 1], device=out.logits.device)
+                total += float(torch.nn.functional.cross_entropy(out.logits[0].float(), target, reduction="sum"))
+                del out
+        assert seen == len(ids) - 1
+        return total / len(continuation)
+
+    def nll_prompt_kwargs(self) -> dict[str, Any]:
+        """Forward kwargs for the prompt step of nll(): its logits are not needed."""
+        return {"logits_to_keep": 1}
+
+    def nll_cache(self) -> Any:
+        """The empty KV cache nll() starts from (None: the model makes its own)."""
+        from transformers import DynamicCache
+
+        return DynamicCache()

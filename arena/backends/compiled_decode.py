@@ -54,6 +54,10 @@ class CompiledDecodeBackend(TorchBackend):
         self._greedy_step = torch.compile(self._greedy_step_eager, mode=mode, fullgraph=True, dynamic=False)
         self._logits_step = torch.compile(self._logits_step_eager, mode=mode, fullgraph=True, dynamic=False)
 
+    def nll_note(self) -> str:
+        return ("scored by the same model uncompiled in one pass (the compiled step decodes one token at "
+                "a time; compilation changes kernels, not weights or attention)")
+
     # ------------------------------------------------------------- the compiled step
 
     def _last_logits(self, token: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:

@@ -4,12 +4,14 @@ ORTModelForCausalLM on the configuration's execution provider (IO binding on CUD
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import torch
 
 from arena.backends.base import Backend
 from arena.core.paths import building, cache_dir, is_complete
+from arena.models.gguf import has_gguf_copy
 from arena.models.sources import pretrained_path
 from arena.models.spec import ModelSpec
 from arena.models.synthetic import synthetic_checkpoint
@@ -23,6 +25,8 @@ def export_dir(spec: ModelSpec, dtype: str, device: str) -> Path:
     key = spec.id.replace("/", "--").replace(":", "-")
     target = cache_dir("onnx") / f"{key}-{dtype}"
     if is_complete(target):
+        if has_gguf_copy(target):  # an export made before the embedded tokenizer was mended
+            (target / "tokenizer.model").unlink()
         return target
     source = (
         str(synthetic_checkpoint(spec, "fp32" if dtype == "fp32" else "fp16", device))
@@ -48,10 +52,23 @@ def export_dir(spec: ModelSpec, dtype: str, device: str) -> Path:
 
 
 class OrtBackend(Backend):
+    export_path: Path | None = None
+
+    def prepare(self) -> float:
+        """The export, its own step: seconds it took (about 0 when the cache had it)."""
+        t0 = time.perf_counter()
+        self.export_path = export_dir(self.spec, self.dtype, "cuda" if self.config.needs_cuda else "cpu")
+        if self.config.needs_cuda and torch.cuda.is_initialized():
+            import gc
+
+            gc.collect()
+            torch.cuda.empty_cache()  # the exporter's PyTorch copy of the model is gone: give its memory back
+        return time.perf_counter() - t0
+
     def load(self) -> None:
         from optimum.onnxruntime import ORTModelForCausalLM
 
-        path = export_dir(self.spec, self.dtype, "cuda" if self.config.needs_cuda else "cpu")
+        path = self.export_path or export_dir(self.spec, self.dtype, "cuda" if self.config.needs_cuda else "cpu")
         self.export_path = path
         on_gpu = self.config.needs_cuda
         self.model = ORTModelForCausalLM.from_pretrained(
@@ -69,5 +86,36 @@ class OrtBackend(Backend):
     def input_device(self) -> torch.device:
         return torch.device("cuda" if self.config.needs_cuda else "cpu")
 
+    def nll_prompt_kwargs(self) -> dict:
+        return {}  # the exported graph has no logits_to_keep input
+
+    def nll_cache(self) -> None:
+        return None  # ORTModelForCausalLM starts its own (empty) past
+
     def weights_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.export_path.iterdir() if f.suffix in (".onnx", ".onnx_data", ".data") or f.name.endswith("_data"))
+        return onnx_weights_bytes(self.export_path)
+
+
+def onnx_weights_bytes(folder: Path) -> int:
+    """Bytes of the initializers of the exported decoder, a tied embedding counted once (the
+    export may keep the input embedding and the output projection, its transpose, as two)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model_file = next(f for f in sorted(folder.glob("*.onnx")) if "decoder_model" in f.name or f.name == "model.onnx")
+    tensors = list(onnx.load(str(model_file), load_external_data=False).graph.initializer)
+
+    def nbytes(t) -> int:
+        return int(np.prod(t.dims, dtype=np.int64)) * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+
+    total = sum(nbytes(t) for t in tensors)
+    # Only the largest matrices can be a tied embedding: read just those (a 7B export is 13 GB).
+    big = sorted((t for t in tensors if len(t.dims) == 2), key=lambda t: -nbytes(t))[:3]
+    arrays = [numpy_helper.to_array(t, base_dir=str(folder)) for t in big]
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            if a.size == b.size and a.dtype == b.dtype and (
+                    (a.shape == b.shape and np.array_equal(a, b)) or (a.shape == b.T.shape and np.array_equal(a, b.T))):
+                total -= b.nbytes
+    return int(total)

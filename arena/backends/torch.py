@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from arena.backends import inductor, torchao_quant
-from arena.backends.base import Backend
+from arena.backends.base import NLL_CHUNK, Backend
 from arena.models import placement
 from arena.models.dtypes import torch_dtype
 from arena.models.sources import pretrained_path
@@ -113,6 +113,59 @@ class TorchBackend(Backend):
 
     def placement_used(self) -> dict[str, Any]:
         return placement.summarize(self.model, self.device)
+
+    def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
+        """One forward pass to the last hidden states (sequence x hidden), then the output projection
+        and cross-entropy `chunk` positions at a time: never the whole sequence x vocabulary logits.
+        One pass without a cache keeps the attention exactly as configured (a kernel choice such as
+        flash refuses the explicit masks a cached, chunked pass would need)."""
+        ids = torch.tensor([list(prompt_ids) + list(continuation)], device=self.input_device())
+        start = len(prompt_ids) - 1
+        head = self.model.get_output_embeddings()
+        total = 0.0
+        with torch.inference_mode(), self.generation_context():
+            hidden = self.model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                              use_cache=False).last_hidden_state[0]
+            for a in range(start, ids.shape[1] - 1, chunk):
+                b = min(a + chunk, ids.shape[1] - 1)
+                logits = head(hidden[a:b].to(head.weight.device)).float()
+                target = ids[0, a + 1:b + 1].to(logits.device)
+                total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+        return total / len(continuation)
+
+    def nll_note(self) -> str:
+        if self.config.static_cache:
+            return "scored uncompiled in one pass (generate() compiled only its decode step; same weights and attention)"
+        return ""
+
+    def weights_bytes(self) -> int:
+        """Parameters and buffers (tied ones once, as get_memory_footprint counts them), plus the
+        bitsandbytes quantization state that lives beside the packed weights, not in them."""
+        return int(self.model.get_memory_footprint()) + quant_state_bytes(self.model)
+
+
+def quant_state_bytes(model: torch.nn.Module) -> int:
+    """Bytes of bitsandbytes' quantization state: 4-bit absmax/code (and the nested ones of double
+    quantization), 8-bit per-row scales (SCB). Not parameters, so get_memory_footprint misses them."""
+    total, seen = 0, set()
+
+    def add(t: Any) -> None:
+        nonlocal total
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if state is not None:
+            for name in ("absmax", "code", "offset"):
+                add(getattr(state, name, None))
+            nested = getattr(state, "state2", None)
+            if nested is not None:
+                add(getattr(nested, "absmax", None)), add(getattr(nested, "code", None))
+        add(getattr(weight, "SCB", None))
+    return total
 
     def _explain_split_failure(self, exc: Exception) -> None:
         """A budget too small for the model makes accelerate put the rest on "disk", which fails

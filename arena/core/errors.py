@@ -37,3 +37,20 @@ def oom_reason(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
         return "out of memory (host RAM)"
     return None
+
+
+_KERNEL_NEEDS = {
+    "flash": "fp16/bf16 inputs, head dimension up to 256, no explicit attention mask, an Ampere or newer GPU",
+    "efficient": "a CUDA GPU, head dimension a multiple of 8, and (torch 2.11 and older) no grouped-query attention",
+    "math": "nothing special (it runs everywhere)",
+}
+
+
+def kernel_reason(exc: BaseException, kernel: str | None) -> str | None:
+    """One line for SDPA's "No available kernel. Aborting execution." under a kernel choice: which
+    kernel refused and what it needs (torch's own warnings above the error say which check failed)."""
+    text = str(exc)  # torch 2.11: "No available kernel. Aborting execution."; 2.14: "No viable backend ..."
+    if kernel is None or ("No available kernel" not in text and "No viable backend" not in text):
+        return None
+    return (f"SDPA's {kernel} kernel cannot run these inputs, and this configuration allows no other "
+            f"(it needs {_KERNEL_NEEDS.get(kernel, 'inputs it supports')}); run sdpa to let PyTorch choose")

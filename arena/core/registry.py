@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from arena.core.env import Platform, built_cuda_major, platform, version_tuple
@@ -269,19 +270,43 @@ def tensor_parallel_world(plat: Platform, placement: Placement | None) -> int | 
     return world
 
 
+@lru_cache(maxsize=1)
+def efficient_kernel_has_gqa() -> bool:
+    """Does this torch's memory-efficient SDPA kernel take grouped-query attention (enable_gqa)?
+    torch 2.11 does not (only flash, cuDNN and math did; the kernel choice then fails with "No
+    available kernel"); later releases added it and say so in scaled_dot_product_attention's docs."""
+    import torch
+
+    doc = torch.nn.functional.scaled_dot_product_attention.__doc__ or ""
+    return "Memory-efficient attention also supports GQA" in " ".join(doc.split())
+
+
 def model_blocker(config: Config, model_config: Any) -> str | None:
-    """Why `config` cannot run this model (by its config), or None: tensor parallelism needs the
-    architecture's tensor-parallel plan in transformers (Falcon and GPT-2 have none)."""
+    """Why `config` cannot run this model (its transformers config), where the model alone says so:
+    tensor parallelism needs the architecture's tensor-parallel plan (Falcon and GPT-2 have none);
+    SDPA's memory-efficient kernel cannot take grouped-query attention in some torch releases."""
+    if model_config is None:
+        return None
     if config.tensor_parallel and not getattr(model_config, "base_model_tp_plan", None):
         kind = getattr(model_config, "model_type", "this model")
         return f"{kind} has no tensor-parallel plan (base_model_tp_plan) in this transformers version"
+    if config.sdpa_kernel != "efficient":
+        return None
+    heads = getattr(model_config, "num_attention_heads", None)
+    kv = getattr(model_config, "num_key_value_heads", None) or heads
+    if heads and kv and kv < heads and not efficient_kernel_has_gqa():
+        import torch
+
+        return (f"SDPA's memory-efficient kernel cannot run grouped-query attention in torch "
+                f"{torch.__version__.split('+')[0]} (this model: {heads} query heads share {kv} key/value "
+                f"heads); run sdpa or sdpa-flash")
     return None
 
 
 def availability(config: Config, dtype: str, plat: Platform | None = None,
-                 placement: Placement | None = None) -> Availability:
-    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked?
-    If not, a one-line reason."""
+                 placement: Placement | None = None, model_config: Any = None) -> Availability:
+    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
+    the model whose transformers config is `model_config` when given? If not, a one-line reason."""
     plat = plat or platform()
     if config.retired:
         legacy = (
@@ -325,7 +350,7 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
         world = tensor_parallel_world(plat, placement)
         if isinstance(world, str):
             return Availability(False, world)
-    blocker = placement_blocker(config, placement)
+    blocker = placement_blocker(config, placement) or model_blocker(config, model_config)
     if blocker:
         return Availability(False, blocker)
     return Availability(True)

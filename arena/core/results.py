@@ -42,6 +42,7 @@ class Result:
     # wall time by stage, seconds: start (waiting for a worker), imports, load (the whole stage, load_s
     # within it), warmup, timed, after (NLL and metrics); a warm run has no imports, load or warmup
     stage_s: dict[str, float] = field(default_factory=dict)
+    export_s: float | None = None  # ONNX export (its own cached step; 0 when the cache had it), never inside load_s
     ttft_ms: float | None = None
     decode_tokens_per_s: float | None = None
     e2e_tokens_per_s: float | None = None
@@ -53,15 +54,21 @@ class Result:
     bandwidth_limit_tokens_per_s: float | None = None
     percent_of_bandwidth_limit: float | None = None
     # memory and energy
+    # peak_memory_mb is the headline, one method per device for every backend (memory_method says which):
+    # GPU: the process's device memory above its own idle CUDA context (NVML); CPU: resident memory
+    # above the worker's idle baseline after imports. The rest are detail with their own method.
     peak_memory_mb: float | None = None
     memory_method: str = ""
+    warmup_peak_memory_mb: float | None = None  # the headline method over the warm-up (compile, graph capture)
+    process_peak_memory_mb: float | None = None  # CPU: whole-process resident peak (libraries included)
     torch_allocated_mb: float | None = None
     torch_reserved_mb: float | None = None
     nvml_process_mb: float | None = None
     weights_mb: float | None = None
-    energy_j_per_token: float | None = None
+    energy_j_per_token: float | None = None  # decode phase only, summed over the GPUs used
+    energy_note: str = ""  # how energy was read, or why it is n/a
     # where the model ran (arena/models/placement.py): device -> {"layers", "weights_mb"} as loaded, and
-    # device -> peak MB during generation (torch.cuda.max_memory_allocated(i) per GPU; RSS for cpu)
+    # device -> peak MB during generation by the headline method (per GPU: NVML above its idle context; cpu: RSS above idle)
     placement: dict[str, Any] = field(default_factory=dict)
     device_peak_memory_mb: dict[str, float] = field(default_factory=dict)
     # quality against the baseline configuration of the run
@@ -69,11 +76,17 @@ class Result:
     token_agreement: float | None = None
     first_divergence: int | None = None
     nll: float | None = None
+    compared_tokens: int | None = None  # baseline tokens compared: up to and including its first end-of-text
+    quality_note: str = ""  # why agreement is n/a (sampling, no baseline) or not a quality (random weights)
+    nll_note: str = ""  # what was scored for NLL, or why there is none
+    tokens_after_eos: int | None = None  # tokens generated after end-of-text (timing only; not shown or compared)
     # sweep points (arena/sweep/plan.py): one forward pass or one generate() at a (batch, seq, padding)
     mode: str = "arena"  # "arena" for a normal run; "sweep-forward" / "sweep-generate" / "sweep-generate-padded"
     padding: float | None = None  # requested share of padding tokens in the batch (sweep points)
     latency_ms: float | None = None  # median latency of the point's timed passes
-    speedup: float | None = None  # sweep: eager's latency / this one at the same point; run: decode tok/s / the baseline's
+    # speedup means one thing per kind of row (`mode`): a run ("arena") row's decode tok/s / its baseline's;
+    # a sweep point's eager latency / this one's at the same point. Tables head it accordingly.
+    speedup: float | None = None
     # detail kept as JSON
     token_ids: list[int] = field(default_factory=list)
     spread: dict[str, list[float]] = field(default_factory=dict)
@@ -123,6 +136,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("warm", "warm"),
     ("energy_j_per_token", "J/token"),
     ("token_agreement", "agree"),
+    ("compared_tokens", "compared"),
     ("first_divergence", "diverge@"),
     ("nll", "NLL"),
     ("reason", "reason"),

@@ -19,7 +19,8 @@ from arena.core.results import (
     from_flat_row,
 )
 
-_INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic", "warm")
+_INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic", "warm",
+               "compared_tokens", "tokens_after_eos")
 
 
 PERSISTENT_VOLUME = Path("/data")  # where a Space mounts its persistent storage

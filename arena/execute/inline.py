@@ -70,6 +70,9 @@ def run_inline(job: Job, on_event: OnEvent, *, compiled: bool, timeout_s: float,
         nonlocal metrics, error
         if event["type"] == "metrics":
             metrics = event["metrics"]
+        elif event["type"] == "nll":  # its own step, after the timings
+            if metrics is not None:
+                metrics.update(event["fields"])
         elif event["type"] in ("error", "stopped"):
             error = event["reason"]
         else:

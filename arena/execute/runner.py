@@ -17,7 +17,8 @@ from arena.data.store import Store, now
 from arena.execute import inline, memory_limit, tensor_parallel
 from arena.execute.pool import Pool, PoolSettings, shared_pool
 from arena.execute.worker import Job
-from arena.measure.quality import agreement, decode_speedup
+from arena.measure.quality import compare, decode_speedup
+from arena.models.sources import load_config
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -40,6 +41,9 @@ def _run_process(job: Job, on_event: OnEvent, pool: Pool, *, compiled: bool, tim
         nonlocal metrics
         if event["type"] == "metrics":
             metrics = event["metrics"]
+        elif event["type"] == "nll":  # its own step, after the timings (which it never loses)
+            if metrics is not None:
+                metrics.update(event["fields"])
         else:
             on_event({**event, "config": job.config})
 
@@ -70,19 +74,6 @@ def _run_process(job: Job, on_event: OnEvent, pool: Pool, *, compiled: bool, tim
     return metrics, end.reason, extra
 
 
-def _model_verdict(cfg: registry.Config, prepared: PreparedRun) -> registry.Availability:
-    """A configuration that depends on the model's architecture (tensor parallelism needs its
-    tp_plan), checked from the config alone; one that cannot be read is left to the worker."""
-    from arena.models.sources import load_config
-
-    try:
-        model_config = load_config(prepared.spec)
-    except Exception:  # noqa: BLE001 -- the worker reports it with its own reason
-        return registry.Availability(True)
-    blocker = registry.model_blocker(cfg, model_config)
-    return registry.Availability(False, blocker) if blocker else registry.Availability(True)
-
-
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
             cancel: threading.Event | None = None, pool: Pool | None = None) -> list[Result]:
     """`pool`: the warm workers to run on (default: this process's shared pool)."""
@@ -106,12 +97,14 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     )
     device = prepared.placement.device(plat.device)  # "cuda:1" for a GPU choice, cpu for a cpu budget
     verdicts = {}
+    try:
+        model_config = load_config(prepared.spec)  # validated already; here for model-specific availability
+    except Exception:
+        model_config = None
     for name in prepared.config_names:
         cfg = registry.get(name)
         verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
-                                              placement=prepared.placement)
-        if verdicts[name].ok and cfg.tensor_parallel:
-            verdicts[name] = _model_verdict(cfg, prepared)
+                                              placement=prepared.placement, model_config=model_config)
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
@@ -143,6 +136,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         if run_deadline is not None:
             left = run_deadline - time.monotonic()
             if left < 1.0:
+                status = "time limit"  # the run did not run everything it was asked to
                 base.status = "failed"
                 base.reason = f"not run: the run reached its time limit of {limits.max_run_s:g} s"
                 finish(base)
@@ -156,6 +150,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
             sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
             reference_ids=baseline_ids if name != baseline else None,
+            baseline_failed=name != baseline and baseline_ids is None,
             memory_limit_mb=limits.worker_memory_mb,
             gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
         )
@@ -185,6 +180,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         if metrics is not None:
             stages.update(metrics.pop("stage_s", None) or {})
         base.stage_s = {k: round(v, 4) for k, v in stages.items()}
+        if metrics is None and limit_note != "time limit per configuration" and (error or "").startswith("timed out"):
+            status = "time limit"  # cut by the run's wall time: the run is not complete
         if metrics is None:
             base.status, base.reason = "failed", error or "no result"
             if name == baseline:
@@ -196,12 +193,14 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             continue
         metrics.pop("eos_at", None)
         metrics.pop("warm", None)
+        eos = set(metrics.pop("eos_ids", []))
         for key, value in metrics.items():
             setattr(base, key, value)
         if name == baseline:
             baseline_ids = list(base.token_ids)
-        if baseline_ids is not None:
-            base.token_agreement, base.first_divergence = agreement(baseline_ids, base.token_ids)
+        quality = compare(baseline_ids, base.token_ids, eos, sampled=req.do_sample, synthetic=prepared.spec.synthetic)
+        base.token_agreement, base.first_divergence = quality.token_agreement, quality.first_divergence
+        base.compared_tokens, base.quality_note = quality.compared_tokens, quality.quality_note
         if name == baseline:
             baseline_speed = base.decode_tokens_per_s
         base.speedup = decode_speedup(base.decode_tokens_per_s, baseline_speed)

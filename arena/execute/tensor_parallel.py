@@ -192,6 +192,9 @@ def run_ranks(job: Job, world: int, handle: Callable[[dict[str, Any]], None], *,
                 return None, event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}"
             elif event["type"] == "metrics":
                 metrics[rank] = event["metrics"]
+            elif event["type"] == "nll":  # its own step, after the timings
+                if rank in metrics:
+                    metrics[rank].update(event["fields"])
             elif rank == 0:
                 handle(event)
         if len(metrics) < world:

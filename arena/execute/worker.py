@@ -1,13 +1,15 @@
-"""One configuration, measured: load (timed), warm up, repeats of timed generation, NLL.
+"""One configuration, measured: load (timed), warm up, repeats of timed generation, then NLL in
+its own step.
 
-Two phases: `load_phase` (the model on its device, load_s timed) and `measure_phase` (warm-up
-unless these shapes were already warmed in this process, the timed repeats, NLL); `run_job` is
-both, then frees the model. A warm worker (arena/execute/worker_entry.py) keeps what
-`load_phase` returned and runs only `measure_phase` for the next identical job. Events are
-small dicts:
-    {"type": "status", "stage": "loading" | "warming up" | "running", ...}
-    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only
+Two phases: `load_phase` (the model on its device, load_s timed; an ONNX export first, as its
+own step) and `measure_phase` (warm-up unless these shapes were already warmed in this process,
+the timed repeats, the metrics, then NLL); `run_job` is both, then frees the model. A warm
+worker (arena/execute/worker_entry.py) keeps what `load_phase` returned and runs only
+`measure_phase` for the next identical job. Events are small dicts:
+    {"type": "status", "stage": "exporting" | "loading" | "warming up" | "running" | "scoring", ...}
+    {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
+    {"type": "nll", "fields": {...}}      nll and nll_note: its own step after the timings are out
     {"type": "error", "reason": "..."}    one line
     {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
 """
@@ -20,7 +22,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from arena.core.errors import one_line, oom_reason
+from arena.core.errors import kernel_reason, one_line, oom_reason
 from arena.core.units import MiB
 from arena.execute import memory_limit
 
@@ -39,7 +41,8 @@ class Job:
     max_new_tokens: int
     repeats: int
     sampling: dict[str, Any] = field(default_factory=dict)
-    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own
+    reference_ids: list[int] | None = None  # the baseline's tokens, for NLL; None: our own (the baseline)
+    baseline_failed: bool = False  # no reference: no NLL, and the note says why
     stream: bool = True
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
     gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
@@ -89,13 +92,22 @@ def load_phase(job: Job, emit: Emit) -> Loaded:
     t_stage = time.perf_counter()
     out = Loaded(job)
     out.config = config = registry.get(job.config)
-    out.spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
+    out.spec = spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
     out.device = device = "cpu" if config.backend == "onnxruntime" and not config.needs_cuda else job.device
     out.where = where = Placement(tuple(job.gpus or ()), dict(job.max_memory or {}))
     out.on_gpus = on_gpus = where.gpus if device.startswith("cuda") and where.gpus else ()
     if device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))  # the first GPU of a choice or split (validated)
-    out.memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory)
+    import transformers  # noqa: F401  (imported before the idle baseline: library pages are not the model's)
+    if config.backend == "onnxruntime":
+        import optimum.onnxruntime  # noqa: F401
+    from arena.models.tokenizers import eos_ids, load_tokenizer
+
+    out.tokenizer = load_tokenizer(spec)  # the same for every configuration: not the model's share
+    out.eos = eos_ids(spec, out.tokenizer)
+    # The idle baseline: imports and tokenizer done and, on CUDA, the context created; no model yet.
+    out.memory = MemoryTracker(device, gpus=on_gpus, track_cpu=where.mapped and "cpu" in where.max_memory,
+                               sample=config.backend == "onnxruntime" and device.startswith("cuda"))
     try:
         _load(out, job, emit)
     except BaseException:
@@ -109,35 +121,39 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
     import torch
 
     from arena.backends import make_backend
+    from arena.backends.base import Backend
     from arena.core import registry
     from arena.measure import bandwidth
-    from arena.models.tokenizers import load_tokenizer
     from arena.testing import faults
 
     config, spec, device, where, on_gpus = out.config, out.spec, out.device, out.where, out.on_gpus
-    emit({"type": "status", "stage": "loading"})
     if job.memory_limit_mb and device.startswith("cuda"):
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
     faults.at_load(job.config)
     out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
-    out.tokenizer = load_tokenizer(spec)
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
+    out.export_s = None
+    if type(backend).prepare is not Backend.prepare:  # an ONNX export: its own cached step and time
+        emit({"type": "status", "stage": "exporting"})
+        out.export_s = backend.prepare()
+    emit({"type": "status", "stage": "loading"})
     t0 = time.perf_counter()
     backend.load()
     if device.startswith("cuda"):
         for gpu in on_gpus or (None,):
             torch.cuda.synchronize(gpu)
     out.load_s = time.perf_counter() - t0
-    out.weights_mb = backend.weights_bytes() / MiB
+    out.weights_mb = None  # read after the measured phases (an ONNX file parse is not the model's memory)
     out.placed = backend.placement_used()
 
 
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
                   stop: Callable[[], str | None] | None = None) -> None:
-    """Warm up (unless these shapes already were, in this process), time the repeats, NLL; emits
-    "metrics". `warm`: the model was loaded by an earlier job (load_s is then None). `stop()`
-    returns a reason to end early, checked between tokens (raises Stopped)."""
+    """Warm up (unless these shapes already were, in this process), time the repeats, emit
+    "metrics", then score NLL in its own step and emit "nll". `warm`: the model was loaded by an
+    earlier job (load_s is then None). `stop()` returns a reason to end early, checked between
+    tokens (raises Stopped)."""
     import torch
 
     from arena.backends.base import Sampling
@@ -146,73 +162,79 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.measure import bandwidth_limit
     from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
     from arena.measure.energy import EnergyMeter
-    from arena.models.tokenizers import decode, eos_ids
+    from arena.models.tokenizers import decode
 
     config, spec, device, backend, memory = loaded.config, loaded.spec, loaded.device, loaded.backend, loaded.memory
-    tokenizer, weights_mb = loaded.tokenizer, loaded.weights_mb
+    tokenizer, eos, on_gpus = loaded.tokenizer, loaded.eos, loaded.on_gpus
     sampling = Sampling(**job.sampling)
     stages: dict[str, float] = {} if warm else {"load": loaded.load_stage_s}
     input_ids = torch.tensor([job.prompt_ids] * job.batch_size, dtype=torch.long)
-    stream = TextStream(spec, tokenizer, emit)
-    clock = TokenClock(on_tokens=stream if job.stream else None)
+    stream = TextStream(spec, tokenizer, emit, eos=eos)
+    energy = EnergyMeter(device, gpus=on_gpus)
+    clock = TokenClock(on_tokens=stream if job.stream else None, on_first=energy.begin)
     guarded = Guarded(clock, stop, job.config)
 
     memory.reset_peak()
     shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
+    warmup_peak = None
     if shape not in loaded.warmed:
         emit({"type": "status", "stage": "warming up"})
         t0 = time.perf_counter()
-        # A full-length warm-up: compiled configurations trace and capture at these shapes,
-        # and every allocator reaches its steady state before timing.
-        # With a streamer, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(TokenClock(), stop))
+        # A full-length warm-up: compiled configurations trace and capture at these shapes, and
+        # every allocator reaches its steady state before timing. With a streamer and the energy
+        # reads, as the timed repeats: its path (host copies, pinned buffers) warms too.
+        backend.generate(input_ids, job.max_new_tokens, sampling,
+                         streamer=Guarded(TokenClock(on_first=EnergyMeter(device, gpus=on_gpus).begin), stop))
         loaded.warmed.add(shape)
         stages["warmup"] = time.perf_counter() - t0
-        memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
+        warmup_peak = memory.phase_peak_mb()
+    memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
     t_timed = time.perf_counter()
 
-    energy = EnergyMeter(device)
     timings, new_ids = [], None
-    energy.start()
     for i in range(job.repeats):
         emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
         stream.enabled = i == 0
         clock.begin()
         out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
+        energy.end(time.perf_counter())
         timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
         if new_ids is None:
             new_ids = out[0].tolist()
-    joules = energy.stop()
     mem = memory.report(torch_backend=config.backend == "torch")
-    timing, spread = median_timing(timings)
     stages["timed"] = time.perf_counter() - t_timed
     t_after = time.perf_counter()
+    # After the measured phases: reading the ONNX initializers parses the model file, and what
+    # that leaves in the heap is not the configuration's memory.
+    if loaded.weights_mb is None:
+        loaded.weights_mb = backend.weights_bytes() / MiB
+    weights_mb = loaded.weights_mb
+    timing, spread = median_timing(timings)
+    decode_tokens = job.batch_size * (len(clock.stamps) - 1) * job.repeats
+    joules, energy_note = energy.per_token(max(decode_tokens, 1))
 
-    reference = job.reference_ids if job.reference_ids is not None else new_ids
-    nll = backend.nll(job.prompt_ids, reference) if reference else None
-    eos = eos_ids(spec, tokenizer)
-    shown = new_ids
     cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
-    if cut is not None:
-        shown = new_ids[:cut]  # generation ran on past end-of-sequence for timing only
-    total_tokens = job.batch_size * job.max_new_tokens * job.repeats
+    shown = new_ids if cut is None else new_ids[:cut]  # generation ran on past end-of-text for timing only
     metrics = {
         "load_s": None if warm else loaded.load_s,
+        "export_s": None if warm else loaded.export_s,
         "warm": warm,
         "weights_mb": weights_mb,
         **asdict(timing),
         **asdict(mem),
-        "energy_j_per_token": joules / total_tokens if joules is not None else None,
+        "warmup_peak_memory_mb": warmup_peak,
+        "energy_j_per_token": joules,
+        "energy_note": energy_note,
         "token_ids": new_ids,
         "text": decode(spec, tokenizer, shown),
-        "nll": nll,
+        "tokens_after_eos": None if cut is None else len(new_ids) - cut - 1,
+        "nll_note": "not computed: the worker ended before scoring",
         "spread": spread,
         "dtype": backend.dtype,
-        "eos_at": cut,
+        "eos_ids": sorted(eos),
         "placement": loaded.placed,
     }
     metrics.pop("total_s", None)
-    metrics.pop("rss_peak_mb", None)
     metrics.update(bandwidth_limit.fields_for(
         loaded.bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
         prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
@@ -220,6 +242,8 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     stages["after"] = time.perf_counter() - t_after
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})
+    emit({"type": "status", "stage": "scoring"})
+    emit({"type": "nll", "fields": score_nll(job, backend, new_ids, eos)})
 
 
 def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
@@ -236,7 +260,10 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
         reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
     elif reason is None and os.environ.get("ARENA_DEBUG"):
         traceback.print_exception(exc)
-    emit({"type": "error", "reason": reason or one_line(exc)})
+    from arena.core import registry
+
+    reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
+    emit({"type": "error", "reason": reason})
 
 
 def run_job(job: Job, emit: Emit, stop: Callable[[], str | None] | None = None) -> None:
@@ -250,3 +277,59 @@ def run_job(job: Job, emit: Emit, stop: Callable[[], str | None] | None = None) 
     finally:
         if loaded is not None:
             loaded.close()
+
+
+def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str, Any]:
+    """NLL of the baseline's continuation over its compared span (up to and including its first
+    end-of-text), teacher-forced and chunked; its own try, so a failure here (out of memory: the
+    timings were already sent) leaves a reason, not a lost row."""
+    from arena.measure.quality import compared_span
+    from arena.testing import faults
+
+    if job.baseline_failed:
+        return {"nll": None, "nll_note": "n/a: the baseline failed, so there is no reference continuation to score"}
+    reference = job.reference_ids if job.reference_ids is not None else own_ids
+    reference = reference[:compared_span(reference, eos)]
+    if not reference:
+        return {"nll": None, "nll_note": "n/a: no reference tokens"}
+    whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
+    try:
+        faults.at_nll(job.config)
+        value = backend.nll(job.prompt_ids, reference)
+    except Exception as exc:
+        return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}
+    note = f"{whose}, {len(reference)} positions"
+    extra = backend.nll_note()
+    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else "")}
+
+
+def durable_put(queue) -> Emit:
+    """queue.put that has written the event to the pipe when it returns. multiprocessing's put
+    hands it to a feeder thread, so a worker killed right after (out of memory while scoring NLL)
+    would lose the metrics it had already measured."""
+    from multiprocessing.reduction import ForkingPickler
+
+    writer, lock, sem = (getattr(queue, name, None) for name in ("_writer", "_wlock", "_sem"))
+    if writer is None or sem is None:
+        return queue.put
+
+    def put(event: dict[str, Any]) -> None:
+        data = ForkingPickler.dumps(event)
+        sem.acquire()  # as Queue.put does: get() releases it
+        if lock is None:
+            writer.send_bytes(data)
+        else:
+            with lock:
+                writer.send_bytes(data)
+
+    return put
+
+
+def worker_main(job: Job, queue) -> None:
+    """Entry point of a spawned worker process."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    put = durable_put(queue)
+    try:
+        run_job(job, put)
+    finally:
+        put({"type": "done"})

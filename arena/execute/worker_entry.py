@@ -105,7 +105,14 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
     events.put({"type": "ready", "pid": os.getpid(), "imports_s": imports_s, "foreign": foreign_modules()})
 
     from arena.execute.stopping import Stopped, deadline_check
-    from arena.execute.worker import load_phase, measure_phase, report_error
+    from arena.execute.worker import (
+        durable_put,
+        load_phase,
+        measure_phase,
+        report_error,
+    )
+
+    put = durable_put(events)  # written to the pipe before the next step: a kill keeps what was sent
 
     loaded, loaded_key = None, None
     while True:
@@ -121,14 +128,14 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
                 if loaded is not None:
                     loaded.close()
                     loaded, loaded_key = None, None
-                loaded = load_phase(job, events.put)
+                loaded = load_phase(job, put)
                 loaded_key = key
-            measure_phase(loaded, job, events.put, warm=warm, stop=stop)
+            measure_phase(loaded, job, put, warm=warm, stop=stop)
         except Exception as exc:
-            report_error(exc, job, events.put)
+            report_error(exc, job, put)
             # after a clean stop the model is intact; after an error, nothing is trusted
             reusable = isinstance(exc, Stopped) and loaded is not None and loaded_key == key
-        events.put({"type": "done", "reusable": reusable, "gpu_mb": gpu_reserved_mb()})
+        put({"type": "done", "reusable": reusable, "gpu_mb": gpu_reserved_mb()})
 
 
 def run_target(parent_pid: int, target: Callable[[Any, Any], None], job: Any, events: Any) -> None:

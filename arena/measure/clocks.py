@@ -20,8 +20,10 @@ class TokenClock:
     """A transformers streamer: timestamps every generated step and forwards row 0's new
     token ids to `on_tokens` (for live text)."""
 
-    def __init__(self, on_tokens: Callable[[list[int]], None] | None = None) -> None:
+    def __init__(self, on_tokens: Callable[[list[int]], None] | None = None,
+                 on_first: Callable[[float], None] | None = None) -> None:
         self.on_tokens = on_tokens
+        self.on_first = on_first  # called with the first token's stamp (the decode phase starts)
         self.start = 0.0
         self.stamps: list[float] = []
         self._prompt_seen = False
@@ -38,6 +40,8 @@ class TokenClock:
             self._prompt_seen = True
             return
         self.stamps.append(now)
+        if len(self.stamps) == 1 and self.on_first is not None:
+            self.on_first(now)
         if self.on_tokens is not None:
             # generate() hands one token per row, shape (batch,); others hand (batch, n) columns.
             row0 = ids[0] if isinstance(ids, list) and ids else ids

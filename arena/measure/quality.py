@@ -1,6 +1,34 @@
-"""Comparisons with the baseline: token agreement and speedups (one definition each)."""
+"""Comparisons with the baseline: token agreement over the compared span, and speedups (one
+definition each).
+
+The compared span is the baseline's tokens up to and including its first end-of-text token:
+timing forces `min_new_tokens = max_new_tokens`, so a chat model keeps writing after its answer,
+and that noise is neither compared nor shown. The stored token ids are row 0's; every row of a
+batch repeats the same prompt, so row 0 stands for the batch.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLING_NOTE = "n/a under sampling: two samples differ by design, so agreement measures nothing (NLL still compares)"
+SYNTHETIC_NOTE = ("not a quality: random weights give near-uniform logits whose argmax flips on rounding; "
+                  "shown greyed, never ranked")
+NO_BASELINE_NOTE = "n/a: the baseline did not produce tokens to compare with"
+
+
+def compared_span(ids: list[int], eos: set[int]) -> int:
+    """How many of `ids` are compared: up to and including the first end-of-text token."""
+    cut = next((i for i, t in enumerate(ids) if t in eos), None)
+    return len(ids) if cut is None else cut + 1
+
+
+@dataclass
+class Agreement:
+    token_agreement: float | None
+    first_divergence: int | None
+    compared_tokens: int | None
+    quality_note: str = ""
 
 
 def agreement(baseline: list[int], other: list[int]) -> tuple[float, int | None]:
@@ -14,6 +42,18 @@ def agreement(baseline: list[int], other: list[int]) -> tuple[float, int | None]
     if first is None and len(baseline) != len(other):
         first = min(len(baseline), len(other))
     return same / n, first
+
+
+def compare(baseline: list[int] | None, other: list[int], eos: set[int], *, sampled: bool = False,
+            synthetic: bool = False) -> Agreement:
+    """Agreement of `other` with `baseline` over the baseline's compared span."""
+    if baseline is None:
+        return Agreement(None, None, None, NO_BASELINE_NOTE)
+    n = compared_span(baseline, eos)
+    if sampled:
+        return Agreement(None, None, n, SAMPLING_NOTE)
+    share, first = agreement(baseline[:n], other[:n])
+    return Agreement(share, first, n, SYNTHETIC_NOTE if synthetic else "")
 
 
 def decode_speedup(decode_tokens_per_s: float | None, baseline_tokens_per_s: float | None) -> float | None:

@@ -29,10 +29,39 @@ def default_gguf_path() -> Path:
     return path
 
 
+def has_gguf_copy(folder: Path) -> bool:
+    """transformers' GGUF tokenizer keeps the .gguf file as its vocab_file, and save_pretrained()
+    copied it as `tokenizer.model` (98 MB), where the slow tokenizer expects a sentencepiece model."""
+    path = folder / "tokenizer.model"
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(4) == b"GGUF"
+
+
+def write_slow_tokenizer(folder: Path) -> None:
+    """Replace a GGUF copy in `folder` by the files of a real slow tokenizer. SmolLM2's tokenizer
+    is byte-level BPE (GPT-2 style, as upstream ships it): vocab.json + merges.txt from the fast
+    tokenizer's own model, and tokenizer_class GPT2Tokenizer, so that both loaders agree."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    (folder / "tokenizer.model").unlink(missing_ok=True)
+    Tokenizer.from_file(str(folder / "tokenizer.json")).model.save(str(folder))
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "GPT2Tokenizer"
+    config.pop("legacy", None)  # a LlamaTokenizer option; add_bos_token carries over (GPT2Tokenizer has it)
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+
+
 def default_model_dir() -> Path:
     """The converted safetensors directory of the embedded default, made on first use."""
     target = cache_dir("models") / "smollm2-135m-instruct"
     if is_complete(target):
+        if has_gguf_copy(target):  # converted before this was fixed: mend it in place
+            write_slow_tokenizer(target)
         return target
     import torch
     from tqdm.auto import tqdm
@@ -52,6 +81,7 @@ def default_model_dir() -> Path:
     with building(target, "converted from " + gguf.name) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        write_slow_tokenizer(tmp)
     steps.update()
     steps.close()
     return target

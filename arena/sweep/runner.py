@@ -185,7 +185,7 @@ SWEEP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("padding", "pad"),
     ("status", "status"),
     ("latency_ms", "latency ms"),
-    ("speedup", "speedup"),
+    ("speedup", "speedup (eager latency ÷ this)"),
     ("e2e_tokens_per_s", "tok/s"),
     ("peak_memory_mb", "peak MB"),
     ("reason", "reason"),

@@ -89,12 +89,9 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
     from arena.models.spec import ModelSpec
 
     spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
-    memory = MemoryTracker(job.device)
+    memory = MemoryTracker(job.device, headline="torch-allocated")  # the guide's memory charts: allocator peak
     on_cuda = job.device.startswith("cuda")
-    every = f"{memory.interval_s * 1e3:.0f} ms"
-    method = ("torch.cuda.max_memory_allocated over this point's passes (weights included)" if on_cuda else
-              f"rss-peak (process resident memory sampled every {every} during this point's passes; "
-              "weights included)")
+    method = "torch.cuda.max_memory_allocated over this point's passes (weights included)"
     try:
         try:
             faults.at_load(job.config.name)
@@ -159,7 +156,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                     "latency_ms": latency,
                     "e2e_tokens_per_s": produced / (latency / 1e3),
                     "peak_memory_mb": mem.peak_memory_mb,
-                    "memory_method": method,
+                    "memory_method": method if on_cuda else mem.memory_method + " (weights included)",
                     "torch_allocated_mb": mem.torch_allocated_mb,
                     "torch_reserved_mb": mem.torch_reserved_mb,
                     "spread": {"latency_ms": times},

@@ -3,6 +3,7 @@
 ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, which do nothing
 when the variable is unset:
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
+    name=nll-oom|nll-kill        the arena worker of `name`, when it starts scoring NLL (after its timings)
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
     name=slow@MS                 the arena worker of configuration `name` waits MS ms before each timed token
 """
@@ -44,6 +45,19 @@ def at_load(config: str) -> None:
                 held.append(b"\x01" * (32 * 2**20))
                 time.sleep(0.01)
             raise RuntimeError(f"allocated {len(held) * 32} MB without being stopped")
+
+
+def at_nll(config: str) -> None:
+    """The arena worker of `config` runs out of memory, or dies, as its NLL step begins."""
+    for name, kind in _items():
+        if name == config and kind == "nll-oom":
+            import torch
+
+            raise torch.OutOfMemoryError("injected: CUDA out of memory while scoring")
+        if name == config and kind == "nll-kill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def at_sweep_point(config: str, batch: int) -> None:

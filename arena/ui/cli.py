@@ -147,8 +147,16 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         if args.show_text:
             for r in results:
                 if r.status == "ok":
-                    print(f"\n--- {r.config} ---\n{r.text}")
-        print("memory: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+                    after = f"\n[{r.tokens_after_eos} tokens generated after end-of-text, not shown]" if r.tokens_after_eos else ""
+                    print(f"\n--- {r.config} ---\n{r.text}{after}")
+        methods = sorted({r.memory_method for r in results if r.memory_method})
+        print("peak MB: " + " | ".join(methods) if len(methods) == 1 else
+              "peak MB: " + "; ".join(sorted({f"{r.config}: {r.memory_method}" for r in results if r.memory_method})))
+        for note in sorted({r.quality_note for r in results if r.quality_note}):
+            print(f"agree: {note}")
+        for r in results:
+            if r.status == "ok" and r.energy_j_per_token is None and r.energy_note.startswith("n/a: the decode"):
+                print(f"J/token ({r.config}): {r.energy_note}")
         if prepared.placement.asked:
             from arena.models.placement import describe
 
@@ -223,7 +231,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
     if any(str(r.get("mode")).startswith("sweep") for r in rows):
         cols[2:2] = [("mode", "mode"), ("batch_size", "batch"), ("prompt_tokens", "prompt"),
-                     ("padding", "pad"), ("latency_ms", "latency ms"), ("speedup", "speedup")]
+                     ("padding", "pad"), ("latency_ms", "latency ms"),
+                     ("speedup", "speedup (run: decode tok/s ÷ baseline's; sweep: eager latency ÷ this)")]
     print(format_table(rows, cols))
     write_outputs([r for r in results if r.status == "ok"], args.json, args.csv)
     return 0

@@ -54,8 +54,13 @@ def run_speedup_quality(results: list[dict[str, Any]], baseline: str) -> go.Figu
                                                         f"token agreement with {baseline}"))
     fig.add_bar(x=names, y=speedups, text=[f"{s:.2f}×" for s in speedups], row=1, col=1)
     fig.add_hline(y=1.0, line_dash="dot", row=1, col=1)
-    fig.add_bar(x=names, y=[r.get("token_agreement") for r in ok], row=1, col=2)
+    # Agreement with a reason (random weights) is drawn grey with the reason as hover, not as a quality.
+    notes = [r.get("quality_note") or "" for r in ok]
+    fig.add_bar(x=names, y=[r.get("token_agreement") for r in ok], row=1, col=2, hovertext=notes,
+                marker_color=["#b0b0b0" if n else "#636efa" for n in notes])
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=2)
+    if any(notes):
+        fig.layout.annotations[1].text += " (grey: " + next(n for n in notes if n).split(":")[0] + ")"
     fig.update_layout(height=360, showlegend=False,
                       title=f"Speedup and agreement versus the baseline ({baseline})")
     return fig

@@ -79,7 +79,8 @@ class RunState:
             panel.reason = result.get("reason") or ""
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
-                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s")}
+                "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s",
+                "compared_tokens", "quality_note", "tokens_after_eos")}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -116,11 +117,9 @@ def _metrics_line(panel: Panel) -> str:
     m = panel.metrics
     if not m:
         return ""
-    agree = m.get("token_agreement")
     return (
         f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
         f"peak {_fmt(m.get('peak_memory_mb'))} MB"
-        + (f" · agreement {agree:.0%}" if agree is not None else "")
         + (" · warm (model reused)" if m.get("warm") else "")
     )
 
@@ -139,6 +138,25 @@ def _stages_line(panel: Panel) -> str:
     """Wall time by stage (start, imports, load, warm-up, timed, after)."""
     stages = (panel.metrics or {}).get("stage_s") or {}
     return " · ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+
+
+def _quality_html(panel: Panel) -> str:
+    """Agreement beside the compared length; greyed with its reason where it is no quality
+    (random weights) or n/a (sampling); the count of tokens cut after end-of-text."""
+    m = panel.metrics
+    agree, note, n = m.get("token_agreement"), m.get("quality_note") or "", m.get("compared_tokens")
+    parts = []
+    if agree is not None:
+        parts.append(f"agreement {agree:.0%} over {n} tokens" if n else f"agreement {agree:.0%}")
+    elif note:
+        parts.append("agreement n/a")
+    text = html.escape(" · ".join(parts))
+    if note:
+        text = f'<span class="arena-grey" title="{html.escape(note)}">{text} ({html.escape(note)})</span>'
+    after = m.get("tokens_after_eos")
+    cut = (f'<div class="arena-cut">{after} token{"s" if after != 1 else ""} generated after end-of-text '
+           f"(for timing; not shown or compared)</div>") if after else ""
+    return (f'<div class="arena-quality">{text}</div>' if text else "") + cut
 
 
 def render(state: RunState) -> str:
@@ -165,6 +183,7 @@ def render(state: RunState) -> str:
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
             + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
             + (f'<div class="arena-placement">{html.escape(p.placement)}</div>' if p.placement else "")
+            + (_quality_html(p) if p.metrics else "")
             + (f'<div class="arena-stages" data-warm="{int(bool(p.metrics.get("warm")))}">'
                f'{html.escape(_stages_line(p))}</div>' if p.metrics else "")
             + '</div>'
@@ -187,6 +206,8 @@ CSS = """
   font-size:13px; margin:4px 0; min-height:3em;}
 .arena-metrics {font-size:12px;}
 .arena-placement {font-size:12px; font-family:monospace; opacity:.85;}
+.arena-quality, .arena-cut {font-size:12px;}
+.arena-grey, .arena-cut {opacity:.55;}
 .arena-reason {font-size:12px; color:var(--error-text-color, #b91c1c);}
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
