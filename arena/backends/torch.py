@@ -138,35 +138,6 @@ class TorchBackend(Backend):
             return "scored uncompiled in one pass (generate() compiled only its decode step; same weights and attention)"
         return ""
 
-    def weights_bytes(self) -> int:
-        """Parameters and buffers (tied ones once, as get_memory_footprint counts them), plus the
-        bitsandbytes quantization state that lives beside the packed weights, not in them."""
-        return int(self.model.get_memory_footprint()) + quant_state_bytes(self.model)
-
-
-def quant_state_bytes(model: torch.nn.Module) -> int:
-    """Bytes of bitsandbytes' quantization state: 4-bit absmax/code (and the nested ones of double
-    quantization), 8-bit per-row scales (SCB). Not parameters, so get_memory_footprint misses them."""
-    total, seen = 0, set()
-
-    def add(t: Any) -> None:
-        nonlocal total
-        if isinstance(t, torch.Tensor) and id(t) not in seen:
-            seen.add(id(t))
-            total += t.numel() * t.element_size()
-
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        state = getattr(weight, "quant_state", None)
-        if state is not None:
-            for name in ("absmax", "code", "offset"):
-                add(getattr(state, name, None))
-            nested = getattr(state, "state2", None)
-            if nested is not None:
-                add(getattr(nested, "absmax", None)), add(getattr(nested, "code", None))
-        add(getattr(weight, "SCB", None))
-    return total
-
     def _explain_split_failure(self, exc: Exception) -> None:
         """A budget too small for the model makes accelerate put the rest on "disk", which fails
         deep inside loading with an unhelpful message ("device disk is invalid"): say what happened."""
