@@ -23,7 +23,10 @@ def test_every_cpu_configuration_really_runs(store):
         r = by[name]
         assert r.status == "ok", (name, r.reason)
         assert len(r.token_ids) == 6 and r.decode_tokens_per_s > 0 and r.ttft_ms > 0
-        assert r.peak_memory_mb > 0 and "above the worker's idle baseline" in r.memory_method
+        # the tiny model's own share can be 0 MB (the heap's pages already resident); the
+        # whole-process peak is always there
+        assert r.peak_memory_mb >= 0 and r.process_peak_memory_mb > 0
+        assert "above the worker's idle baseline" in r.memory_method
         assert r.weights_mb > 0 and r.nll is not None
         assert r.baseline == "eager" and r.synthetic and "meaningless" in r.text
         assert len(r.spread["decode_tokens_per_s"]) == 2

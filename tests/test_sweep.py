@@ -158,7 +158,10 @@ def test_point_metrics_and_speedup(swept):
         real = r.batch_size * r.prompt_tokens - sum(r.settings["pad_lengths"])
         assert r.settings["real_tokens"] == real
         assert r.e2e_tokens_per_s == pytest.approx(real / (r.latency_ms / 1e3))
-        assert r.peak_memory_mb > 0 and r.weights_mb > 0 and "above the worker's idle baseline" in r.memory_method
+        # a tiny model's share of resident memory can round to 0 MB (pages the heap already held);
+        # the whole-process peak beside it is always measured
+        assert r.peak_memory_mb is not None and r.peak_memory_mb >= 0 and r.weights_mb > 0
+        assert "above the worker's idle baseline" in r.memory_method
     assert all(r.speedup == 1.0 for r in eager.values())
 
 
@@ -260,7 +263,8 @@ def test_cli_sweep_writes_json_csv_and_leaderboard(tmp_path):
     assert csv.read_text().startswith("run_id,")
     board = subprocess.run([sys.executable, "-m", "arena", "leaderboard", "--db", str(db), "--mode", "sweep-forward"],
                            capture_output=True, text=True, timeout=300)
-    assert board.returncode == 0 and "sweep-forward" in board.stdout and board.stdout.count("eager") == 4
+    eager_rows = [line for line in board.stdout.splitlines() if "eager" in line.split() and "sweep-forward" in line]
+    assert board.returncode == 0 and "sweep-forward" in board.stdout and len(eager_rows) == 4
 
 
 # ---------------------------------------------------------------- server limits
