@@ -28,6 +28,13 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
+def process_death(exitcode: int | None) -> str:
+    """How a worker process ended, in words: 'killed by signal 9 (likely out of memory)',
+    'exit code 1'."""
+    how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+    return how + (" (likely out of memory)" if exitcode == -9 else "")
+
+
 def oom_reason(exc: BaseException) -> str | None:
     """The one-line reason for an out-of-memory error (GPU or host), None for any other error."""
     import torch

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from arena.core.errors import process_death
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.core.units import MiB
 from arena.execute import launcher
@@ -419,10 +420,7 @@ class Pool:
 
     def _death(self, worker: Worker, death_reason, error: str | None) -> Ending:
         explained = death_reason() if death_reason is not None else None
-        code = worker.proc.exitcode
-        how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
-        hint = " (likely out of memory)" if code == -9 else ""
-        return Ending("died", explained or error or f"worker process died: {how}{hint}")
+        return Ending("died", explained or error or f"worker process died: {process_death(worker.proc.exitcode)}")
 
     def _keep(self, worker: Worker, key: tuple, job: Any, reported_gpu_mb: float = 0.0) -> None:
         if not self.settings.keep_warm or self._closed:

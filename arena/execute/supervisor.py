@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+from arena.core.errors import process_death
+
 
 @dataclass
 class Ending:
@@ -56,10 +58,7 @@ def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str
                 if time.monotonic() - died_at < 0.5:
                     continue
                 explained = death_reason() if death_reason is not None else None
-                code = proc.exitcode
-                how = "killed by signal %d" % -code if code is not None and code < 0 else f"exit code {code}"
-                hint = " (likely out of memory)" if code == -9 else ""
-                return Ending("died", explained or error or f"worker process died: {how}{hint}")
+                return Ending("died", explained or error or f"worker process died: {process_death(proc.exitcode)}")
             if event["type"] == "error":
                 error = event["reason"]
             elif event["type"] == "done":

@@ -27,7 +27,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from arena.core.errors import one_line
+from arena.core.errors import one_line, process_death
 from arena.execute.worker import Job, run_job
 
 NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}  # kept as set; never unset
@@ -181,9 +181,7 @@ def run_ranks(job: Job, world: int, handle: Callable[[dict[str, Any]], None], *,
                     died_at = died_at or time.monotonic()
                     if time.monotonic() - died_at > 0.5:  # read what it sent before dying
                         rank, code = dead[0]
-                        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                        hint = " (likely out of memory)" if code == -9 else ""
-                        return None, f"tensor-parallel rank {rank} died: {how}{hint}"
+                        return None, f"tensor-parallel rank {rank} died: {process_death(code)}"
                 continue
             rank = event.pop("rank", 0)
             if event["type"] == "done":
