@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -105,14 +106,13 @@ class Store:
         db.row_factory = sqlite3.Row
         return db
 
-    def _write(self, sql: str, params: tuple | list) -> None:
-        db = self._connect()
-        try:
+    def _write(self, sql: str, params: tuple | list | Iterable, many: bool = False) -> int:
+        """One transaction: `sql` once, or once per row of `params` with many=True; rows written."""
+        with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE")
-            db.execute(sql, params)
+            cur = db.executemany(sql, params) if many else db.execute(sql, params)
             db.execute("COMMIT")
-        finally:
-            db.close()
+            return cur.rowcount
 
     # runs
     def start_run(self, run_id: str, request: dict[str, Any]) -> None:
@@ -123,40 +123,25 @@ class Store:
 
     def mark_interrupted(self) -> int:
         """Runs still 'running' when the app starts were cut off: mark them incomplete."""
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             cur = db.execute("UPDATE runs SET status = 'incomplete' WHERE status = 'running'")
             return cur.rowcount
-        finally:
-            db.close()
 
     def runs(self) -> list[dict[str, Any]]:
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return [dict(r) for r in db.execute("SELECT * FROM runs ORDER BY started_at")]
-        finally:
-            db.close()
 
     # results
     def add(self, result: Result) -> None:
-        row = flat_row(result)
-        names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
-        marks = ", ".join("?" for _ in RESULT_FIELDS)
-        self._write(f"INSERT INTO results ({names}) VALUES ({marks})", [row.get(k) for k in RESULT_FIELDS])
+        """One result, in its own transaction, the moment its configuration finishes."""
+        self.add_many([result])
 
     def add_many(self, results: Iterable[Result | dict[str, Any]]) -> int:
         """Insert many results in one transaction (imports, benchmarks); returns how many."""
         names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
         marks = ", ".join("?" for _ in RESULT_FIELDS)
         rows = ([row.get(k) for k in RESULT_FIELDS] for row in map(flat_row, results))
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            cur = db.executemany(f"INSERT INTO results ({names}) VALUES ({marks})", rows)
-            db.execute("COMMIT")
-            return cur.rowcount
-        finally:
-            db.close()
+        return self._write(f"INSERT INTO results ({names}) VALUES ({marks})", rows, many=True)
 
     def page(self, filters: dict[str, Sequence[str]], include_failed: bool = False, order_by: str = "speed",
              limit: int = 100, offset: int = 0, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -168,19 +153,13 @@ class Store:
                  "newest": "id DESC"}[order_by]
         cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         sql = f"SELECT {cols} FROM results{where} ORDER BY {order} LIMIT ? OFFSET ?"
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return [dict(r) for r in db.execute(sql, [*params, int(limit), int(offset)])]
-        finally:
-            db.close()
 
     def count(self, filters: dict[str, Sequence[str]], include_failed: bool = False) -> int:
         where, params = _where(filters, include_failed)
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return db.execute(f"SELECT COUNT(*) FROM results{where}", params).fetchone()[0]
-        finally:
-            db.close()
 
     def distinct(self, columns: Sequence[str]) -> dict[str, list[str]]:
         """The values each column takes (the leaderboard's filter choices). Kept in memory and
@@ -189,8 +168,7 @@ class Store:
         unknown = [c for c in columns if c not in RESULT_FIELDS]
         if unknown:
             raise ValueError(f"unknown field {unknown[0]!r}")
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             top = db.execute("SELECT COALESCE(MAX(id), 0) FROM results").fetchone()[0]
             known = list(cache["values"])
             if top > cache["max_id"] and known:
@@ -202,8 +180,6 @@ class Store:
                 if c not in cache["values"]:  # asked for the first time: read it whole
                     cache["values"][c] = {r[0] for r in db.execute(f'SELECT DISTINCT "{c}" FROM results')}
             cache["max_id"] = top
-        finally:
-            db.close()
         return {c: sorted(str(v) for v in cache["values"][c] if v is not None and str(v)) for c in columns}
 
     def results(self, **filters: Any) -> list[Result]:
@@ -215,11 +191,8 @@ class Store:
             where.append(f'"{key}" = ?')
             params.append(value)
         sql = "SELECT * FROM results" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return [from_flat_row(dict(r)) for r in db.execute(sql, params)]
-        finally:
-            db.close()
 
     # votes
     def add_vote(self, vote: dict[str, Any]) -> None:
@@ -228,15 +201,9 @@ class Store:
                     [vote[n] for n in names])
 
     def votes(self) -> list[dict[str, Any]]:
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return [dict(r) for r in db.execute("SELECT * FROM votes ORDER BY id")]
-        finally:
-            db.close()
 
     def integrity_ok(self) -> bool:
-        db = self._connect()
-        try:
+        with closing(self._connect()) as db:
             return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            db.close()
