@@ -338,13 +338,3 @@ def durable_put(queue) -> Emit:
                 writer.send_bytes(data)
 
     return put
-
-
-def worker_main(job: Job, queue) -> None:
-    """Entry point of a spawned worker process."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    put = durable_put(queue)
-    try:
-        run_job(job, put)
-    finally:
-        put({"type": "done"})
