@@ -4,18 +4,27 @@
   so every decode step sees the same tensor addresses.
 - Prefill runs once, eagerly, with logits for the last position only.
 - The whole decode step — model forward at `cache_position` plus the token choice — is one
-  function compiled by torch.compile; on CUDA with mode="reduce-overhead", i.e. captured and
-  replayed as a CUDA graph. Greedy selection (argmax) runs inside the graph; seeded sampling
-  (temperature, top-p, an exponential race instead of multinomial) runs on the device after it.
+  function compiled by torch.compile (inductor, no graphs of its own). On CUDA that compiled
+  step is then captured once into a `torch.cuda.CUDAGraph` of our own, with static input
+  buffers (the previous token, the position), and each token is one `replay()`. Why not
+  mode="reduce-overhead": every call of a compiled function first evaluates Dynamo's guards
+  over the whole model and then walks inductor's CUDA-graph tree, 2.6 ms of host time per token
+  in a profile of the Llama-2-7B shape (bf16, torch 2.11, H100). Where the GPU needs less than
+  that per token (a small model, or weights quantized to a quarter of the bytes) the host set
+  the speed. A replay costs the host microseconds (vLLM and SGLang capture the same way); the
+  CPU runs the same step over the same buffers, without the capture.
+- Greedy selection (argmax) runs inside the graph, and the graph also writes the chosen token
+  into its own input buffer and advances the position: a replay needs no host input. Seeded
+  sampling (temperature, top-p, an exponential race instead of multinomial) runs on the device
+  after a graph that returns the logits.
 - The loop never waits for the device except to stream: each token is copied to pinned host
   memory with an event, and handed to the streamer only after the next step has been queued,
   so the GPU never idles for the host while every token is still streamed (and timestamped) on
   its own.
 - Graph outputs live in memory the next replay overwrites: each is copied at once into its row
-  of one token buffer allocated per generation (no allocation, list or stack per token); the
-  next step reads its input from that row.
+  of one token buffer allocated per generation (no allocation, list or stack per token).
 - Host work per token is kept small: the pinned host rows and the CUDA events are allocated
-  once per (batch, length) and reused, so a step costs the graph replay, one device copy, one
+  once per (batch, length) and reused, so a step costs one replay, one device copy, one
   device-to-host copy and one event record.
 """
 
@@ -49,10 +58,11 @@ class CompiledDecodeBackend(TorchBackend):
         self._cache: Any = None
         self._cache_shape: tuple[int, int] | None = None
         self._host: tuple[tuple[int, int], torch.Tensor, list[Any]] | None = None  # pinned rows, events
-        # CUDA: compile and capture as a CUDA graph. CPU: inductor's C++ code, no graphs.
-        mode = "reduce-overhead" if self.on_cuda else "default"
-        self._greedy_step = torch.compile(self._greedy_step_eager, mode=mode, fullgraph=True, dynamic=False)
-        self._logits_step = torch.compile(self._logits_step_eager, mode=mode, fullgraph=True, dynamic=False)
+        self._steps: dict[tuple[int, bool], DecodeStep] = {}  # (batch, greedy) -> the step over its buffers
+        # Inductor kernels without graphs of their own (see the module docstring); on CUDA the
+        # compiled step is captured into our own graph, on CPU it is called directly.
+        self._greedy_step = torch.compile(self._greedy_step_eager, fullgraph=True, dynamic=False)
+        self._logits_step = torch.compile(self._logits_step_eager, fullgraph=True, dynamic=False)
 
     def nll_note(self) -> str:
         return ("scored by the same model uncompiled in one pass (the compiled step decodes one token at "
@@ -79,12 +89,25 @@ class CompiledDecodeBackend(TorchBackend):
         from transformers import StaticCache
 
         if self._cache_shape != (batch, length):
+            self._steps.clear()  # captured over the old cache's addresses
+            self._cache = None  # free the old cache before the new one is allocated
             self._cache = StaticCache(config=self.model.config, max_cache_len=length)
             self._cache_shape = (batch, length)
             torch._dynamo.reset()  # the compiled steps closed over the old cache
-        else:
-            self._cache.reset()
         return self._cache
+
+    def _step(self, batch: int, greedy: bool) -> "DecodeStep":
+        """The decode step for this cache over its static buffers, compiled (and on CUDA captured)
+        once. Called after a prefill: transformers allocates the cache's tensors at their first
+        update. Compiling and capturing run the step at the cache's last position, which no decode
+        step attends to (the last token chosen is never fed back), so the prefix stays intact."""
+        key = (batch, greedy)
+        if key not in self._steps:
+            step = self._greedy_step if greedy else self._logits_step
+            assert self._cache_shape is not None
+            self._steps[key] = DecodeStep(step, batch, torch.device(self.device), greedy,
+                                          scratch_position=self._cache_shape[1] - 1, capture=self.on_cuda)
+        return self._steps[key]
 
     def _host_rows(self, rows: int, batch: int) -> tuple[torch.Tensor, list[Any]]:
         """Pinned host memory for `rows` tokens of `batch` rows and one CUDA event per token,
@@ -131,20 +154,18 @@ class CompiledDecodeBackend(TorchBackend):
 
         with torch.no_grad(), self.generation_context():
             cache = self._static_cache(batch, prompt_len + max_new_tokens)
+            cache.reset()  # zeroed in place: the addresses captured in a graph stay
             positions = torch.arange(prompt_len + max_new_tokens, device=device)
             first = self.model(input_ids=ids, cache_position=positions[:prompt_len], past_key_values=cache,
                                use_cache=True, logits_to_keep=1)
             produced(0, choose(first.logits[:, -1, :].float()))
             del first
+            if max_new_tokens > 1:
+                step = self._step(batch, not sampling.do_sample)
+                step.start(out[0], positions[prompt_len:prompt_len + 1])
             for k in range(1, max_new_tokens):
-                position = positions[prompt_len + k - 1: prompt_len + k]
-                previous = out[k - 1].view(batch, 1)
-                if self.on_cuda:
-                    torch.compiler.cudagraph_mark_step_begin()
-                if sampling.do_sample:
-                    produced(k, choose(self._logits_step(previous, position)))
-                else:
-                    produced(k, self._greedy_step(previous, position))
+                step.replay()
+                produced(k, step.token if step.greedy else step.advance(choose(step.logits)))
                 if streaming_cuda:
                     stream_until(k)  # all but the step just queued, which keeps the GPU busy meanwhile
             if streamer is not None:
@@ -152,3 +173,66 @@ class CompiledDecodeBackend(TorchBackend):
                     stream_until(max_new_tokens)
                 streamer.end()
         return out.t().clone()
+
+
+class DecodeStep:
+    """One compiled decode step over static buffers: `tok` (the previous token of each row) and
+    `pos` (its cache position). A greedy step also writes its argmax back into `tok` and advances
+    `pos`, so consecutive replays decode consecutive tokens; a sampling step returns the logits,
+    and `advance` feeds the chosen token back. With `capture` (CUDA) the step, buffer updates
+    included, is captured once as a CUDA graph and `replay` launches that graph; without it
+    (CPU) `replay` runs the same code directly."""
+
+    WARMUP_CALLS = 2  # compile (first call) and settle the autotuned kernels before capture
+
+    def __init__(self, step: Any, batch: int, device: torch.device, greedy: bool, scratch_position: int,
+                 capture: bool) -> None:
+        self.step, self.batch, self.greedy = step, batch, greedy
+        self.tok = torch.zeros((batch, 1), dtype=torch.long, device=device)
+        self.pos = torch.full((1,), scratch_position, dtype=torch.long, device=device)
+        self.result: torch.Tensor | None = None
+        self.graph: Any = None
+        if not capture:
+            return
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # compilation and warm-up outside the capture, as torch's docs ask
+            for _ in range(self.WARMUP_CALLS):
+                step(self.tok, self.pos)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):  # recorded, not run: the buffers keep their scratch values
+            self._run()
+
+    def _run(self) -> None:
+        self.result = self.step(self.tok, self.pos)  # under capture: graph-owned, overwritten by the next replay
+        if self.greedy:
+            self.tok.copy_(self.result.view(self.batch, 1))
+            self.pos.add_(1)
+
+    @property
+    def token(self) -> torch.Tensor:
+        """The token the last greedy replay chose, per row."""
+        return self.tok.view(-1)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        assert self.result is not None
+        return self.result
+
+    def start(self, first: torch.Tensor, position: torch.Tensor) -> None:
+        """Point the buffers at the first decode step: the token prefill chose, its position."""
+        self.tok.copy_(first.view_as(self.tok))
+        self.pos.copy_(position)
+
+    def replay(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._run()
+
+    def advance(self, chosen: torch.Tensor) -> torch.Tensor:
+        """A sampling step: the chosen token becomes the next input; the position moves on."""
+        self.tok.copy_(chosen.view_as(self.tok))
+        self.pos.add_(1)
+        return chosen
