@@ -19,8 +19,9 @@
 #        compiled-decode (benchmarks/quant_report.py); each part under ~7 min on an H100, no part: all
 #   bash benchmarks/gpu_session.sh warm  # warm workers: sdpa, static-cache, compiled-decode on the embedded
 #        default through the server (gradio_client), the same request cold then warm (about 3 min)
-#   bash benchmarks/gpu_session.sh trust [default|7b|fidelity]  # issue 13's reruns, each part about 5-8 min
-#        on an H100: every configuration on the embedded default; Llama-2-7B shape on sdpa, bnb-8bit,
+#   bash benchmarks/gpu_session.sh trust [default|default-a|7b|fidelity]  # issue 13's reruns, each part about
+#        5-8 min on an H100: every configuration on the embedded default (default-a: all but compiled-decode and
+#        the torchao ones, which `quant default` runs beside bf16 compiled-decode); Llama-2-7B shape on sdpa, bnb-8bit,
 #        bnb-4bit, ort-cuda; fidelity of every family against its own bare loop (+ energy sanity)
 #   bash benchmarks/gpu_session.sh multi-gpu  # 2 GPUs: synthetic:llama-2-7b in bf16 (sdpa) and bnb-4bit on
 #        GPU 0 alone, then split over GPUs 0 and 1 by max_memory budgets that force the split
@@ -105,6 +106,11 @@ case "${1:-default}" in
       run --model default --configs "$ALL" --max-new-tokens 64 --repeats 3 --json "$OUT/trust-default.json" --timeout 240 \
           --show-text | tee "$OUT/trust-default.txt" ;;
     esac
+    case "${2:-}" in default-a)
+      A=$(python3 -c "from arena.core.registry import REGISTRY as R; print(','.join(n for n in R if n != 'compiled-decode' and not R[n].torchao and n != 'ort-cpu'))")
+      run --model default --configs "$A" --max-new-tokens 64 --repeats 3 --json "$OUT/trust-default-a.json" --timeout 240 \
+          --show-text | tee "$OUT/trust-default-a.txt" ;;
+    esac
     case "${2:-all}" in 7b|all)  # the ONNX export of the 7B shape is cached for the next call
       run --model synthetic:llama-2-7b --configs sdpa,bnb-8bit,bnb-4bit,ort-cuda --dtype bf16 --prompt-tokens 128 \
           --max-new-tokens 128 --repeats 2 --json "$OUT/trust-7b.json" --timeout 420 | tee "$OUT/trust-7b.txt" ;;
@@ -149,7 +155,7 @@ case "${1:-default}" in
       qr default --model default --configs $CD,torchao-int8wo+$CD,torchao-int4wo+$CD,torchao-int4wo-g64+$CD,torchao-float8wo+$CD,torchao-float8dq+$CD,bnb-4bit,torchao-int8wo ;;
     esac
     case "${2:-all}" in profile|all)  # kernel time vs gaps per decode step; Chrome traces in $OUT/traces
-      python3 benchmarks/quant_report.py --profile $CD,torchao-int8wo+$CD,torchao-int4wo-g64+$CD "${M7[@]}" \
+      python3 benchmarks/quant_report.py --profile $CD,torchao-int4wo+$CD,torchao-int8wo+$CD "${M7[@]}" \
           --dtype bf16 --prompt-tokens 128 --trace-dir "$OUT/traces" | tee "$OUT/quant-profile-7b.txt"
       python3 benchmarks/quant_report.py --profile $CD --model default --dtype bf16 --trace-dir "$OUT/traces-default" \
           | tee "$OUT/quant-profile-default.txt" ;;
