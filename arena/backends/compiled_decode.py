@@ -98,9 +98,8 @@ class CompiledDecodeBackend(TorchBackend):
 
     def _step(self, batch: int, greedy: bool) -> "DecodeStep":
         """The decode step for this cache over its static buffers, compiled (and on CUDA captured)
-        once. Called after a prefill: transformers allocates the cache's tensors at their first
-        update. Compiling and capturing run the step at the cache's last position, which no decode
-        step attends to (the last token chosen is never fed back), so the prefix stays intact."""
+        once, after the cache's tensors exist. Compiling and capturing run the step on a scratch
+        token at the cache's last position: the caller resets the cache afterwards."""
         key = (batch, greedy)
         if key not in self._steps:
             step = self._greedy_step if greedy else self._logits_step
@@ -154,14 +153,18 @@ class CompiledDecodeBackend(TorchBackend):
 
         with torch.no_grad(), self.generation_context():
             cache = self._static_cache(batch, prompt_len + max_new_tokens)
-            cache.reset()  # zeroed in place: the addresses captured in a graph stay
             positions = torch.arange(prompt_len + max_new_tokens, device=device)
-            first = self.model(input_ids=ids, cache_position=positions[:prompt_len], past_key_values=cache,
-                               use_cache=True, logits_to_keep=1)
-            produced(0, choose(first.logits[:, -1, :].float()))
-            del first
+            greedy = not sampling.do_sample
+            if max_new_tokens > 1 and (batch, greedy) not in self._steps:
+                # Once per shape (the warm-up): transformers allocates the cache's tensors at their
+                # first update, so a prefill comes first; compiling and capturing then write scratch
+                # values into the cache, which the reset below clears before the prefill that counts.
+                self._last_logits(ids, positions[:prompt_len])  # eager: the prefill is not compiled
+                self._step(batch, greedy)
+            cache.reset()  # zeroed in place: the addresses captured in a graph stay
+            produced(0, choose(self._last_logits(ids, positions[:prompt_len])))
             if max_new_tokens > 1:
-                step = self._step(batch, not sampling.do_sample)
+                step = self._step(batch, greedy)
                 step.start(out[0], positions[prompt_len:prompt_len + 1])
             for k in range(1, max_new_tokens):
                 step.replay()
