@@ -23,6 +23,7 @@ from arena.measure.clocks import TokenClock
 from arena.models.sources import load_config
 from arena.models.spec import ModelSpec
 from arena.models.tokenizers import encode_prompt
+from tests.localmodel import small_local_mistral
 
 TINY = ModelSpec("synthetic", "tiny-llama")
 
@@ -147,3 +148,26 @@ def test_compiled_decode_matches_eager_greedy_in_fp32(store, model, tokens):
     assert fast.token_agreement == 1.0 and fast.first_divergence is None
     assert fast.token_ids == results["eager"].token_ids and len(fast.token_ids) == tokens
     assert fast.family == "compile" and registry.get("compiled-decode").compiled
+
+
+def test_compiled_decode_is_refused_past_a_sliding_window(store, tmp_path):
+    # Mistral-7B's layers attend through a 4,096-token window; transformers' sliding static cache
+    # rolls itself past it with host-side state a captured graph does not replay
+    mistral = load_config(ModelSpec("synthetic", "mistral-7b"))
+    assert registry.rolling_window(mistral) == 4096
+    assert registry.rolling_window(load_config(TINY)) is None
+    cd = registry.get("compiled-decode")
+    why = registry.model_blocker(cd, mistral, positions=4097)
+    assert why and "4,096-token sliding window" in why and "4,097 positions" in why
+    assert registry.model_blocker(cd, mistral, positions=4096) is None
+    assert registry.model_blocker(registry.get("sdpa"), mistral, positions=8192) is None
+    # through a real run on a small saved Mistral with a 16-token window: refused with that line
+    # before anything loads; sdpa runs
+    model = small_local_mistral(tmp_path / "mistral", sliding_window=16)
+    req = RunRequest(model=str(model), prompt=" ".join(f"w{i}" for i in range(1, 21)),
+                     configs=["sdpa", "compiled-decode"], max_new_tokens=8, repeats=1, dtype="fp32",
+                     isolation="inline")
+    results = {r.config: r for r in runner.run(req, store=store)}
+    assert results["sdpa"].status == "ok"
+    refused = results["compiled-decode"]
+    assert refused.status == "unavailable" and "16-token sliding window" in refused.reason

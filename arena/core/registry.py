@@ -106,8 +106,8 @@ _ENTRIES: tuple[Config, ...] = (
            "by torch.compile (CUDA graphs on GPU).", static_cache=True),
     Config("compiled-decode", "Compiled decode step (CUDA graph)", "compile",
            "Static KV cache; prefill once, then the whole decode step (forward + token choice on "
-           "the device) compiled with torch.compile mode='reduce-overhead' and replayed as a CUDA "
-           "graph, no host sync per token beyond streaming (plain torch.compile on CPU).",
+           "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
+           "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
            compiled_decode=True),
     Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
            "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
@@ -281,15 +281,39 @@ def efficient_kernel_has_gqa() -> bool:
     return "Memory-efficient attention also supports GQA" in " ".join(doc.split())
 
 
-def model_blocker(config: Config, model_config: Any) -> str | None:
-    """Why `config` cannot run this model (its transformers config), where the model alone says so:
-    tensor parallelism needs the architecture's tensor-parallel plan (Falcon and GPT-2 have none);
-    SDPA's memory-efficient kernel cannot take grouped-query attention in some torch releases."""
+def rolling_window(model_config: Any) -> int | None:
+    """The shortest sliding (or chunked) attention window of the model's layers, as transformers'
+    StaticCache reads the config to choose its layers; None when every layer attends to all."""
+    layer_types = getattr(model_config, "layer_types", None)
+    sliding = getattr(model_config, "sliding_window", None)
+    chunk = getattr(model_config, "attention_chunk_size", None)
+    if layer_types is not None:
+        windows = [sliding if t == "sliding_attention" else chunk if t == "chunked_attention" else None
+                   for t in layer_types]
+    else:
+        windows = [sliding if sliding is not None else chunk]
+    windows = [w for w in windows if w]
+    return min(windows) if windows else None
+
+
+def model_blocker(config: Config, model_config: Any, positions: int | None = None) -> str | None:
+    """Why `config` cannot run this model (its transformers config) for a run of `positions` cache
+    positions (prompt + new tokens), where the model alone says so: tensor parallelism needs the
+    architecture's tensor-parallel plan (Falcon and GPT-2 have none); the compiled decode step
+    cannot run past a sliding window; SDPA's memory-efficient kernel cannot take grouped-query
+    attention in some torch releases."""
     if model_config is None:
         return None
     if config.tensor_parallel and not getattr(model_config, "base_model_tp_plan", None):
         kind = getattr(model_config, "model_type", "this model")
         return f"{kind} has no tensor-parallel plan (base_model_tp_plan) in this transformers version"
+    window = rolling_window(model_config) if config.compiled_decode and positions else None
+    if window and positions and positions > window:
+        # Past its window transformers' sliding static cache rolls itself and counts positions in a
+        # Python int: host state that a captured graph does not replay (it would attend wrong slots).
+        return (f"the compiled decode step cannot run past this model's {window:,}-token sliding window "
+                f"(this run needs {positions:,} positions: prompt + new tokens); shorten them or run "
+                f"sdpa or static-cache")
     if config.sdpa_kernel != "efficient":
         return None
     heads = getattr(model_config, "num_attention_heads", None)
@@ -304,9 +328,11 @@ def model_blocker(config: Config, model_config: Any) -> str | None:
 
 
 def availability(config: Config, dtype: str, plat: Platform | None = None,
-                 placement: Placement | None = None, model_config: Any = None) -> Availability:
+                 placement: Placement | None = None, model_config: Any = None,
+                 positions: int | None = None) -> Availability:
     """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
-    the model whose transformers config is `model_config` when given? If not, a one-line reason."""
+    the model whose transformers config is `model_config` when given, over `positions` cache
+    positions (prompt + new tokens) when given? If not, a one-line reason."""
     plat = plat or platform()
     if config.retired:
         legacy = (
@@ -350,7 +376,7 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
         world = tensor_parallel_world(plat, placement)
         if isinstance(world, str):
             return Availability(False, world)
-    blocker = placement_blocker(config, placement) or model_blocker(config, model_config)
+    blocker = placement_blocker(config, placement) or model_blocker(config, model_config, positions)
     if blocker:
         return Availability(False, blocker)
     return Availability(True)

@@ -104,7 +104,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     for name in prepared.config_names:
         cfg = registry.get(name)
         verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
-                                              placement=prepared.placement, model_config=model_config)
+                                              placement=prepared.placement, model_config=model_config,
+                                              positions=len(prepared.prompt_ids) + req.max_new_tokens)
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
