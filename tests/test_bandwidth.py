@@ -171,3 +171,10 @@ def test_compiled_decode_is_refused_past_a_sliding_window(store, tmp_path):
     assert results["sdpa"].status == "ok"
     refused = results["compiled-decode"]
     assert refused.status == "unavailable" and "16-token sliding window" in refused.reason
+    # inside its window the same model decodes through the compiled step exactly as sdpa does
+    roomy = small_local_mistral(tmp_path / "mistral-64", sliding_window=64)
+    req = RunRequest(model=str(roomy), prompt=req.prompt, configs=["sdpa", "compiled-decode"], max_new_tokens=8,
+                     repeats=1, dtype="fp32", isolation="inline")
+    results = {r.config: r for r in runner.run(req, store=store)}
+    assert results["compiled-decode"].status == "ok", results["compiled-decode"].reason
+    assert results["compiled-decode"].token_ids == results["sdpa"].token_ids
