@@ -155,10 +155,11 @@ class CompiledDecodeBackend(TorchBackend):
             cache = self._static_cache(batch, prompt_len + max_new_tokens)
             positions = torch.arange(prompt_len + max_new_tokens, device=device)
             greedy = not sampling.do_sample
-            if max_new_tokens > 1 and (batch, greedy) not in self._steps:
+            if self.on_cuda and max_new_tokens > 1 and (batch, greedy) not in self._steps:
                 # Once per shape (the warm-up): transformers allocates the cache's tensors at their
                 # first update, so a prefill comes first; compiling and capturing then write scratch
                 # values into the cache, which the reset below clears before the prefill that counts.
+                # (On CPU nothing is captured: the step compiles at its first call, after that prefill.)
                 self._last_logits(ids, positions[:prompt_len])  # eager: the prefill is not compiled
                 self._step(batch, greedy)
             cache.reset()  # zeroed in place: the addresses captured in a graph stay
