@@ -2,6 +2,10 @@
 
 import torch
 
+# the size both saved models share (the tokenizer's 4,096 words)
+SIZE = dict(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=256)
+
 
 def _save_tokenizer(path) -> None:
     from tokenizers import Tokenizer, pre_tokenizers
@@ -19,8 +23,7 @@ def small_local_model(path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     _save_tokenizer(path)
-    cfg = LlamaConfig(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+    cfg = LlamaConfig(**SIZE, num_key_value_heads=4)
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(path)
     return path
@@ -31,9 +34,7 @@ def small_local_mistral(path, sliding_window: int):
     from transformers import MistralConfig, MistralForCausalLM
 
     _save_tokenizer(path)
-    cfg = MistralConfig(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                        sliding_window=sliding_window)
+    cfg = MistralConfig(**SIZE, num_key_value_heads=2, sliding_window=sliding_window)
     torch.manual_seed(0)
     MistralForCausalLM(cfg).save_pretrained(path)
     return path

@@ -308,7 +308,7 @@ def model_blocker(config: Config, model_config: Any, positions: int | None = Non
         kind = getattr(model_config, "model_type", "this model")
         return f"{kind} has no tensor-parallel plan (base_model_tp_plan) in this transformers version"
     window = rolling_window(model_config) if config.compiled_decode and positions else None
-    if window and positions and positions > window:
+    if window and positions > window:
         # Past its window transformers' sliding static cache rolls itself and counts positions in a
         # Python int: host state that a captured graph does not replay (it would attend wrong slots).
         return (f"the compiled decode step cannot run past this model's {window:,}-token sliding window "
