@@ -75,3 +75,55 @@ def test_no_endpoint_writes_rows(tmp_path):
         api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
         assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_pair", "/vote", "/ratings", "/workers"}
         assert not api["unnamed_endpoints"]
+
+
+def test_the_queue_bound_refuses_a_run_beyond_the_limit_in_our_words_and_lets_reads_through():
+    """arena/ui/web/queue_bound.py wraps Gradio's private Queue.push; on a real (tiny) Blocks
+    server this fails when Gradio changes what the wrapper relies on."""
+    import inspect
+    import threading
+    import time
+
+    import gradio as gr
+    from gradio.queueing import Queue
+
+    from arena.ui.web.queue_bound import bound_measuring_queue
+    from arena.ui.web.state import GPU_QUEUE
+    from tests.appserver import free_port
+
+    assert list(inspect.signature(Queue.push).parameters) == ["self", "body", "request", "username"]
+    release = threading.Event()
+
+    def measure(prompt: str) -> str:
+        release.wait(60)
+        return prompt
+
+    def read() -> str:
+        return "read"
+
+    with gr.Blocks() as demo:
+        gr.api(measure, api_name="measure", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+        gr.api(read, api_name="read", queue=False)
+    demo.queue()
+    bound_measuring_queue(demo, max_waiting=1)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        running, waiting, third = (Client(url, verbose=False) for _ in range(3))
+        first = running.submit("one", api_name="/measure")
+        deadline = time.monotonic() + 30
+        while first.status().code.name not in ("PROCESSING",) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = waiting.submit("two", api_name="/measure")
+        while second.status().code.name != "IN_QUEUE" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(Exception, match="The arena is busy: 1 runs are already waiting"):
+            third.submit("three", api_name="/measure").result(timeout=20)
+        assert [third.predict(api_name="/read") for _ in range(5)] == ["read"] * 5  # reads never count
+        release.set()
+        assert (first.result(timeout=30), second.result(timeout=30)) == ("one", "two")
+        assert third.predict("four", api_name="/measure") == "four"  # room again
+    finally:
+        release.set()
+        demo.close()

@@ -98,21 +98,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool: Any) -> int:
-    from arena.core.request import RequestError, RunRequest, validate
+    from arena.core.request import RequestError, validate
     from arena.data.store import Store
     from arena.execute import runner
+    from arena.ui.forms import request_from
 
     prepared_runs = []
     for prompt in prompts:
-        request = RunRequest(
-            model=args.model, prompt=prompt, configs=args.configs.split(","),
-            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
-            repeats=args.repeats, do_sample=args.sample, seed=args.seed, temperature=args.temperature,
-            top_p=args.top_p, prompt_tokens=args.prompt_tokens,
-            isolation="inline" if args.inline else "process", timeout_s=args.timeout,
-            gpus=args.gpus, max_memory=args.max_memory,
-        )
         try:
+            request = request_from(
+                model=args.model, prompt=prompt, configs=args.configs, max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
+                seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
+                isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
+                max_memory=args.max_memory,
+            )
             prepared_runs.append(validate(request, limits=limits))
         except RequestError as exc:
             where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
@@ -289,23 +289,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.set_defaults(func=cmd_configs)
 
+    # Settings left out take RunRequest's defaults (arena/core/request.py), as on the page and in /run.
     p = sub.add_parser("run", help="run one prompt through several configurations")
-    p.add_argument("--model", default="default", help="default, a Hub id, a local path, or synthetic:NAME")
-    p.add_argument("--configs", default="eager,sdpa", help="comma-separated configuration names")
-    p.add_argument("--prompt", default="What is the capital of France?")
+    p.add_argument("--model", help="default, a Hub id, a local path, or synthetic:NAME")
+    p.add_argument("--configs", help="comma-separated configuration names")
+    p.add_argument("--prompt")
     p.add_argument("--prompts", metavar="FILE", help="one prompt per line: each runs in turn on the same warm "
                                                       "workers (a configuration loads once)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--dtype")
+    p.add_argument("--repeats", type=int)
     p.add_argument("--sample", action="store_true", help="sample (seeded) instead of greedy decoding")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length for synthetic models")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--prompt-tokens", type=int, help="prompt length for synthetic models")
     p.add_argument("--inline", action="store_true", help="reuse this process instead of one per configuration")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per configuration")
+    p.add_argument("--timeout", type=float, help="seconds per configuration")
     p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
     p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
                                         "PyTorch configurations are split with device_map='auto' within it")

@@ -1,5 +1,6 @@
-"""What the Environment tab and the page's header say about this server: platform and library
-versions, the limits in force and which preset they come from, and whether results persist."""
+"""The Environment tab, and what it and the page's header say about this server: platform and
+library versions, every configuration's availability, the limits in force and which preset they
+come from, whether results persist, and the warm workers."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pandas as pd
 
+from arena.core import registry
+from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.data.store import PERSISTENT_VOLUME, persistent_volume
+from arena.ui.web import workers_panel
 
 _ENV_LABELS = {
     "hardware": "hardware", "device": "device", "gpu_name": "GPU", "gpu_count": "GPUs",
@@ -81,3 +86,24 @@ def persistence_note(store_path: Path, volume: Path = PERSISTENT_VOLUME) -> str:
         return ("This server has no persistent storage mounted at /data: **results last until it restarts**. "
                 "(On a Space, add persistent storage to keep them.)")
     return f"Results are kept in `{path}` on this machine."
+
+
+def build_tab(limits: ServerLimits, persistence: str) -> tuple[Any, Any]:
+    """Add the Environment tab to the Blocks being built; returns the warm-worker table and the
+    function that refreshes it (redrawn after each run)."""
+    with gr.Tab("Environment") as tab:
+        env = collect_env()
+        gr.Markdown(limits_note(limits) + "\n\n" + persistence, elem_id="env-limits-note")
+        with gr.Row():
+            gr.Dataframe(platform_table(env), label="Platform", interactive=False, wrap=True)
+            gr.Dataframe(versions_table(env), label="Library versions", interactive=False)
+        gr.Dataframe(limits_table(limits), label=f"Limits of this server ({limits.preset} preset, "
+                     "then any ARENA_* variable set)", interactive=False, elem_id="env-limits")
+        gr.Dataframe(
+            value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
+                   for r in registry.availability_table()],
+            headers=["configuration", "family", "available", "reason", "what it does"],
+            label="Configurations here", interactive=False, wrap=True)
+        warm_table, warm_rows = workers_panel.build()
+    tab.select(warm_rows, None, warm_table, api_visibility="private", queue=False)
+    return warm_table, warm_rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -35,6 +36,19 @@ def model_choices(limits: ServerLimits | None = None) -> list[tuple[str, str]]:
                 and not any(ch in model_id for ch in "*?["):
             out.append((f"Hub · {model_id}", model_id))
     return out
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The browser session (or gradio_client) a call comes from; a fresh one for a bare call."""
+    return getattr(request, "session_hash", None) or uuid.uuid4().hex
+
+
+def client_of(request: gr.Request | None) -> str:
+    """The visitor's address (the first X-Forwarded-For hop behind a Space's proxy)."""
+    if request is None:
+        return ""
+    forwarded = (request.headers.get("x-forwarded-for") or "") if request.headers else ""
+    return forwarded.split(",")[0].strip() or getattr(getattr(request, "client", None), "host", "") or ""
 
 
 def first_choice(choices: list[tuple[str, str]]) -> str | None:
