@@ -23,6 +23,18 @@ def test_bad_input_exits_2_with_one_line(args, message, capsys):
     assert last.startswith("error: ") and message in last and "Traceback" not in err
 
 
+def test_options_left_out_take_the_run_requests_defaults_and_given_ones_arrive():
+    from arena.core.request import RequestError, RunRequest
+    from arena.ui.cli import build_parser, run_request
+    from arena.ui.forms import request_from
+
+    assert run_request(build_parser().parse_args(["run"]), None) == RunRequest()
+    args = build_parser().parse_args(["run", "--max-new-tokens", "7", "--sample", "--gpus", " ", "--inline"])
+    assert run_request(args, "hi") == RunRequest(prompt="hi", max_new_tokens=7, do_sample=True, isolation="inline")
+    with pytest.raises(RequestError, match="unknown setting 'hub_id'"):
+        request_from(hub_id="org/name")
+
+
 def test_configs_json(capsys):
     assert main(["configs", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -68,6 +68,24 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
         assert sorted(r["config"] for r in rows) == ["eager", "sdpa"]
 
 
+def test_run_endpoint_defaults_are_the_run_requests(tmp_path):
+    import inspect
+
+    from arena.core.limits import ServerLimits
+    from arena.core.request import RunRequest
+    from arena.ui.web.app import build
+    from arena.ui.web.state import ArenaApp
+
+    demo = build(ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits()))
+    [run] = [f.fn for f in demo.fns.values() if f.api_name == "run"]
+    defaults = {k: p.default for k, p in inspect.signature(run).parameters.items()
+                if p.default is not inspect.Parameter.empty and k != "request"}
+    expected = RunRequest()
+    for name, value in defaults.items():
+        want = ",".join(expected.configs) if name == "configs" else getattr(expected, name)
+        assert value == want or (value == "" and want is None), (name, value, want)
+
+
 def test_no_endpoint_writes_rows(tmp_path):
     """The public API: /run (server-measured results only), /leaderboard, /ratings and /workers
     (read), /blind_pair and /vote (votes only on pairs the server showed to that session)."""

@@ -97,23 +97,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             pool.close()
 
 
+def run_request(args: argparse.Namespace, prompt: str | None) -> Any:
+    """The RunRequest of `run`'s options; those not given take RunRequest's defaults."""
+    from arena.ui.forms import request_from
+
+    return request_from(
+        model=args.model, prompt=prompt, configs=args.configs, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
+        seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
+        isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
+        max_memory=args.max_memory,
+    )
+
+
 def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool: Any) -> int:
     from arena.core.request import RequestError, validate
     from arena.data.store import Store
     from arena.execute import runner
-    from arena.ui.forms import request_from
 
     prepared_runs = []
     for prompt in prompts:
         try:
-            request = request_from(
-                model=args.model, prompt=prompt, configs=args.configs, max_new_tokens=args.max_new_tokens,
-                batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
-                seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
-                isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
-                max_memory=args.max_memory,
-            )
-            prepared_runs.append(validate(request, limits=limits))
+            prepared_runs.append(validate(run_request(args, prompt), limits=limits))
         except RequestError as exc:
             where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
             print(f"error: {exc}{where}", file=sys.stderr)
