@@ -6,6 +6,7 @@ so later loads take a second."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from arena.core.paths import building, cache_dir, is_complete
 from arena.models.spec import ModelError
@@ -56,9 +57,24 @@ def write_slow_tokenizer(folder: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
 
 
-def default_model_dir() -> Path:
-    """The converted safetensors directory of the embedded default, made on first use."""
-    target = cache_dir("models") / "smollm2-135m-instruct"
+# The one-time conversion's steps, as reported to `progress(step, of, what)` before each.
+CONVERSION_STEPS = ("reading the tokenizer from the GGUF file", "de-quantizing the GGUF weights to fp32",
+                    "saving the safetensors copy")
+
+
+def _converted_dir() -> Path:
+    return cache_dir("models") / "smollm2-135m-instruct"
+
+
+def converted() -> bool:
+    """Whether the embedded default is already converted (its first use is then quick)."""
+    return is_complete(_converted_dir())
+
+
+def default_model_dir(progress: Callable[[int, int, str], None] | None = None) -> Path:
+    """The converted safetensors directory of the embedded default, made on first use;
+    `progress(step, of, what)` hears of each step of that conversion (see CONVERSION_STEPS)."""
+    target = _converted_dir()
     if is_complete(target):
         if has_gguf_copy(target):  # converted before this was fixed: mend it in place
             write_slow_tokenizer(target)
@@ -69,15 +85,19 @@ def default_model_dir() -> Path:
 
     gguf = default_gguf_path()
     steps = tqdm(total=3, desc="Converting embedded SmolLM2 (once)", unit="step")
+    report = progress or (lambda step, of, what: None)
+    report(1, 3, CONVERSION_STEPS[0])
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The GGUF's tokenizer metadata names <|im_start|> as end-of-sequence; the chat model ends
     # its turns with <|im_end|> (id 2, the generation config's eos), as upstream SmolLM2 does.
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|im_end|>"
     steps.update()
+    report(2, 3, CONVERSION_STEPS[1])
     # Q4_1 tensors are de-quantized to fp32 by transformers' GGUF loader.
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     steps.update()
+    report(3, 3, CONVERSION_STEPS[2])
     with building(target, "converted from " + gguf.name) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
