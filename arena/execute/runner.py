@@ -185,7 +185,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             status = "time limit"  # cut by the run's wall time: the run is not complete
         if metrics is None:
             base.status, base.reason = "failed", error or "no result"
-            if name == baseline:
+            if name == baseline and len(order) > 1:
                 base.reason += " (baseline: agreement not computed for the others)"
             finish(base)
             if cancel is not None and cancel.is_set():
