@@ -23,11 +23,13 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, db: Path, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(self, db: Path, env: dict[str, str | None] | None = None, log: Path | None = None) -> None:
         self.db, self.port = db, free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.env = {**os.environ, "ARENA_DB": str(db), "GRADIO_SERVER_PORT": str(self.port),
-                    "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+        # env: variables to set; one given as None is left unset
+        merged = {**os.environ, "ARENA_DB": str(db), "GRADIO_SERVER_PORT": str(self.port),
+                  "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+        self.env = {k: v for k, v in merged.items() if v is not None}
         self.log = log or db.with_suffix(".log")
         self.proc: subprocess.Popen | None = None
 
@@ -55,7 +57,7 @@ class AppServer:
 
 
 @contextmanager
-def running_app(db: Path, env: dict[str, str] | None = None) -> Iterator[AppServer]:
+def running_app(db: Path, env: dict[str, str | None] | None = None) -> Iterator[AppServer]:
     server = AppServer(db, env).start()
     try:
         yield server

@@ -1,9 +1,19 @@
-"""A real headless Chromium on the real app: a first run on an empty store (no error toast, no
-server traceback), each tab's headings and contents, and a screenshot of each tab
-(ARENA_SCREENSHOT_DIR=docs refreshes the README's)."""
+"""A real headless Chromium on the real app (`python app.py`), as a first visitor uses it.
+
+Each test collects every defect it sees and fails listing them all: a browser console error or
+warning (Gradio's "measuring" debug line included), an error toast left on the page, a traceback
+or notice in the server log, a results table showing fewer rows than the run had, a card and the
+table disagreeing on a field both show, an idle page spending more than 0.2 s of script per 5 s
+(DevTools performance metrics over 10 s), and the server leaking semaphores when stopped.
+The first test takes each tab's screenshot (ARENA_SCREENSHOT_DIR=docs refreshes the README's)."""
+
+from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -18,22 +28,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs Debian's chromium and chromium-driver (scripts/test.sh installs them where apt-get can)",
 )
 
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--window-size=1500,2600"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    yield driver
-    driver.quit()
-
-
+IDLE_SCRIPT_S_PER_5S = 0.2
+TABS = ("Arena", "Blind check", "Leaderboard", "Sweep", "Environment")
 # Records every error toast the page shows, even one that disappears before we look.
 WATCH_TOASTS = """
 window.__arenaErrors = [];
@@ -43,77 +39,270 @@ new MutationObserver(() => {
   }
 }).observe(document.body, {childList: true, subtree: true});
 """
-TABS = ("Arena", "Blind check", "Leaderboard", "Sweep", "Environment")
+# Rows a Dataframe draws (its virtual window), as {heading: cell text}.
+TABLE_ROWS = """
+const root = document.getElementById(arguments[0]);
+const heads = [...root.querySelectorAll('thead th')].map(th => th.innerText.trim()).filter(Boolean);
+return [...root.querySelectorAll('.virtual-row')].map(tr => {
+  const cells = [...tr.querySelectorAll('.body-cell')].map(td => td.innerText.trim());
+  return Object.fromEntries(heads.map((h, i) => [h, cells[i]]));
+});
+"""
+# What each card shows: its status and the fields the table shows too.
+CARDS = """
+return [...document.querySelectorAll('div.arena-panel')].map(p => ({
+  config: p.dataset.config, status: p.dataset.status,
+  bar: p.querySelector('.arena-bar > div').style.width,
+  fields: Object.fromEntries([...p.querySelectorAll('[data-field]')].map(
+    x => [x.dataset.field, (x.querySelector('.v') || x).innerText.trim()])),
+  agreement: p.querySelector('.arena-quality') ? p.querySelector('.arena-quality').dataset.agreement : null,
+}));
+"""
+# A card's field -> the run table's heading for it.
+SHARED = {"ttft_ms": "TTFT ms", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
+          "load_s": "weights load s"}
+SERVER_LOG_PROBLEMS = ("Traceback", "gradio.exceptions.Error", "StarletteDeprecationWarning", "Plausible",
+                       "leaked semaphore")
 
 
-def _tab(browser, name):
-    from selenium.webdriver.common.by import By
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
 
-    browser.find_element(By.XPATH, f"//button[@role='tab' and normalize-space()='{name}']").click()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--window-size=1400,1000"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
 
 
-def _headings(browser, elem_id):
-    from selenium.webdriver.common.by import By
+class Visit:
+    """One visitor's page, and every defect seen on it (checked at the end, all at once)."""
 
-    cells = browser.find_elements(By.CSS_SELECTOR, f"#{elem_id} thead th")
-    return [c.text.strip() for c in cells if c.text.strip()]
+    def __init__(self, browser, app) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.d, self.app, self.problems = browser, app, []
+        self.wait = WebDriverWait(browser, 60)
+        self.long_wait = WebDriverWait(browser, 600)
+
+    def open(self) -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as EC
+
+        self.d.get(self.app.url)
+        self.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+        self.d.execute_script(WATCH_TOASTS)
+
+    def el(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def els(self, css: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.d.find_elements(By.CSS_SELECTOR, css)
+
+    def tab(self, name: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        self.d.find_element(By.XPATH, f"//button[@role='tab' and normalize-space()='{name}']").click()
+
+    def open_accordion(self, elem_id: str) -> None:
+        if not self.els(f"#{elem_id} .label-wrap.open"):
+            self.el(f"#{elem_id} .label-wrap").click()
+
+    def type_prompt(self, text: str) -> None:
+        """Replace the prompt as a visitor does (a cleared box that fires no input event keeps
+        its old value on the server)."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.el("#prompt textarea")
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.BACKSPACE)
+        if text:
+            box.send_keys(text)
+
+    def set_number(self, elem_id: str, value: int) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.wait.until(lambda d: self.el(f"#{elem_id} input[type=number]"))
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(str(value), Keys.TAB)
+
+    def idle(self, when: str, seconds: float = 10.0) -> float:
+        """Script seconds per 5 s on the page left alone (DevTools' ScriptDuration)."""
+        self.d.execute_cdp_cmd("Performance.enable", {})
+
+        def script() -> float:
+            metrics = self.d.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+            return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
+
+        start = script()
+        time.sleep(seconds)
+        per_5s = (script() - start) * 5 / seconds
+        if per_5s > IDLE_SCRIPT_S_PER_5S:
+            self.problems.append(f"idle page {when}: {per_5s:.2f} s of script per 5 s (limit {IDLE_SCRIPT_S_PER_5S})")
+        return per_5s
+
+    def summary(self) -> str:
+        return self.el("#summary").text
+
+    def wait_for_summary(self, *words: str) -> str:
+        self.long_wait.until(lambda d: any(w in self.summary() for w in words),
+                             f"the summary never said {' or '.join(words)}: {self.summary()!r}")
+        return self.summary()
+
+    def rows(self, elem_id: str) -> list[dict[str, str]]:
+        return self.d.execute_script(TABLE_ROWS, elem_id)
+
+    def check_rows(self, elem_id: str, expected: int, what: str) -> list[dict[str, str]]:
+        rows = []
+        deadline = time.monotonic() + 10  # the table draws its rows a frame or two after its value
+        while time.monotonic() < deadline and len(rows) < expected:
+            rows = self.rows(elem_id)
+            time.sleep(0.25)
+        if len(rows) != expected:
+            self.problems.append(f"{what} shows {len(rows)} rows, the run had {expected}")
+        return rows
+
+    def cards(self) -> list[dict]:
+        return self.d.execute_script(CARDS)
+
+    def check_cards_match_table(self) -> None:
+        """Every field a card and the run's table both show reads the same in both."""
+        table = {r.get("configuration"): r for r in self.rows("run-table")}
+        for card in self.cards():
+            row = table.get(card["config"])
+            if row is None:
+                if card["status"] not in ("cancelled", "unavailable") or card["fields"]:
+                    self.problems.append(f"{card['config']}: a card with no row in the table")
+                continue
+            pairs = [("status", card["status"], row.get("status"))]
+            pairs += [(f, card["fields"][f], row.get(SHARED[f])) for f in SHARED if f in card["fields"]]
+            if card["agreement"]:
+                pairs.append(("agreement", card["agreement"], row.get("agree")))
+            for field, on_card, in_table in pairs:
+                if on_card != in_table:
+                    self.problems.append(f"{card['config']}: {field} {on_card!r} on the card, {in_table!r} in the table")
+
+    def check_console(self) -> None:
+        for entry in self.d.get_log("browser"):
+            if entry["level"] in ("SEVERE", "WARNING") or '"measuring"' in entry["message"]:
+                self.problems.append(f"browser console {entry['level']}: {entry['message'][:300]}")
+
+    def check_toasts(self) -> None:
+        shown = self.d.execute_script("return window.__arenaErrors") or []
+        left = [t.text for t in self.els(".toast-body.error") if t.is_displayed()]
+        self.problems += [f"error toast: {t}" for t in shown] + [f"error toast left on the page: {t}" for t in left]
+
+    def screenshot(self, folder: Path, name: str) -> None:
+        """The tab as a tall window shows it (the README's pictures)."""
+        shot = folder / f"screenshot-{name.lower().replace(' ', '-')}.png"
+        size = self.d.get_window_size()
+        self.d.set_window_size(1400, 2000)
+        self.d.execute_script("window.scrollTo(0, 0)")
+        time.sleep(1)  # charts redraw at the new width
+        assert self.d.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        self.d.set_window_size(size["width"], size["height"])
+
+    def stop_and_check_server(self) -> None:
+        """Stop the server as a container stop does (SIGTERM) and read its log."""
+        self.app.kill(signal.SIGTERM)
+        time.sleep(2)  # multiprocessing's resource tracker reports leaks just after the server exits
+        log = self.app.log.read_text(errors="replace")
+        for word in SERVER_LOG_PROBLEMS:
+            if word in log:
+                at = log.index(word)
+                self.problems.append(f"server log: {log[max(0, at - 300):at + 300]}")
+
+    def assert_no_problems(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
 
 
-def _screenshot(browser, tmp_path, name):
-    """Each tab's screenshot: under ARENA_SCREENSHOT_DIR (the README's, with `docs`) or tmp_path."""
+def _screens(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("ARENA_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    shot = folder / f"screenshot-{name.lower().replace(' ', '-')}.png"
-    browser.execute_script("window.scrollTo(0, 0)")
-    assert browser.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
+    return folder
 
 
-def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
+def test_first_visit_on_a_fresh_home(browser, tmp_path):
+    """A new install (fresh ARENA_HOME: the embedded model is converted on the first run) that
+    keeps prompts private: the first run with its preparation stage, a refused run after it,
+    then every tab."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    # a fresh install (the store is empty) that keeps prompts and outputs private
-    with running_app(tmp_path / "arena.sqlite", env={"ARENA_SHARE_OUTPUTS": "0"}) as app:
-        browser.get(app.url)
-        wait = WebDriverWait(browser, 60)
-        box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
-        browser.execute_script(WATCH_TOASTS)
+    screens = _screens(tmp_path)
+    # analytics left to the app's default (off): nothing may try to reach Gradio's service
+    env = {"ARENA_SHARE_OUTPUTS": "0", "ARENA_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": None}
+    with running_app(tmp_path / "arena.sqlite", env=env) as app:
+        page = Visit(browser, app)
+        page.open()
+        page.idle("after loading")
         # before any run the results table has its real headings, not "1 2 3"
-        assert _headings(browser, "run-table")[:3] == ["configuration", "status", "dtype"]
-        box.clear()
-        box.send_keys("Name the capital of France in one word.")
-        for name in ("eager", "sdpa"):  # checked by default; the page says so
-            assert browser.find_element(By.CSS_SELECTOR, f"#cfg-{name} input[type=checkbox]").is_selected()
-        unavailable = browser.find_element(By.CSS_SELECTOR, "#cfg-flash-attention-2 input[type=checkbox]")
-        assert not unavailable.is_enabled()
-        assert "unavailable" in browser.find_element(By.ID, "cfg-flash-attention-2").text
+        heads = [c.text.strip() for c in page.els("#run-table thead th") if c.text.strip()]
+        assert heads[:3] == ["configuration", "status", "dtype"], heads
+        # Run is beside the prompt, within the first screen
+        assert page.el("#run").location["y"] < 700
+        page.type_prompt("Name the capital of France in one word.")
+        assert "2 of" in page.el("#family-attention").text  # eager and sdpa, checked by default
+        page.open_accordion("family-attention")
+        page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input"))).click()
+        page.wait.until(lambda d: "3 of" in page.el("#family-attention").text)
+        for name in ("eager", "sdpa", "sdpa-math"):
+            assert page.el(f"#cfg-{name} input[type=checkbox]").is_selected()
+        assert not page.el("#cfg-flash-attention-2 input[type=checkbox]").is_enabled()
+        assert "unavailable" in page.el("#cfg-flash-attention-2").text
+        page.open_accordion("settings")
+        page.set_number("max-new", 6)
 
-        browser.find_element(By.ID, "run").click()
-        done = 'div.arena-panel[data-config="{}"][data-status="done"]'
-        long_wait = WebDriverWait(browser, 300)
-        for name in ("eager", "sdpa"):
-            long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, done.format(name))))
-        texts = [browser.find_element(By.CSS_SELECTOR, done.format(n) + " pre.arena-text").text for n in ("eager", "sdpa")]
+        page.el("#run").click()
+        # the embedded model's one-time conversion is a stage of the run, with its steps
+        page.long_wait.until(lambda d: re.search(r"Preparing the embedded model .* step \d of 3", page.el("#panels").text),
+                             "no stage while the embedded model is converted")
+        page.wait_for_summary("Finished", "stopped", "Not started")
+        cards = page.cards()
+        assert [c["status"] for c in cards] == ["done"] * 3, cards
+        texts = [t.text for t in page.els("div.arena-panel pre.arena-text")]
         assert all(t.strip() for t in texts), texts
-        metrics = browser.find_element(By.CSS_SELECTOR, done.format("sdpa") + " .arena-metrics").text
-        assert "tok/s" in metrics and "MB" in metrics
-        long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#speed-plot .js-plotly-plot")))
-        long_wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#quality-plot .js-plotly-plot")))
-        assert "Finished" in browser.find_element(By.ID, "summary").text
-        assert _headings(browser, "run-table")[:2] == ["configuration", "status"]
-        _screenshot(browser, tmp_path, "Arena")
+        page.check_rows("run-table", 3, "the run's table")
+        page.check_cards_match_table()
+        page.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-plot .js-plotly-plot"))
+        assert page.els("#speed-plot .js-plotly-plot")
+        for opened in ("family-attention", "settings"):  # closed again, as a visitor leaves them
+            page.el(f"#{opened} .label-wrap").click()
+        page.screenshot(screens, "Arena")
+        page.idle("after a run")
 
-        # the leaderboard refreshed after the run (the step that failed on an empty store)
-        _tab(browser, "Leaderboard")
-        wait.until(lambda d: "Results 1–2 of 2" in d.find_element(By.ID, "lb-caption").text)
-        assert _headings(browser, "lb-table")[:7] == ["model", "configuration", "decode tok/s", "TTFT ms",
-                                                     "peak MB", "% of BW limit", "agree"]
-        _screenshot(browser, tmp_path, "Leaderboard")
+        # a refused run: said in place; the previous run's cards and table do not stay
+        page.type_prompt("")
+        page.el("#run").click()
+        summary = page.wait_for_summary("Not started")
+        assert "prompt is empty" in summary, summary
+        assert not page.cards(), "the previous run's cards stayed after a refused run"
+        assert "Not started" in page.el("#panels").text
+        page.check_rows("run-table", 0, "the run's table after a refused run")
+        page.el("#hub-id textarea, #hub-id input").send_keys("x")  # nothing covers the Hub id box
+
+        # the leaderboard refreshed after the run
+        page.tab("Leaderboard")
+        page.wait.until(lambda d: "Results 1–3 of 3" in page.el("#lb-caption").text)
+        heads = [c.text.strip() for c in page.els("#lb-table thead th") if c.text.strip()]
+        assert heads[:7] == ["model", "configuration", "decode tok/s", "TTFT ms", "peak MB", "% of BW limit",
+                             "agree"], heads
+        page.check_rows("lb-table", 3, "the leaderboard")
+        page.screenshot(screens, "Leaderboard")
         # its CSV: every measurement, no prompt and no generated text
-        browser.find_element(By.ID, "lb-csv").click()
-        link = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#lb-csv-file a[href]"))
+        page.el("#lb-csv").click()
+        link = page.wait.until(lambda d: page.el("#lb-csv-file a[href]"))
         with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
             csv = r.read().decode()
         header = csv.splitlines()[0].split(",")
@@ -121,77 +310,88 @@ def test_first_run_on_an_empty_store_ends_without_an_error(browser, tmp_path):
         assert "prompt" not in header and "text" not in header and "capital of France" not in csv
 
         # the blind check is its own tab: the named cards are out of sight there
-        _tab(browser, "Blind check")
-        wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
-        wait.until(lambda d: d.find_element(By.ID, "blind-reveal").text)
-        assert not any(p.is_displayed() for p in browser.find_elements(By.CSS_SELECTOR, "div.arena-panel"))
-        assert "same text" in browser.find_element(By.ID, "blind-reveal").text  # eager = sdpa here: no pair
-        _screenshot(browser, tmp_path, "Blind check")
+        page.tab("Blind check")
+        page.wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
+        page.wait.until(lambda d: page.el("#blind-reveal").text)
+        assert not any(p.is_displayed() for p in page.els("div.arena-panel"))
+        page.screenshot(screens, "Blind check")
 
-        _tab(browser, "Environment")
-        wait.until(lambda d: "Local limits" in d.find_element(By.ID, "env-limits-note").text)
-        assert "stay with the session" in browser.find_element(By.ID, "env-limits-note").text
-        assert _headings(browser, "env-limits")[:3] == ["limit", "value", "variable"]
-        _screenshot(browser, tmp_path, "Environment")
-        _tab(browser, "Sweep")
-        _screenshot(browser, tmp_path, "Sweep")
+        page.tab("Environment")
+        page.wait.until(lambda d: "Local limits" in page.el("#env-limits-note").text)
+        note = page.el("#env-limits-note").text
+        assert "stay with the session" in note and "No usage statistics are sent" in note
+        heads = [c.text.strip() for c in page.els("#env-limits thead th") if c.text.strip()]
+        assert heads[:3] == ["limit", "value", "variable"], heads
+        page.screenshot(screens, "Environment")
+        page.tab("Sweep")
+        page.screenshot(screens, "Sweep")
+        page.tab("Arena")
+        page.idle("after visiting every tab")
 
-        errors = browser.execute_script("return window.__arenaErrors")
-        assert errors == [], errors
-    log = app.log.read_text(errors="replace")
-    assert "Traceback" not in log and "gradio.exceptions.Error" not in log, log[-3000:]
+        page.check_toasts()
+        page.check_console()
+        page.stop_and_check_server()
+    page.assert_no_problems()
 
 
 def test_sweep_tab_draws_the_speedup_chart(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:
-        browser.get(app.url)
-        wait = WebDriverWait(browser, 60)
-        tab = wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='Sweep']")))
-        tab.click()
-        wait.until(EC.element_to_be_clickable((By.ID, "sweep-run"))).click()
-        WebDriverWait(browser, 300).until(
-            lambda d: "Finished" in d.find_element(By.ID, "sweep-status").text)
-        WebDriverWait(browser, 30).until(
-            EC.presence_of_element_located((By.CSS_SELECTOR, "#sweep-plot .js-plotly-plot")))
+        page = Visit(browser, app)
+        page.open()
+        page.tab("Sweep")
+        page.wait.until(EC.element_to_be_clickable((By.ID, "sweep-run"))).click()
+        page.long_wait.until(lambda d: "Finished" in page.el("#sweep-status").text)
+        page.wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#sweep-plot .js-plotly-plot")))
         # defaults: tiny-llama, eager and sdpa, batches 1,2,4, lengths 64,128, padding 0 and 0.3
-        points = Store(db).results(mode="sweep-forward")
-        assert len(points) == 2 * 3 * 2 * 2
-        assert {p.config for p in points} == {"eager", "sdpa"}
-        assert all(p.status == "ok" and p.latency_ms > 0 for p in points)
+        page.check_rows("sweep-points", 2 * 3 * 2 * 2, "the sweep's points table")
+        page.check_toasts()
+        page.check_console()
+        page.stop_and_check_server()
+    points = Store(db).results(mode="sweep-forward")
+    assert len(points) == 2 * 3 * 2 * 2
+    assert {p.config for p in points} == {"eager", "sdpa"}
+    assert all(p.status == "ok" and p.latency_ms > 0 for p in points)
+    page.assert_no_problems()
 
 
 def test_cancel_keeps_what_was_measured(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:
-        browser.get(app.url)
-        wait = WebDriverWait(browser, 60)
-        math = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input[type=checkbox]")))
-        math.click()  # eager, sdpa, sdpa-math
-        browser.find_element(By.ID, "run").click()
-        WebDriverWait(browser, 300).until(EC.presence_of_element_located(
+        page = Visit(browser, app)
+        page.open()
+        page.open_accordion("family-attention")
+        page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input"))).click()
+        page.el("#run").click()  # eager, sdpa, sdpa-math
+        page.long_wait.until(EC.presence_of_element_located(
             (By.CSS_SELECTOR, 'div.arena-panel[data-config="eager"][data-status="done"]')))
-        browser.find_element(By.ID, "cancel").click()
-        WebDriverWait(browser, 120).until(lambda d: "Finished" in d.find_element(By.ID, "summary").text)
-        statuses = {p.get_attribute("data-config"): p.get_attribute("data-status")
-                    for p in browser.find_elements(By.CSS_SELECTOR, "div.arena-panel")}
-        assert statuses["eager"] == "done"
-        assert "cancelled" in statuses.values(), statuses
+        page.el("#cancel").click()
+        page.wait_for_summary("Finished")
+        cards = {c["config"]: c for c in page.cards()}
+        assert cards["eager"]["status"] == "done"
+        assert "cancelled" in {c["status"] for c in cards.values()}, cards
+        for card in cards.values():  # a configuration that never ran does not show a full bar
+            if card["status"] == "cancelled" and not card["fields"]:
+                assert card["bar"] != "100%", card
+        page.check_rows("run-table", len(Store(db).results()), "the run's table")
+        page.check_cards_match_table()
+        page.check_toasts()
+        page.check_console()
+        page.stop_and_check_server()
 
     store = Store(db)
     rows = store.results()
     assert [r.config for r in rows if r.status == "ok"][:1] == ["eager"]
     assert all(r.status == "ok" or "cancelled" in r.reason for r in rows)
     assert store.runs()[-1]["status"] == "cancelled"
+    page.assert_no_problems()

@@ -115,3 +115,25 @@ def test_start_survives_an_allowed_list_without_the_default_and_says_results_are
         with pytest.raises(Exception, match="not allowed"):
             Client(app.url, verbose=False).predict("hi", "default", "eager", 2, api_name="/run")
     assert Store(tmp_path / "arena.sqlite").results() == []
+
+
+def test_public_limits_are_said_where_a_value_is_clamped_or_refused(tmp_path):
+    """The page's sliders stop at the public maxima and say so under the slider; a Sweep value
+    beyond them is refused in place, with the label the visitor sees and the limit named."""
+    from arena.core.limits import ServerLimits
+    from arena.ui.web.app import build
+    from arena.ui.web.state import ArenaApp
+
+    limits = ServerLimits.public()
+    demo = build(ArenaApp(Store(tmp_path / "arena.sqlite"), limits))
+    blocks = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert blocks["max-new"].maximum == limits.max_new_tokens == 256
+    assert "At most 256 new tokens on this server: its public limit" in blocks["max-new"].info
+    assert blocks["batch"].maximum == 8 and "At most 8 rows per batch" in blocks["batch"].info
+
+    sweep = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "run_sweep_ui")
+    status, *_ = next(sweep("session", "synthetic:tiny-llama", ["eager"], ["none"], "1,64", "8", "0", "forward",
+                            "auto", 1, "8..16", 3))
+    assert status.startswith("**Not started:** Batch sizes: 64 is outside 1..8"), status
+    assert "8 is the most this server allows: its public limit" in status
+    assert Store(tmp_path / "arena.sqlite").results() == []

@@ -1,6 +1,7 @@
 """The launched app through gradio_client: streaming run, leaderboard, bad input, restart."""
 
 import sqlite3
+import threading
 
 import pytest
 from gradio_client import Client
@@ -145,3 +146,61 @@ def test_the_queue_bound_refuses_a_run_beyond_the_limit_in_our_words_and_lets_re
     finally:
         release.set()
         demo.close()
+
+
+def test_a_long_stage_says_what_it_does_and_how_long_it_should_take(tmp_path):
+    """A warm-up is explained on its card, with an estimate from what was measured: an earlier
+    configuration of the same run, then this configuration's own last time on this server."""
+    from arena.core.limits import ServerLimits
+    from arena.core.request import RunRequest
+    from arena.ui.web.panels import render
+    from arena.ui.web.state import ArenaApp
+
+    app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
+    app.isolation = "inline"
+
+    def run() -> dict:
+        req = RunRequest(model="synthetic:tiny-llama", configs=["eager", "sdpa"], prompt_tokens=8,
+                         max_new_tokens=3, repeats=1)
+        *_, (state, _) = app.stream(req, "session")
+        assert [r["status"] for r in state.results] == ["ok", "ok"], state.results
+        return state
+
+    state = run()
+    seconds, source = state.expected[("sdpa", "warming up")]
+    assert source == "as eager's warm-up took in this run"
+    assert seconds == pytest.approx(state.results[0]["stage_s"]["warmup"])
+    panel = state.panels["sdpa"]
+    panel.status = "warming up"
+    card = render(state)
+    assert "one untimed generation of 3 new tokens at batch 1" in card and "s expected (as eager" in card
+    # the next run of the same shape: each configuration's own last warm-up here comes first
+    from arena.core.request import validate
+    from arena.ui.web.session import RunSession
+
+    again = RunSession(validate(RunRequest(model="synthetic:tiny-llama", configs=["eager", "sdpa"], prompt_tokens=8,
+                                           max_new_tokens=3, repeats=1, isolation="inline")),
+                       app.store, threading.Event(), app.times)
+    again._expect({"type": "status", "config": "eager", "stage": "warming up"})
+    assert again.state.expected[("eager", "warming up")] == (
+        pytest.approx(state.results[0]["stage_s"]["warmup"]), "its last warm-up here, same settings")
+
+
+def test_a_one_configuration_run_compares_nothing_and_a_configuration_never_run_has_an_empty_bar():
+    from arena.ui.web.panels import RunState, render, run_table
+
+    state = RunState(["eager"])
+    state.apply({"type": "run", "run_id": "r", "order": ["eager"], "baseline": "eager"})
+    state.apply({"type": "result", "config": "eager", "result": {
+        "config": "eager", "status": "ok", "text": "Paris.", "token_agreement": 1.0, "compared_tokens": 3}})
+    card = render(state)
+    assert "nothing to compare with (one configuration)" in card and "agreement 100%" not in card
+
+    state = RunState(["eager", "sdpa"])
+    state.apply({"type": "run", "run_id": "r", "order": ["eager", "sdpa"], "baseline": "eager"})
+    state.apply({"type": "status", "config": "eager", "stage": "warming up"})
+    state.apply({"type": "result", "config": "eager", "result": {
+        "config": "eager", "status": "failed", "reason": "cancelled", "text": ""}})
+    state.mark_not_run()
+    assert [(p.status, p.progress) for p in state.panels.values()] == [("cancelled", 0.4), ("cancelled", 0.0)]
+    assert list(run_table(state.results)["status"]) == ["cancelled"]

@@ -9,6 +9,7 @@ from typing import Iterator
 
 import gradio as gr
 
+from arena.core.request import RequestError
 from arena.data.blind import VoteError
 from arena.ui.forms import DEFAULT_CONFIGS, DEFAULTS, request_from
 from arena.ui.web import leaderboard, workers_panel, zerogpu
@@ -29,12 +30,15 @@ def register(app: ArenaApp) -> None:
             request: gr.Request = None) -> Iterator[dict]:
         """Run the arena: yields snapshots {run_id, baseline, finished, panels, results}. gpus
         ("0,1") and max_memory ("0=20GiB,1=20GiB") split PyTorch configurations over devices."""
-        req = request_from(prompt=prompt, model=model, configs=configs, max_new_tokens=max_new_tokens,
-                           batch_size=batch_size, dtype=dtype, repeats=repeats, do_sample=do_sample, seed=seed,
-                           temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens, gpus=gpus,
-                           max_memory=max_memory)
-        for state, _ in app.stream(req, session_of(request)):
-            yield state.snapshot()
+        try:
+            req = request_from(prompt=prompt, model=model, configs=configs, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, dtype=dtype, repeats=repeats, do_sample=do_sample,
+                               seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens,
+                               gpus=gpus, max_memory=max_memory)
+            for state, _ in app.stream(req, session_of(request)):
+                yield state.snapshot()
+        except RequestError as exc:  # refused before anything ran
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def leaderboard_api(model: str = "", hardware: str = "", family: str = "", dtype: str = "",
                         include_failed: bool = False, mode: str = "arena", page: int = 1,

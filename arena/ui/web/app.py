@@ -6,14 +6,17 @@ once (queue=False), so visitors opening the page never fill the queue."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
+import warnings
 from typing import Any
 
 import gradio as gr
 
 from arena.core.limits import ServerLimits
 from arena.data.blind import CHOICES, VoteError
-from arena.ui.web import api, arena_tab, environment, leaderboard_tab, sweep_tab
+from arena.ui.web import api, arena_tab, environment, frontend_fixes, leaderboard_tab, sweep_tab
 from arena.ui.web.panels import CSS
 from arena.ui.web.queue_bound import bound_measuring_queue
 from arena.ui.web.state import GPU_QUEUE, ArenaApp, client_of
@@ -35,7 +38,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                "them: the leaderboard and the API show the measurements, the model and the settings.")
 
     # Gradio's own copies of files served (the CSV downloads) are removed after an hour.
-    with gr.Blocks(title="Inference Arena", delete_cache=(600, 3600)) as demo:
+    with gr.Blocks(title="Inference Arena", delete_cache=(600, 3600), analytics_enabled=analytics_enabled()) as demo:
         gr.Markdown(
             "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
             "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
@@ -63,7 +66,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
 
         board = leaderboard_tab.build_tab(app)
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
-        warm_table, warm_rows = environment.build_tab(lim, persistence)
+        warm_table, warm_rows = environment.build_tab(lim, persistence, analytics_enabled())
 
         # ---- what follows a run, and the page's load
         board.refresh_after(arena.run_event)
@@ -91,19 +94,42 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             board.refresh_after(btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal], **READ_ONLY))
 
         api.register(app)
+    frontend_fixes.mount_every_tab(demo)
+    frontend_fixes.reread_rows(demo)
     return demo
+
+
+def analytics_enabled() -> bool:
+    """Gradio's usage statistics are off unless GRADIO_ANALYTICS_ENABLED asks for them: a public
+    server that keeps prompts private, or an offline GPU host, does not phone home by default."""
+    return os.environ.get("GRADIO_ANALYTICS_ENABLED", "").strip().lower() in ("1", "true", "yes")
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # Gradio closes its server on this, as on Ctrl-C
 
 
 def launch(**kwargs: Any) -> None:
     # Public limits unless only this machine can reach the server (launch's server_name, else
     # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
     app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
+    pool = None
     if app.isolation == "process":
         from arena.execute.pool import shared_pool
 
-        shared_pool(app.limits).prestart()  # a spare worker, imports done, for the first run
+        pool = shared_pool(app.limits)
+        pool.prestart()  # a spare worker, imports done, for the first run
     demo = build(app)
     demo.queue()
     # Beyond max_queue waiting runs and sweeps (reads never count) a new one is refused at once.
     bound_measuring_queue(demo, app.limits.max_queue)
-    demo.launch(css=CSS, theme=gr.themes.Soft(), **kwargs)
+    # Gradio 6.17 reads Starlette's renamed 422 constant on each queue join; the notice is not ours.
+    warnings.filterwarnings("ignore", message=".*HTTP_422_UNPROCESSABLE_ENTITY.*")
+    # A container stop (SIGTERM) ends like Ctrl-C: the server closes and the workers' queues and
+    # locks are released, instead of the process dying with them ("leaked semaphore objects").
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        demo.launch(css=CSS, theme=gr.themes.Soft(), head=frontend_fixes.HEAD, **kwargs)
+    finally:
+        if pool is not None:
+            pool.close()

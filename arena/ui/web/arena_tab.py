@@ -1,20 +1,23 @@
-"""The Arena tab: a prompt, a model, the configurations by family and the generation settings;
-Run streams each configuration into its card, then the run's table and charts."""
+"""The Arena tab: a prompt with Run beside it, a model, the configurations by family (collapsed,
+each with its count) and the generation settings; Run streams each configuration into its
+card, then the run's table and charts. A request the server refuses is said in place of the
+run (no error toast), and the previous run's cards and table are cleared with it."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from arena.core import registry
-from arena.core.results import TABLE_COLUMNS
+from arena.core.limits import ServerLimits
+from arena.core.request import RequestError
 from arena.models.dtypes import DTYPES
 from arena.ui.forms import DEFAULTS, request_from
 from arena.ui.web import charts, zerogpu
-from arena.ui.web.leaderboard import columns_frame
-from arena.ui.web.panels import RunState, render
+from arena.ui.web.panels import RunState, render, run_table
 from arena.ui.web.state import GPU_QUEUE, ArenaApp, first_choice, model_choices
 
 EXAMPLES = [
@@ -34,6 +37,8 @@ class ArenaTab:
 def summary(state: RunState) -> str:
     if state.error:
         return f"**Run stopped:** {state.error}"
+    if state.note and not state.run_id:
+        return f"**Preparing:** {state.note}"
     counts: dict[str, int] = {}
     for p in state.panels.values():
         counts[p.status] = counts.get(p.status, 0) + 1
@@ -42,54 +47,85 @@ def summary(state: RunState) -> str:
     return f"**{head}** run `{state.run_id or '…'}` (baseline: {state.baseline or '–'}): {parts}"
 
 
+def family_label(family: str, chosen: int, total: int, unavailable: int) -> str:
+    """An accordion's heading: what is picked in it, readable while it is collapsed."""
+    text = f"{family} · {chosen} of {total} selected"
+    return text + (f" · {unavailable} unavailable here" if unavailable else "")
+
+
+def capped(natural_max: int, limit: int | None, lim: ServerLimits, what: str) -> tuple[int, str | None]:
+    """A slider's top: its natural range, or the server's limit where that is lower, which the
+    slider then says (a value typed above it is set to it)."""
+    top = min(natural_max, limit) if limit else natural_max
+    if top >= natural_max:
+        return top, None
+    lift = "; ARENA_LIMITS=local lifts it on your own machine" if lim.preset == "public" else ""
+    return top, f"At most {top:,} {what} on this server: its {lim.preset} limit{lift}."
+
+
 def build_tab(app: ArenaApp) -> ArenaTab:
     """Add the Arena tab to the Blocks being built."""
     lim = app.limits
     verdicts = {row["config"]: row for row in registry.availability_table()}
     with gr.Tab("Arena"):
-        with gr.Row():
+        with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
-                gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts")
+                # example_labels: drawn as plain labels (the component path without labels
+                # throws in Gradio 6.17.3's Dataset while its example components load)
+                gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts", example_labels=EXAMPLES)
             with gr.Column(scale=2):
                 choices = model_choices(lim)
                 model = gr.Dropdown(choices, value=first_choice(choices), label="Model", elem_id="model",
                                     info="Synthetic architectures have random weights: for speed "
                                          "and memory only, their text is noise.")
                 hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
-                                    info="Overrides the model above when filled.")
+                                    info="Overrides the model above when filled.", elem_id="hub-id")
+                with gr.Row():
+                    run_btn = gr.Button("Run", variant="primary", elem_id="run")
+                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+        summary_md = gr.Markdown(elem_id="summary")
         # Identifies this page for Cancel (a function with *args cannot receive gr.Request).
         session_key = gr.State("")
         boxes: list[gr.Checkbox] = []
-        with gr.Accordion("Configurations", open=True):
-            with gr.Row():
-                for family in registry.FAMILIES:
-                    with gr.Column(min_width=220):
-                        gr.Markdown(f"**{family}**")
-                        for cfg in registry.REGISTRY.values():
-                            if cfg.family != family:
-                                continue
+        families: list[tuple[gr.Accordion, list[gr.Checkbox], int]] = []
+        gr.Markdown("**Configurations**, by family (open one to pick; unavailable ones say why)",
+                    elem_id="cfg-head")
+        with gr.Row(elem_id="families"):
+            for family in registry.FAMILIES:
+                members = [c for c in registry.REGISTRY.values() if c.family == family]
+                if not members:
+                    continue
+                unavailable = sum(not verdicts[c.name]["available"] for c in members)
+                picked = [c.name in DEFAULTS.configs and bool(verdicts[c.name]["available"]) for c in members]
+                with gr.Column(min_width=300):
+                    with gr.Accordion(family_label(family, sum(picked), len(members), unavailable), open=False,
+                                      elem_id=f"family-{family}") as accordion:
+                        group = []
+                        for cfg, on in zip(members, picked):
                             row = verdicts[cfg.name]
-                            boxes.append(gr.Checkbox(
-                                value=cfg.name in DEFAULTS.configs and bool(row["available"]),
-                                label=cfg.name, interactive=bool(row["available"]),
+                            group.append(gr.Checkbox(
+                                value=on, label=cfg.name, interactive=bool(row["available"]),
                                 info=(cfg.label if row["available"] else f"unavailable: {row['reason']}"),
                                 elem_id=f"cfg-{cfg.name.replace('+', '-')}", elem_classes="arena-cfg",
                             ))
+                boxes += group
+                families.append((accordion, group, unavailable))
         # The request's fields, by name, in the order of the event's inputs.
-        with gr.Accordion("Generation settings", open=False):
+        with gr.Accordion("Generation settings", open=False, elem_id="settings"):
             with gr.Row():
-                settings = {
-                    "max_new_tokens": gr.Slider(1, min(1024, lim.max_new_tokens), value=DEFAULTS.max_new_tokens,
-                                                step=1, label="Max new tokens"),
-                    "batch_size": gr.Slider(1, min(64, lim.max_batch), value=DEFAULTS.batch_size, step=1,
-                                            label="Batch size"),
-                    "repeats": gr.Slider(1, min(10, lim.max_repeats), value=DEFAULTS.repeats, step=1,
-                                         label="Timed repeats (median kept)"),
-                    "prompt_tokens": gr.Slider(8, min(4096, lim.max_prompt_tokens or 4096),
-                                               value=DEFAULTS.prompt_tokens, step=8,
-                                               label="Prompt tokens (synthetic models)"),
-                }
+                top, note = capped(1024, lim.max_new_tokens, lim, "new tokens")
+                settings = {"max_new_tokens": gr.Slider(1, top, value=min(DEFAULTS.max_new_tokens, top), step=1,
+                                                        label="Max new tokens", info=note, elem_id="max-new")}
+                top, note = capped(64, lim.max_batch, lim, "rows per batch")
+                settings["batch_size"] = gr.Slider(1, top, value=DEFAULTS.batch_size, step=1, label="Batch size",
+                                                   info=note, elem_id="batch")
+                top, note = capped(10, lim.max_repeats, lim, "repeats")
+                settings["repeats"] = gr.Slider(1, top, value=min(DEFAULTS.repeats, top), step=1,
+                                                label="Timed repeats (median kept)", info=note)
+                top, note = capped(4096, lim.max_prompt_tokens, lim, "prompt tokens")
+                settings["prompt_tokens"] = gr.Slider(8, top, value=min(DEFAULTS.prompt_tokens, top), step=8,
+                                                      label="Prompt tokens (synthetic models)", info=note)
             with gr.Row():
                 settings["dtype"] = gr.Radio(list(DTYPES), value=DEFAULTS.dtype, label="dtype",
                                              info="auto: bf16 (or fp16) on a GPU, fp32 on CPU")
@@ -108,38 +144,56 @@ def build_tab(app: ArenaApp) -> ArenaTab:
                     label="Max memory per device", placeholder="0=20GiB,1=20GiB", elem_id="max-memory",
                     info="A budget per device (GiB/MiB/GB/MB, cpu=SIZE): the model is split within it; "
                          "ONNX Runtime and CUDA-graph configurations cannot be split.")
-        with gr.Row():
-            run_btn = gr.Button("Run", variant="primary", elem_id="run")
-            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
-        summary_md = gr.Markdown(elem_id="summary")
         panels = gr.HTML(render(RunState([])), elem_id="panels")
-        run_table = gr.Dataframe(columns_frame([], TABLE_COLUMNS), label="Results of this run",
-                                 elem_id="run-table", interactive=False)
+        table = gr.Dataframe(run_table([]), label="Results of this run", elem_id="run-table", interactive=False)
         with gr.Row():
             speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
             quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
+        # The charts are drawn from this by their own event, never sent a skip: in Gradio 6.17.3 a
+        # plot given gr.skip() after a figure parses "undefined" (a console SyntaxError).
+        shown = gr.State({"results": [], "baseline": ""})
+
+    for accordion, group, unavailable in families:
+        def relabel(*on, family=accordion.label.split(" · ")[0], total=len(group), unavailable=unavailable):
+            return gr.Accordion(label=family_label(family, sum(on), total, unavailable))
+
+        for box in group:
+            box.input(relabel, group, accordion, queue=False, api_visibility="private", show_progress="hidden")
 
     # The prompt first: a refusal by the queue (queue_bound) is shown under the first input.
     form = {"prompt": prompt, "model": model, "hub_id": hub_id, "decoding": decoding, **settings}
+    outputs = [panels, table, shown, summary_md]
+
+    def refused(reason: str) -> tuple:
+        """A request that did not start: said in place, the previous run's results cleared."""
+        note = f'<div class="arena-empty arena-refused">Not started: {html.escape(reason)}</div>'
+        return note, run_table([]), {"results": [], "baseline": ""}, f"**Not started:** {reason}"
+
+    def draw(data: dict[str, Any]):
+        return (charts.run_speed_memory(data["results"]),
+                charts.run_speedup_quality(data["results"], data["baseline"]))
 
     @zerogpu.gpu
     def run_ui(session_key, *values):
         named = dict(zip(form, values))
         chosen = [b.label for b, on in zip(boxes, values[len(form):]) if on]
         if not chosen:
-            raise gr.Error("pick at least one configuration", print_exception=False)
+            yield refused("pick at least one configuration (open a family below)")
+            return
         hub = (named.pop("hub_id") or "").strip()  # overrides the picker when filled
         named["model"] = hub or named["model"]
         named["prompt"] = named["prompt"] or ""
         named["do_sample"] = named.pop("decoding") == "sampling"
-        req = request_from(**named, configs=chosen)
-        for state, changed in app.stream(req, session_key):
-            html = render(state)
-            if changed:
-                yield (html, columns_frame(state.results, TABLE_COLUMNS), charts.run_speed_memory(state.results),
-                       charts.run_speedup_quality(state.results, state.baseline), summary(state))
-            else:
-                yield html, gr.skip(), gr.skip(), gr.skip(), summary(state)
+        try:
+            for state, changed in app.stream(request_from(**named, configs=chosen), session_key):
+                html = render(state)
+                if changed:
+                    yield (html, run_table(state.results), {"results": list(state.results), "baseline": state.baseline},
+                           summary(state))
+                else:
+                    yield html, gr.skip(), gr.skip(), summary(state)
+        except RequestError as exc:
+            yield refused(str(exc))
 
     def cancel_ui(session_key):
         if app.cancel(session_key):
@@ -147,9 +201,11 @@ def build_tab(app: ArenaApp) -> ArenaTab:
 
     # Only measuring events queue (one slot, GPU_QUEUE); the queue position shows on the summary.
     run_event = run_btn.click(
-        run_ui, [session_key, *form.values(), *boxes], [panels, run_table, speed_plot, quality_plot, summary_md],
+        run_ui, [session_key, *form.values(), *boxes], outputs,
         concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private", show_progress="full",
         show_progress_on=[summary_md],
     )
+    shown.change(draw, shown, [speed_plot, quality_plot], queue=False, api_visibility="private",
+                 show_progress="hidden")
     cancel_btn.click(cancel_ui, session_key, None, queue=False, api_visibility="private")
     return ArenaTab(session_key, run_event)

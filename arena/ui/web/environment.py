@@ -88,12 +88,20 @@ def persistence_note(store_path: Path, volume: Path = PERSISTENT_VOLUME) -> str:
     return f"Results are kept in `{path}` on this machine."
 
 
-def build_tab(limits: ServerLimits, persistence: str) -> tuple[Any, Any]:
+def analytics_note(enabled: bool) -> str:
+    if enabled:
+        return "Gradio's usage statistics are **on** (GRADIO_ANALYTICS_ENABLED): Gradio's analytics service hears of this server."
+    return ("No usage statistics are sent: Gradio's analytics are off (GRADIO_ANALYTICS_ENABLED=true "
+            "would turn them on).")
+
+
+def build_tab(limits: ServerLimits, persistence: str, analytics: bool = False) -> tuple[Any, Any]:
     """Add the Environment tab to the Blocks being built; returns the warm-worker table and the
     function that refreshes it (redrawn after each run)."""
     with gr.Tab("Environment") as tab:
         env = collect_env()
-        gr.Markdown(limits_note(limits) + "\n\n" + persistence, elem_id="env-limits-note")
+        gr.Markdown(limits_note(limits) + "\n\n" + persistence + "\n\n" + analytics_note(analytics),
+                    elem_id="env-limits-note")
         with gr.Row():
             gr.Dataframe(platform_table(env), label="Platform", interactive=False, wrap=True)
             gr.Dataframe(versions_table(env), label="Library versions", interactive=False)
@@ -103,7 +111,8 @@ def build_tab(limits: ServerLimits, persistence: str) -> tuple[Any, Any]:
             value=[[r["config"], r["family"], "yes" if r["available"] else "no", r["reason"], r["description"]]
                    for r in registry.availability_table()],
             headers=["configuration", "family", "available", "reason", "what it does"],
-            label="Configurations here", interactive=False, wrap=True)
+            column_widths=["22%", "12%", "10%", "26%", "30%"],  # "available" on one line
+            label="Configurations here", interactive=False, wrap=True, elem_id="env-configs")
         warm_table, warm_rows = workers_panel.build()
     tab.select(warm_rows, None, warm_table, api_visibility="private", queue=False)
     return warm_table, warm_rows

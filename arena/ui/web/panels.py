@@ -11,11 +11,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from arena.core import registry
+from arena.core.results import TABLE_COLUMNS
 from arena.models.placement import describe
 
 # Share of the progress bar reached when a stage starts; "running" fills the rest by repeat.
-_STAGE_PROGRESS = {"queued": 0.0, "starting": 0.05, "loading": 0.1, "warming up": 0.4}
+_STAGE_PROGRESS = {"queued": 0.0, "starting": 0.05, "exporting": 0.07, "loading": 0.1, "warming up": 0.4,
+                   "scoring": 0.97}
 _FINAL = {"done", "unavailable", "failed", "cancelled"}
 
 
@@ -31,11 +35,14 @@ class Panel:
     since: float = field(default_factory=time.monotonic)
     metrics: dict[str, Any] = field(default_factory=dict)
     placement: str = ""  # a split's or GPU choice's devices: layers, weights and peak per device
+    reached: float = 0.0  # the progress made before a failure or a cancel: the bar stops there
 
     @property
     def progress(self) -> float:
-        if self.status in _FINAL:
+        if self.status == "done":
             return 1.0
+        if self.status in _FINAL:
+            return self.reached
         if self.status == "running" and self.repeats:
             return 0.4 + 0.6 * (self.repeat - 1) / self.repeats
         return _STAGE_PROGRESS.get(self.status, 0.0)
@@ -47,16 +54,37 @@ class Panel:
         return data
 
 
-class RunState:
-    """Applies runner events; `results` holds each finished configuration's result dict."""
+def shown_status(result: dict[str, Any]) -> str:
+    """A result's status as the card and the table both show it: "done" for a measured one, and
+    "cancelled" for one a cancel stopped (stored as failed, with the reason)."""
+    if result.get("status") == "ok":
+        return "done"
+    if "cancelled" in (result.get("reason") or ""):
+        return "cancelled"
+    return str(result.get("status") or "")
 
-    def __init__(self, config_names: list[str]) -> None:
+
+def agreement_text(value: Any) -> str:
+    """Token agreement as the card and the table both show it."""
+    return "–" if value is None else f"{value:.0%}"
+
+
+class RunState:
+    """Applies runner events; `results` holds each finished configuration's result dict.
+    `note` is a stage of the run itself (the embedded model's one-time conversion); `expected`
+    maps (configuration, stage) to seconds a stage is expected to take, with where that comes
+    from; `new_tokens` and `batch` say what a warm-up generates."""
+
+    def __init__(self, config_names: list[str], new_tokens: int = 0, batch: int = 1) -> None:
         self.panels = {n: Panel(n, registry.get(n).label) for n in config_names}
         self.results: list[dict[str, Any]] = []
         self.run_id = ""
         self.baseline = ""
         self.finished = False
         self.error = ""
+        self.note = ""
+        self.new_tokens, self.batch = new_tokens, batch
+        self.expected: dict[tuple[str, str], tuple[float, str]] = {}
 
     def apply(self, event: dict[str, Any]) -> bool:
         """Apply one event; True when a result was added (tables and charts need redrawing)."""
@@ -73,14 +101,13 @@ class RunState:
             panel.text += event["text"]
         elif kind == "result" and panel:
             result = event["result"]
-            panel.status = "done" if result["status"] == "ok" else result["status"]
-            if "cancelled" in (result.get("reason") or ""):
-                panel.status = "cancelled"
+            panel.reached = panel.progress
+            panel.status = shown_status(result)
             panel.reason = result.get("reason") or ""
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
                 "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s",
-                "compared_tokens", "quality_note", "tokens_after_eos")}
+                "compared_tokens", "quality_note", "tokens_after_eos", "load_s")}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -98,30 +125,62 @@ class RunState:
             "baseline": self.baseline,
             "finished": self.finished,
             "error": self.error,
+            "note": self.note,
             "panels": [p.to_dict() for p in self.panels.values()],
             "results": self.results,
         }
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     """Three significant figures, what one measurement here can support (3,971.4 -> 3,970)."""
-    if value is None:
-        return "–"
+    if value is None or isinstance(value, str):
+        return "–" if value is None else value
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
     decimals = 2 - math.floor(math.log10(abs(value)))
     return f"{round(value, decimals):,.{max(decimals, 0)}f}"
 
 
-def _metrics_line(panel: Panel) -> str:
+# The card's metrics: (field, what, unit); the run's table shows the same fields, formatted alike.
+CARD_METRICS = (("ttft_ms", "TTFT", "ms"), ("decode_tokens_per_s", "decode", "tok/s"),
+                ("peak_memory_mb", "peak", "MB"))
+
+
+def _metrics_html(panel: Panel) -> str:
     m = panel.metrics
     if not m:
         return ""
-    return (
-        f"TTFT {_fmt(m.get('ttft_ms'))} ms · decode {_fmt(m.get('decode_tokens_per_s'))} tok/s · "
-        f"peak {_fmt(m.get('peak_memory_mb'))} MB"
-        + (" · warm (model reused)" if m.get("warm") else "")
-    )
+    parts = [f'<span data-field="{key}">{what} <span class="v">{fmt(m.get(key))}</span> {unit}</span>'
+             for key, what, unit in CARD_METRICS]
+    if m.get("warm"):
+        parts.append("warm (model reused)")
+    return " · ".join(parts)
+
+
+# The run's table: the CLI's columns (arena/core/results.py), with the fields a card also shows
+# written as the card writes them (status, agreement, three significant figures), and the
+# weights' load time named as such (a card's "load" stage holds more).
+_TABLE_TEXT = {"status": shown_status, "token_agreement": lambda r: agreement_text(r.get("token_agreement")),
+               "warm": lambda r: "warm" if r.get("warm") else ""}
+_TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
+
+
+def run_table(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per finished configuration, numbers as the cards show them."""
+    keys = [k for k, _ in TABLE_COLUMNS]
+    headings = [_TABLE_HEADINGS.get(k, h) for k, h in TABLE_COLUMNS]
+    rows = []
+    for r in results:
+        row = []
+        for k in keys:
+            if k in _TABLE_TEXT:
+                row.append(_TABLE_TEXT[k](r))
+            elif isinstance(r.get(k), float):
+                row.append(fmt(r[k]))
+            else:
+                row.append("–" if r.get(k) is None else r.get(k))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=headings)
 
 
 def placement_line(result: dict[str, Any]) -> str:
@@ -135,19 +194,54 @@ def placement_line(result: dict[str, Any]) -> str:
 
 
 def _stages_line(panel: Panel) -> str:
-    """Wall time by stage (start, imports, load, warm-up, timed, after)."""
+    """Wall time by stage (start, imports, load, warm-up, timed, after). The load stage holds
+    more than loading the weights (imports, tokenizer, probes): the weights' own load time,
+    the table's "weights load s", is named inside it."""
     stages = (panel.metrics or {}).get("stage_s") or {}
-    return " · ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+    weights = (panel.metrics or {}).get("load_s")
+    parts = []
+    for k, v in stages.items():
+        part = f"{html.escape(k)} {v:.2f} s"
+        if k == "load" and weights is not None:
+            part += f' (weights <span data-field="load_s" class="v">{fmt(weights)}</span> s)'
+        parts.append(part)
+    return " · ".join(parts)
 
 
-def _quality_html(panel: Panel) -> str:
+def stage_detail(state: RunState, panel: Panel) -> str:
+    """What a long stage does, and how long it is expected to take where something measured
+    says so (this server's last run of the same shape, or an earlier configuration of this run)."""
+    if panel.status == "warming up":
+        what = (f"one untimed generation of {state.new_tokens:,} new tokens at batch {state.batch}, the same "
+                "work as one timed repeat (compiled configurations also compile here)")
+    elif panel.status == "loading":
+        what = "loading the weights onto the device"
+    elif panel.status == "exporting":
+        what = "exporting the model to ONNX (once per model and dtype, then reused)"
+    else:
+        return ""
+    known = state.expected.get((panel.config, panel.status))
+    if known:
+        seconds, source = known
+        what += f"; about {fmt(seconds)} s expected ({source})"
+    return what
+
+
+def _quality_html(panel: Panel, baseline: bool = False, alone: bool = False) -> str:
     """Agreement beside the compared length; greyed with its reason where it is no quality
-    (random weights) or n/a (sampling); the count of tokens cut after end-of-text."""
+    (random weights) or n/a (sampling); the count of tokens cut after end-of-text. A run of one
+    configuration compares nothing: it says so instead of "100%"."""
     m = panel.metrics
     agree, note, n = m.get("token_agreement"), m.get("quality_note") or "", m.get("compared_tokens")
     parts = []
-    if agree is not None:
-        parts.append(f"agreement {agree:.0%} over {n} tokens" if n else f"agreement {agree:.0%}")
+    if alone and baseline:
+        note = ""
+        parts.append("agreement: nothing to compare with (one configuration)")
+    elif agree is not None:
+        value = agreement_text(agree)
+        parts.append(f"agreement {value} over {n} tokens" if n else f"agreement {value}")
+        if baseline:
+            parts.append("the baseline itself")
     elif note:
         parts.append("agreement n/a")
     text = html.escape(" · ".join(parts))
@@ -156,21 +250,24 @@ def _quality_html(panel: Panel) -> str:
     after = m.get("tokens_after_eos")
     cut = (f'<div class="arena-cut">{after} token{"s" if after != 1 else ""} generated after end-of-text '
            f"(for timing; not shown or compared)</div>") if after else ""
-    return (f'<div class="arena-quality">{text}</div>' if text else "") + cut
+    shown = agreement_text(agree) if agree is not None and not (alone and baseline) else ""
+    return (f'<div class="arena-quality" data-agreement="{shown}">{text}</div>' if text else "") + cut
 
 
 def render(state: RunState) -> str:
     """The cards, side by side; data-* attributes let browser tests find them."""
+    note = f'<div class="arena-note" id="arena-note">{html.escape(state.note)}</div>' if state.note else ""
     if not state.panels:
-        return '<div class="arena-empty">Pick configurations and press Run.</div>'
+        return note or '<div class="arena-empty">Pick configurations and press Run.</div>'
     cards = []
     now = time.monotonic()
     for p in state.panels.values():
         stage = p.status
         if p.status == "running" and p.repeats:
             stage = f"running {p.repeat}/{p.repeats}"
-        elif p.status in ("starting", "loading", "warming up"):
+        elif p.status in ("starting", "exporting", "loading", "warming up"):
             stage = f"{p.status} · {now - p.since:.0f} s"
+        detail = stage_detail(state, p)
         baseline = ' <span class="arena-base">baseline</span>' if p.config == state.baseline else ""
         cards.append(
             f'<div class="arena-panel arena-{html.escape(p.status.replace(" ", "-"))}" '
@@ -179,16 +276,18 @@ def render(state: RunState) -> str:
             f'<span class="arena-status">{html.escape(stage)}</span></div>'
             f'<div class="arena-name">{html.escape(p.config)}</div>'
             f'<div class="arena-bar"><div style="width:{p.progress * 100:.0f}%"></div></div>'
-            f'<pre class="arena-text">{html.escape(p.text)}</pre>'
+            + (f'<div class="arena-detail">{html.escape(detail)}</div>' if detail else "")
+            + f'<pre class="arena-text">{html.escape(p.text)}</pre>'
             + (f'<div class="arena-reason">{html.escape(p.reason)}</div>' if p.reason else "")
-            + f'<div class="arena-metrics">{html.escape(_metrics_line(p))}</div>'
+            + f'<div class="arena-metrics">{_metrics_html(p)}</div>'
             + (f'<div class="arena-placement">{html.escape(p.placement)}</div>' if p.placement else "")
-            + (_quality_html(p) if p.metrics else "")
+            + (_quality_html(p, baseline=p.config == state.baseline, alone=len(state.panels) == 1)
+               if p.metrics else "")
             + (f'<div class="arena-stages" data-warm="{int(bool(p.metrics.get("warm")))}">'
-               f'{html.escape(_stages_line(p))}</div>' if p.metrics else "")
+               f'{_stages_line(p)}</div>' if p.metrics else "")
             + '</div>'
         )
-    return '<div class="arena-grid">' + "".join(cards) + "</div>"
+    return note + '<div class="arena-grid">' + "".join(cards) + "</div>"
 
 
 CSS = """
@@ -209,6 +308,9 @@ CSS = """
 .arena-quality, .arena-cut {font-size:12px;}
 .arena-grey, .arena-cut {opacity:.55;}
 .arena-reason {font-size:12px; color:var(--error-text-color, #b91c1c);}
+.arena-detail {font-size:12px; opacity:.8;}
+.arena-note {font-size:14px; padding:8px 10px; margin-bottom:10px; border-left:3px solid var(--color-accent);
+  background:var(--block-background-fill);}
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
 .arena-unavailable, .arena-cancelled {opacity:.75;}

@@ -1,12 +1,12 @@
 """Runs one request in a background thread and turns the runner's events into a stream of
-RunState snapshots for the page and the API."""
+RunState snapshots for the page and the API; and what a long stage is expected to take."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 from arena.core.errors import one_line
 from arena.core.request import PreparedRun
@@ -14,11 +14,51 @@ from arena.data.store import Store
 from arena.execute.runner import execute
 from arena.ui.web.panels import RunState
 
+# A stage the page explains, and the measurement that says how long it took last time.
+_MEASURED_AS = {"loading": ("load_s", None), "warming up": ("stage_s", "warmup")}
+
+
+class StageTimes:
+    """This server's last load and warm-up times, per configuration and run shape (model, dtype,
+    batch, prompt and new tokens), so that a long stage can say how long it should take."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(prepared: PreparedRun, config: str) -> tuple:
+        req = prepared.request
+        return (prepared.spec.id, config, prepared.dtype, req.batch_size, len(prepared.prompt_ids),
+                req.max_new_tokens)
+
+    def record(self, prepared: PreparedRun, result: dict[str, Any]) -> None:
+        times = {stage: seconds for stage in _MEASURED_AS if (seconds := measured(result, stage)) is not None}
+        if times and result.get("status") == "ok":
+            with self._lock:
+                self._last.setdefault(self.key(prepared, result["config"]), {}).update(times)
+
+    def get(self, prepared: PreparedRun, config: str, stage: str) -> float | None:
+        with self._lock:
+            return self._last.get(self.key(prepared, config), {}).get(stage)
+
+
+def measured(result: dict[str, Any], stage: str) -> float | None:
+    """How long `stage` took in `result` (None where it did not run: a warm result loads nothing)."""
+    field, key = _MEASURED_AS[stage]
+    value = result.get(field)
+    if key is not None:
+        value = (value or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
 
 class RunSession:
-    def __init__(self, prepared: PreparedRun, store: Store, cancel: threading.Event) -> None:
+    def __init__(self, prepared: PreparedRun, store: Store, cancel: threading.Event,
+                 times: StageTimes | None = None) -> None:
         self.prepared, self.store, self.cancel = prepared, store, cancel
-        self.state = RunState(prepared.config_names)
+        self.times = times or StageTimes()
+        req = prepared.request
+        self.state = RunState(prepared.config_names, new_tokens=req.max_new_tokens, batch=req.batch_size)
         self._events: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, daemon=True, name="arena-run")
 
@@ -34,6 +74,23 @@ class RunSession:
         """Wait for the run thread (after a cancel it stops its worker within seconds)."""
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+
+    def _expect(self, event: dict[str, Any]) -> None:
+        """Before a long stage starts, what it is expected to take: this configuration's last time
+        here with the same shape, else the latest configuration of this run that went through it."""
+        config, stage = event.get("config", ""), event.get("stage", "")
+        if stage not in _MEASURED_AS:
+            return
+        seconds = self.times.get(self.prepared, config, stage)
+        source = f"its last {stage.replace('warming up', 'warm-up')} here, same settings"
+        if seconds is None:
+            for result in reversed(self.state.results):
+                seconds = measured(result, stage)
+                if seconds is not None:
+                    source = f"as {result['config']}'s {stage.replace('warming up', 'warm-up')} took in this run"
+                    break
+        if seconds is not None:
+            self.state.expected[(config, stage)] = (seconds, source)
 
     def updates(self, every_s: float = 0.25) -> Iterator[bool]:
         """Start the run and yield, at most every `every_s` seconds while events come and once
@@ -51,7 +108,11 @@ class RunSession:
                 if event["type"] == "fatal":
                     self.state.error = event["reason"]
                 else:
+                    if event["type"] == "status":
+                        self._expect(event)
                     changed |= self.state.apply(event)
+                    if event["type"] == "result":
+                        self.times.record(self.prepared, event["result"])
             if time.monotonic() - last >= every_s:
                 yield changed
                 changed, last = False, time.monotonic()

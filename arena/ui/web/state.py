@@ -4,21 +4,26 @@ the cancel switches of running jobs; and the models this server offers."""
 from __future__ import annotations
 
 import os
+import queue
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
 import gradio as gr
 
+from arena.core import registry
+from arena.core.errors import one_line
 from arena.core.limits import ServerLimits
 from arena.core.request import RequestError, RunRequest, validate
 from arena.data.blind import BlindCheck
 from arena.data.store import Store
+from arena.models import gguf
 from arena.models.spec import architecture_label, architectures
 from arena.ui.web.downloads import TempFiles
 from arena.ui.web.panels import RunState
-from arena.ui.web.session import RunSession
+from arena.ui.web.session import RunSession, StageTimes
 
 GPU_QUEUE = "gpu"  # every measuring event shares one slot: one job on the device at a time
 
@@ -66,18 +71,19 @@ class ArenaApp:
         self.interrupted = self.store.mark_interrupted()  # runs cut off by a previous stop
         self._cancels: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.times = StageTimes()  # what a load or warm-up took here: the estimate of the next
         # ZeroGPU hands the GPU to the decorated call's own process: workers run inline there.
         self.isolation = "inline" if os.environ.get("SPACES_ZERO_GPU") else "process"
 
     # ---- running
     def stream(self, req: RunRequest, session: str) -> Iterator[tuple[RunState, bool]]:
+        """The run's state as it goes. A request refused (bad input, a limit) raises RequestError
+        before anything runs; the caller words it (the page in place, the API as an error)."""
         req.isolation = self.isolation
-        try:
-            prepared = validate(req, limits=self.limits)
-        except RequestError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        yield from self._embedded_first_use(req)
+        prepared = validate(req, limits=self.limits)
         with self.tracked(session) as cancel:
-            run = RunSession(prepared, self.store, cancel)
+            run = RunSession(prepared, self.store, cancel, self.times)
             try:
                 for changed in run.updates():
                     if run.state.finished:
@@ -86,6 +92,39 @@ class ArenaApp:
             finally:
                 cancel.set()  # a closed page or client stops the run too
                 run.join()
+
+    def _embedded_first_use(self, req: RunRequest) -> Iterator[tuple[RunState, bool]]:
+        """The embedded default's one-time conversion (a minute or so), shown as a stage of the
+        run with its steps, rather than a silent wait inside validation."""
+        if str(req.model or "").strip() not in ("", "default") or gguf.converted():
+            return
+        names = req.configs.split(",") if isinstance(req.configs, str) else list(req.configs or [])
+        state = RunState([n.strip() for n in names if n.strip() in registry.REGISTRY])
+        steps: queue.Queue = queue.Queue()
+        done = threading.Event()
+        failure: list[Exception] = []
+
+        def convert() -> None:
+            try:
+                gguf.default_model_dir(progress=lambda step, of, what: steps.put((step, of, what)))
+            except Exception as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=convert, daemon=True, name="arena-convert")
+        started, step = time.monotonic(), (0, len(gguf.CONVERSION_STEPS), "importing transformers")
+        thread.start()
+        while not done.wait(0.5):
+            while not steps.empty():
+                step = steps.get()
+            where = f"step {step[0]} of {step[1]}, {step[2]}" if step[0] else step[2]
+            state.note = (f"Preparing the embedded model (once per installation): {where} · "
+                          f"{time.monotonic() - started:.0f} s")
+            yield state, False
+        thread.join()
+        if failure:
+            raise RequestError(f"the embedded model could not be prepared: {one_line(failure[0])}")
 
     @contextmanager
     def tracked(self, session: str) -> Iterator[threading.Event]:

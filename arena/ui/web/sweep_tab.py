@@ -5,6 +5,7 @@ Points arrive live from `arena.sweep.runner.run_sweep`; every chart's data downl
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from typing import Any, Iterator
 
@@ -31,13 +32,36 @@ from arena.ui.web.leaderboard import columns_frame
 from arena.ui.web.state import ArenaApp, first_choice, model_choices
 
 
+# The request's fields as the visitor sees them, and the server limit behind each one's top.
+FIELD_LABELS = {"batch_sizes": "Batch sizes", "seq_lens": "Sequence lengths", "padding": "Padding fractions",
+                "prompt_lens": "Prompt lengths", "repeats": "Repeats", "new_tokens": "New tokens"}
+_FIELD_LIMITS = {"batch_sizes": "max_batch", "seq_lens": "max_prompt_tokens", "prompt_lens": "max_prompt_tokens",
+                 "repeats": "max_repeats", "new_tokens": "max_new_tokens"}
+
+
+def worded(message: str, limits: ServerLimits) -> str:
+    """A refusal in the page's words: the field's label for its name and, where the bound it
+    broke is this server's limit, that it is (and, on a public server, how to lift it)."""
+    field = next((f for f in FIELD_LABELS if message.startswith(f)), None)
+    if field is None:
+        return message
+    message = FIELD_LABELS[field] + message[len(field):]
+    cap = getattr(limits, _FIELD_LIMITS.get(field, ""), None)
+    bound = re.search(r"outside [\d.]+\.\.(\d+)|between \d+ and (\d+)", message)
+    if cap and bound and int(bound.group(1) or bound.group(2)) == cap:
+        lift = "; ARENA_LIMITS=local lifts it on your own machine" if limits.preset == "public" else ""
+        message += f" ({cap:,} is the most this server allows: its {limits.preset} limit{lift})"
+    return message
+
+
 def stream_sweep(req: SweepRequest, store: Store, limits: ServerLimits,
                  cancel: threading.Event) -> Iterator[tuple[list[dict[str, Any]], bool, str]]:
-    """Validate, run in a thread, and yield (points so far, finished, error) about every 0.5 s."""
+    """Validate (RequestError, in the page's words, before anything runs), run in a thread, and
+    yield (points so far, finished, error) about every 0.5 s."""
     try:
         prepared = validate_sweep(req, limits=limits)
     except RequestError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+        raise RequestError(worded(str(exc), limits)) from None
     events: queue.Queue = queue.Queue()
     error: list[str] = []
 
@@ -80,8 +104,9 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             "of prompts of mixed lengths (drawn from the prompt-length range, the first row the longest), "
             "left padded: TTFT, decode tokens/s and peak memory per batch size. Points that cannot run are "
             "listed with their reason.")
-        with gr.Row():
+        with gr.Row():  # its own row: the longest model name clears the dropdown's arrow
             model = gr.Dropdown(archs, value=first_choice(archs), label="Model", elem_id="sweep-model")
+        with gr.Row():
             attn = gr.CheckboxGroup(attention_names(), value=["eager", "sdpa"], label="Attention")
             quant = gr.CheckboxGroup(quant_names(), value=[NO_QUANT], label="Quantization")
         with gr.Row():
@@ -98,7 +123,8 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
             run_btn = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
             cancel_btn = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="sweep-status")
-        table = gr.Dataframe(columns_frame([], sweep_columns("forward")), label="Points", interactive=False)
+        table = gr.Dataframe(columns_frame([], sweep_columns("forward")), label="Points", interactive=False,
+                             elem_id="sweep-points")
         chart_pick = gr.Dropdown([], label="Chart")
         plot = gr.Plot(elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
@@ -126,7 +152,10 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                                repeats=repeats_v, prompt_lens=prompt_lens_v, new_tokens=new_tokens_v,
                                isolation=app.isolation)
             with app.tracked(session_key) as cancel:
-                yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v))
+                try:
+                    yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v))
+                except RequestError as exc:  # said in place, no error toast
+                    yield f"**Not started:** {exc}", gr.skip(), gr.skip()
 
         def _updates(stream, columns):
             shown = 0
@@ -135,10 +164,9 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                 text = f"{head}: {len(points)} points" + (f" — stopped: {error}" if error else "")
                 if len(points) != shown or finished:
                     shown = len(points)
-                    pick, fig, csv = show(points, None)
-                    yield text, columns_frame(points, columns), list(points), pick, fig, csv
+                    yield text, columns_frame(points, columns), list(points)
                 else:
-                    yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    yield text, gr.skip(), gr.skip()
 
         def cancel_sweep(session_key):
             if app.cancel(session_key):
@@ -146,8 +174,12 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
 
         run_btn.click(run_sweep_ui, [key, model, attn, quant, batches, seqs, padding, mode, dtype, repeats,
                                      prompt_lens, new_tokens],
-                      [status, table, points_state, chart_pick, plot, csv_btn],
+                      [status, table, points_state],
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
+        # The chart is drawn by its own event when points arrive, never sent a skip: in Gradio
+        # 6.17.3 a plot given gr.skip() after a figure parses "undefined" (a console SyntaxError).
+        points_state.change(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+                            api_visibility="private", show_progress="hidden")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
         chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
                          api_visibility="private")
