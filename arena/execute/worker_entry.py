@@ -22,6 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from arena.core import quiet
+
+quiet.silence()  # library noise off before torch is imported (ARENA_VERBOSE=1 keeps it)
+
 FOREIGN_MODULES = ("gradio", "pandas", "plotly")  # the web app's; never needed in a worker
 WATCH_PARENT_S = 0.5
 PR_SET_PDEATHSIG = 1

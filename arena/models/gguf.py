@@ -65,7 +65,9 @@ def default_model_dir() -> Path:
         return target
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, modeling_gguf_pytorch_utils
+
+    from arena.core import quiet
 
     gguf = default_gguf_path()
     steps = tqdm(total=3, desc="Converting embedded SmolLM2 (once)", unit="step")
@@ -76,7 +78,8 @@ def default_model_dir() -> Path:
     tokenizer.pad_token = "<|im_end|>"
     steps.update()
     # Q4_1 tensors are de-quantized to fp32 by transformers' GGUF loader.
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with quiet.bars_off(modeling_gguf_pytorch_utils):  # its per-tensor bar, nested in ours
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     steps.update()
     with building(target, "converted from " + gguf.name) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
