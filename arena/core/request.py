@@ -15,7 +15,11 @@ from arena.core.limits import (
     MAX_NEW_TOKENS,
     MAX_PROMPT_CHARS,
     MAX_REPEATS,
+    MAX_SEED,
     MAX_SYNTHETIC_PROMPT_TOKENS,
+    MAX_TEMPERATURE,
+    MAX_TIMEOUT_S,
+    MIN_TIMEOUT_S,
     ServerLimits,
 )
 from arena.models import placement
@@ -175,12 +179,12 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
     req.max_new_tokens = int_in("max_new_tokens", req.max_new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
     req.batch_size = int_in("batch_size", req.batch_size, 1, min(MAX_BATCH, limits.max_batch))
     req.repeats = int_in("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
-    req.seed = int_in("seed", req.seed, 0, 2**31 - 1)
+    req.seed = int_in("seed", req.seed, 0, MAX_SEED)
     # synthetic models only; limits.max_prompt_tokens applies below, to every model's prompt
     req.prompt_tokens = int_in("prompt_tokens", req.prompt_tokens, 1, MAX_SYNTHETIC_PROMPT_TOKENS)
-    req.temperature = float_in("temperature", req.temperature, 0.0, 10.0, lo_open=True)
+    req.temperature = float_in("temperature", req.temperature, 0.0, MAX_TEMPERATURE, lo_open=True)
     req.top_p = float_in("top_p", req.top_p, 0.0, 1.0, lo_open=True)
-    req.timeout_s = float_in("timeout_s", req.timeout_s, 1.0, 24 * 3600.0)
+    req.timeout_s = float_in("timeout_s", req.timeout_s, MIN_TIMEOUT_S, MAX_TIMEOUT_S)
     if not isinstance(req.do_sample, bool):
         raise RequestError(f"do_sample must be true or false (got {short_repr(req.do_sample)})")
     if not isinstance(req.isolation, str) or req.isolation not in ("process", "inline"):
