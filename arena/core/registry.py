@@ -195,8 +195,12 @@ def get(name: str) -> Config:
     try:
         return REGISTRY[name]
     except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise UnknownConfigError(
-            f"unknown configuration {name!r}; valid: {', '.join(REGISTRY)}"
+            f"unknown configuration {str(name)[:60]!r}; {hint}`python -m arena configs` lists all {len(REGISTRY)}"
         ) from None
 
 
