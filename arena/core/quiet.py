@@ -28,6 +28,9 @@ KNOWN_LOG_LINES: dict[str, tuple[str, ...]] = {
     # torchao registers its enums with pytree the old way when it is imported (every worker):
     # a deprecation notice for torchao's authors
     "torch.utils._pytree": (r"<enum '\w+'> is an Enum subclass and is now natively supported",),
+    # inductor compiling on a machine without CUDA (the compiled configurations on CPU) finds no
+    # CUDA runtime, which is what a CPU-only machine is
+    "torch.utils.cpp_extension": (r"No CUDA runtime is found",),
     # the GGUF tokenizer of the embedded model, loaded once to convert it; the converted copy is
     # a GPT2Tokenizer, which has no `legacy` option
     "transformers.models.llama.tokenization_llama_fast": (r"You are using the default legacy behaviour",),
