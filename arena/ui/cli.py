@@ -15,6 +15,7 @@ from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
 from arena.models.dtypes import DTYPES, resolve_dtype
 
 EXIT_BAD_INPUT = 2
+EXPORT_NOTE_S = 1.0  # an ONNX export this long was a real one (a cached export takes ~0 s)
 
 
 def _fmt(value: Any) -> str:
@@ -33,6 +34,15 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]])
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def table_columns(results: list[Result]) -> tuple[tuple[str, str], ...]:
+    """The run table's columns, with the ONNX export's seconds after "load s" when a row has an
+    export (load_s never includes it)."""
+    if not any(r.export_s is not None for r in results):
+        return TABLE_COLUMNS
+    at = [key for key, _ in TABLE_COLUMNS].index("load_s") + 1
+    return TABLE_COLUMNS[:at] + (("export_s", "export s"),) + TABLE_COLUMNS[at:]
 
 
 def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
@@ -122,11 +132,16 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
     def on_event(event: dict[str, Any]) -> None:
         if event["type"] == "status" and not args.quiet:
             extra = f" {event['repeat']}/{event['repeats']}" if "repeat" in event else ""
+            if event["stage"] == "exporting":  # a no-op when the cache has it
+                extra = " to ONNX (once per model and dtype, then cached)"
             print(f"[{event['config']}] {event['stage']}{extra}", file=sys.stderr, flush=True)
         elif event["type"] == "result" and not args.quiet:
             r = event["result"]
+            exported = r.get("export_s") or 0.0
             print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else "")
-                  + (" (warm)" if r.get("warm") else ""), file=sys.stderr, flush=True)
+                  + (" (warm)" if r.get("warm") else "")
+                  + (f" (ONNX export {exported:.1f} s, cached for next time)" if exported >= EXPORT_NOTE_S else ""),
+                  file=sys.stderr, flush=True)
 
     store = None if args.no_store else Store(args.db)
     everything: list[Result] = []
@@ -141,7 +156,7 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
               f"repeats: {request.repeats} (median)")
         if results:
             print(f"hardware: {results[0].hardware}")
-        print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
+        print(format_table([r.to_dict() for r in results], table_columns(results)))
         print("wall time by stage, s: " + "; ".join(
             f"{r.config}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.stage_s.items()) for r in results if r.stage_s))
         if args.show_text:
