@@ -1,4 +1,5 @@
-"""Start the real app (`python app.py`) in a subprocess on a free port, for API and browser tests."""
+"""Start the real app (`python app.py`) in a subprocess on a free port, for API and browser tests and
+the benchmarks that drive the server (benchmarks/server_e2e.py, load_test.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -30,16 +31,19 @@ class AppServer:
                     "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
         self.log = log or db.with_suffix(".log")
         self.proc: subprocess.Popen | None = None
+        self.up_s: float | None = None  # seconds from start to the first answer
 
     def start(self, timeout_s: float = 180) -> "AppServer":
         self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
                                      stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
                 urllib.request.urlopen(self.url + "gradio_api/info", timeout=2)
+                self.up_s = time.monotonic() - t0
                 return self
             except OSError:
                 time.sleep(0.5)
