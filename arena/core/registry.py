@@ -174,6 +174,11 @@ _TORCHAO: tuple[Config, ...] = (
               "int4 weights in groups of 128, preshuffled for MSLK's bf16i4bf16_shuffled kernel "
               "(needs the mslk-cuda package); an A/B against tinygemm.",
               needs_cuda=True, needs_dtype="bf16", min_capability=(9, 0), needs=("mslk-cuda",)),
+    *_torchao("torchao-int4wo-gemlite", "uint4wo-g128-gemlite", "int4 weight-only (group 128, gemlite)",
+              "uint4 weights bit-packed with a scale and zero point per group of 128, multiplied by "
+              "gemlite's Triton GEMV kernels (torchao's prototype UIntxWeightOnlyConfig); an A/B "
+              "against tinygemm at batch-1 decode.",
+              needs_cuda=True, needs_dtype="bf16", min_capability=(8, 0), needs=("gemlite",)),
     *_torchao("torchao-float8wo", "float8wo", "float8 weight-only",
               "float8 (e4m3) weights with one scale per output row (Float8WeightOnlyConfig); the "
               "matmul dequantizes to the model dtype.", min_capability=_FLOAT8),
