@@ -355,7 +355,8 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
     phases = args.phases.split(",")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="arena-e2e-"))
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="arena-e2e-"))
+    home.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"settings": p, "phases": phases, "env": _env()}
     # As a Space image does at build time (Dockerfile): the embedded model converted before the
     # server starts, so a cold run measures the server, not the one-time conversion.
@@ -365,6 +366,13 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
     default_model_dir()
     report["embedded_model_ready_s"] = round(time.monotonic() - t0, 2)
     base_env = {"ARENA_WARM_MEMORY_MB": str(int(p["warm_budget_mb"])), "PYTHONUNBUFFERED": "1"}
+    if args.max_run_s:  # a run that would outlast it ends itself, its remaining configurations marked
+        base_env["ARENA_MAX_RUN_S"] = str(args.max_run_s)
+
+    def save() -> None:  # after every phase: a cut-off call keeps what was measured
+        (out_dir / "server-e2e.json").write_text(json.dumps(report, indent=1, default=str))
+        (out_dir / "server-e2e.md").write_text(markdown(report))
+
     if {"quick", "cancel", "families", "memory"} & set(phases):
         server = start(home / "local.sqlite", {**base_env, "ARENA_LIMITS": "local"}, out_dir / "server-local.log")
         sampler = MemorySampler(server.proc.pid).start()
@@ -384,6 +392,8 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     report["memory"] = phase_memory(client, sampler, p["six"], p["big"], args.tokens,
                                                     p["warm_budget_mb"])
+                report["local_memory"] = {"summary": sampler.summary(), "marks": sampler.marks}
+                save()
             # positive control for the leak check: the local preset shares prompts, so it must see them
             report["local_shares_prompts_seen"] = bool(public_leaks(server.url, [PROMPT]))
         finally:
@@ -405,8 +415,7 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
         report["load"]["memory"] = sampler.summary()
     report["tracebacks_in_server_logs"] = [str(f.name) for f in out_dir.glob("server-*.log")
                                            if "Traceback" in f.read_text(errors="replace")]
-    (out_dir / "server-e2e.json").write_text(json.dumps(report, indent=1, default=str))
-    (out_dir / "server-e2e.md").write_text(markdown(report))
+    save()
     return report
 
 
@@ -503,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", help="the large model run after six (default synthetic:llama-2-7b on GPU)")
     ap.add_argument("--load-s", type=float, dest="load_s")
     ap.add_argument("--sessions", type=int)
+    ap.add_argument("--home", help="where the servers keep their stores (default: a new temporary folder)")
+    ap.add_argument("--max-run-s", type=float, help="ARENA_MAX_RUN_S of the local server")
     ap.add_argument("--warm-budget-mb", type=float, dest="warm_budget_mb",
                     help="ARENA_WARM_MEMORY_MB of the local server (default 4096)")
     args = ap.parse_args(argv)
