@@ -109,6 +109,10 @@ _ENTRIES: tuple[Config, ...] = (
            "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
            "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
            compiled_decode=True),
+    Config("flash-attention-2+compiled-decode", "FlashAttention-2 decoding + compiled decode step", "combination",
+           "The compiled decode step (static cache, CUDA graph) with attention through flash-attn's kv-cache "
+           "kernel (split-KV flash decoding): each step reads only the filled cache positions.",
+           attn="flash_attention_2", compiled_decode=True, needs_cuda=True, needs_half=True, needs=("flash-attn",)),
     Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
            "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
            "plan (attention heads and MLP columns; plain tensors, gpt-fast style), one process per GPU "
