@@ -70,6 +70,8 @@ class Request:
     results: list[dict] = field(default_factory=list)
     error: str = ""
     snapshots: int = 0
+    # each card's stages as the page saw them: config -> [[status, seconds after submit], ...]
+    timeline: dict[str, list] = field(default_factory=dict)
 
     def row(self, name: str) -> dict | None:
         return next((r for r in self.results if r["config"] == name), None)
@@ -89,6 +91,10 @@ def run_request(client: Client, label: str, configs: str, *, on_snapshot=None, *
             for p in snap["panels"]:
                 if p.get("metrics") and p["config"] not in req.metrics_s:
                     req.metrics_s[p["config"]] = now
+                seen = req.timeline.setdefault(p["config"], [])
+                stage = f"{p['status']} {p.get('repeat') or ''}".strip()
+                if not seen or seen[-1][0] != stage:
+                    seen.append([stage, round(now, 3)])
             req.results = snap["results"]
             if on_snapshot is not None:
                 on_snapshot(snap, now)
@@ -238,7 +244,8 @@ def phase_cancel(client: Client, configs: str, tokens: int) -> dict[str, Any]:
 
     def on_snapshot(snap: dict, now: float) -> None:
         panel = next(p for p in snap["panels"] if p["config"] == target)
-        if "at" not in sent and panel["status"] == "running" and len(panel.get("text") or "") > 8:
+        # as soon as the card says it is timing (a short answer's text may arrive with its result)
+        if "at" not in sent and panel["status"] == "running":
             sent["at"] = now
             sent["answered"] = client.predict(api_name="/cancel")
             sent["answer_s"] = time.monotonic() - t0 - now
@@ -324,7 +331,7 @@ PRESETS = {
     # GPU sizes: every family once, the 7B shape after six small ones, a 3-minute soak
     "gpu": dict(quick="sdpa", six="eager,sdpa,sdpa-flash,static-cache,compiled-decode,bnb-4bit", cancel="eager,sdpa",
                 cancel_tokens=512, families="all", big="synthetic:llama-2-7b", load_s=180.0, sessions=4,
-                load_configs="eager,sdpa", load_tokens=16, warm_budget_mb=4096),
+                load_configs="eager,sdpa", load_tokens=16, warm_budget_mb=8192),
     # CI on a 2-core CPU: two configurations, a 20-second soak
     "ci": dict(quick="sdpa", six="eager,sdpa", cancel="eager,sdpa", cancel_tokens=64, families="eager,sdpa",
                big="", load_s=20.0, sessions=2, load_configs="eager,sdpa", load_tokens=4, warm_budget_mb=4096),
@@ -437,6 +444,12 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
     return out
 
 
+def page_timeline(req: dict[str, Any]) -> list[str]:
+    """Each card's stages with the second (after submit) the page first showed them."""
+    return [f"- {config}: " + ", ".join(f"{stage} {t:.1f}" for stage, t in stages)
+            for config, stages in (req.get("timeline") or {}).items()]
+
+
 def stage_rows(req: dict[str, Any]) -> list[str]:
     rows = []
     for r in req["results"]:
@@ -474,7 +487,8 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{fmt(q['six']['warm_wall_s'])} s wall against {fmt(q['six']['warm_timed_plus_loads_s'])} s "
                   f"of timed generation plus loads (ratio {fmt(q['six']['ratio'])})."]
         for key, kind in (("sdpa", "cold"), ("six", "cold"), ("six", "warm")):
-            lines += ["", f"Stages, {q[key][kind]['label']}:", "", HEAD, *stage_rows(q[key][kind])]
+            lines += ["", f"Stages, {q[key][kind]['label']}:", "", HEAD, *stage_rows(q[key][kind]), "",
+                      "As the page saw it (seconds after submit):", *page_timeline(q[key][kind])]
     c = report.get("cancel")
     if c:
         lines += ["", "## Cancel", "", f"/cancel while {c['cancelled_config']} streamed: its card said cancelled "
@@ -483,7 +497,8 @@ def markdown(report: dict[str, Any]) -> str:
     if f:
         lines += ["", "## Every configuration in one run", "", f"{f['request']['configs'].count(',') + 1} "
                   f"configurations, {fmt(f['request']['end_s'], 1)} s; first text "
-                  f"{fmt(f['request']['first_text_s'])} s.", "", HEAD, *stage_rows(f["request"])]
+                  f"{fmt(f['request']['first_text_s'])} s.", "", HEAD, *stage_rows(f["request"]), "",
+                  "As the page saw it (seconds after submit):", *page_timeline(f["request"])]
     m = report.get("memory")
     if m:
         lines += ["", "## GPU memory", "", f"Warm budget {m['budget_mb']:g} MB.", "",
@@ -515,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", help="where the servers keep their stores (default: a new temporary folder)")
     ap.add_argument("--max-run-s", type=float, help="ARENA_MAX_RUN_S of the local server")
     ap.add_argument("--warm-budget-mb", type=float, dest="warm_budget_mb",
-                    help="ARENA_WARM_MEMORY_MB of the local server (default 4096)")
+                    help="ARENA_WARM_MEMORY_MB of the local server (GPU default 8192: six workers of the embedded "
+                         "default, about 1 GB each with their CUDA context)")
     args = ap.parse_args(argv)
     report = run_phases(args)
     say("targets:")

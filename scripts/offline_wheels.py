@@ -235,42 +235,63 @@ def pack(wheels: list[Path], out: Path, piece_mb: float, split_large: bool) -> l
     return made
 
 
-def assemble(folder: Path, work: Path) -> tuple[list[Path], list[str]]:
-    """The wheels whose parts are all under `folder` (checked against the manifest's sha256),
+def assemble(folders: list[Path], work: Path) -> tuple[list[Path], list[str]]:
+    """The wheels whose parts are all under `folders` (pieces may be spread over several, e.g. the
+    copy just arrived and the parts kept from earlier ones), checked against the manifest's sha256,
     and one line per wheel still missing parts."""
-    manifests = sorted(folder.glob(f"piece-*/{MANIFEST}"))
+    manifests = sorted(m for f in folders for m in f.glob(f"piece-*/{MANIFEST}"))
     if not manifests:
-        raise SystemExit(f"offline-wheels: no piece-NN/{MANIFEST} under {folder}")
+        raise SystemExit(f"offline-wheels: no piece-NN/{MANIFEST} under {folders[0]}")
     manifest = json.loads(manifests[0].read_text())
     piece_bytes = manifest["piece_bytes"]
-    present = {int(m.parent.name.split("-")[1]) for m in manifests}
+    where: dict[int, list[Path]] = {}  # piece -> the folders holding (some of) it
+    for m in manifests:
+        where.setdefault(int(m.parent.name.split("-")[1]), []).append(m.parent)
     ready, missing = [], []
     work.mkdir(parents=True, exist_ok=True)
     for name, entry in sorted(manifest["files"].items()):
-        need = sorted({p["piece"] for p in entry["parts"]} - present)
+        def part_path(part: dict) -> Path:
+            single = len(entry["parts"]) == 1
+            file = name if single else f"{name}.part{part['offset'] // piece_bytes:03d}"
+            found = [f / file for f in where.get(part["piece"], []) if (f / file).exists()]
+            return found[0] if found else Path("/nonexistent") / file
+
+        need = sorted({p["piece"] for p in entry["parts"] if p["piece"] not in where or not part_path(p).exists()})
         if need:
             missing.append(f"{name}: pieces {', '.join(f'{n:02d}' for n in need)} not here yet")
             continue
         if len(entry["parts"]) == 1:
-            path = folder / f"piece-{entry['parts'][0]['piece']:02d}" / name
+            path = part_path(entry["parts"][0])
         else:
             path = work / name
             with path.open("wb") as dst:
                 for part in entry["parts"]:
-                    src = folder / f"piece-{part['piece']:02d}" / f"{name}.part{part['offset'] // piece_bytes:03d}"
-                    dst.write(src.read_bytes())
+                    dst.write(part_path(part).read_bytes())
         if sha256(path) != entry["sha256"]:
             raise SystemExit(f"offline-wheels: {name} does not match its sha256 (a piece is damaged: copy it again)")
         ready.append(path)
     return ready, missing
 
 
+def keep_parts(folder: Path, stash: Path) -> None:
+    """Keep the parts of split wheels (and a manifest) from the pieces present, so a piece may be
+    gone once the next one arrives: a wheel split over pieces 1 and 3 assembles when 3 comes."""
+    for manifest in folder.glob(f"piece-*/{MANIFEST}"):
+        kept = stash / manifest.parent.name
+        kept.mkdir(parents=True, exist_ok=True)
+        for item in manifest.parent.iterdir():
+            if (item.name == MANIFEST or ".whl.part" in item.name) and not (kept / item.name).exists():
+                shutil.copyfile(item, kept / item.name)
+
+
 def install(folder: Path, target: Path, python: str = sys.executable) -> int:
     target.mkdir(parents=True, exist_ok=True)
     record = target / ".offline-installed"
     done = set(record.read_text().split()) if record.exists() else set()
+    stash = target / ".offline-parts"
+    keep_parts(folder, stash)
     with tempfile.TemporaryDirectory() as tmp:
-        ready, missing = assemble(folder, Path(tmp) / "assembled")
+        ready, missing = assemble([folder, stash], Path(tmp) / "assembled")
         todo = [w for w in ready if w.name not in done]
         if todo:
             say(f"installing {len(todo)} wheel(s) into {target} ...")
@@ -323,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "assemble":
         args.into.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
-            ready, missing = assemble(args.folder, Path(tmp))
+            ready, missing = assemble([args.folder], Path(tmp))
             for wheel in ready:
                 shutil.copyfile(wheel, args.into / wheel.name)
         say(f"{len(ready)} complete wheel(s) in {args.into}")

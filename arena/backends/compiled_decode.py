@@ -37,8 +37,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from functools import lru_cache
-
 import torch
 
 from arena.backends.base import Sampling
@@ -47,23 +45,21 @@ from arena.backends.torch import TorchBackend
 FLASH_DECODE = "arena_flash_decode"  # the attention implementation registered with transformers
 
 
-@lru_cache(maxsize=1)
-def _flash_decode_op() -> object:
-    """flash-attn's kv-cache kernel as a torch custom op, so torch.compile traces over it (flash-attn
-    registers its other kernels so, not this one) and a CUDA graph captures it."""
-    @torch.library.custom_op("arena::flash_decode", mutates_args=())
-    def flash_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_seqlens: torch.Tensor,
-                     softmax_scale: float, window_left: int) -> torch.Tensor:
-        from flash_attn import flash_attn_with_kvcache
+# flash-attn's kv-cache kernel as a torch custom op, so torch.compile traces over it (flash-attn
+# registers its other kernels so, not this one) and a CUDA graph captures it. Defined once here:
+# Dynamo cannot trace the definition itself. flash-attn is imported at the first call only.
+@torch.library.custom_op("arena::flash_decode", mutates_args=())
+def flash_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_seqlens: torch.Tensor,
+                 softmax_scale: float, window_left: int) -> torch.Tensor:
+    from flash_attn import flash_attn_with_kvcache
 
-        return flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=cache_seqlens, softmax_scale=softmax_scale,
-                                       causal=True, window_size=(window_left, 0))
+    return flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=cache_seqlens, softmax_scale=softmax_scale,
+                                   causal=True, window_size=(window_left, 0))
 
-    @flash_decode.register_fake
-    def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
-        return torch.empty_like(q)
 
-    return flash_decode
+@flash_decode.register_fake
+def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
+    return torch.empty_like(q)
 
 
 def flash_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -79,7 +75,7 @@ def flash_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: to
     if cache_seqlens is None:
         cache_seqlens = torch.full((q.shape[0],), k.shape[1], dtype=torch.int32, device=q.device)
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
-    return _flash_decode_op()(q, k, v, cache_seqlens, scale, left), None
+    return flash_decode(q, k, v, cache_seqlens, scale, left), None
 
 
 def use_flash_decode(model: torch.nn.Module) -> None:
