@@ -62,6 +62,26 @@ def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
     return torch.empty_like(q)
 
 
+@flash_decode.register_kernel("cpu")
+def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
+    """The same function in plain PyTorch (flash-attn has no CPU kernel): each row attends to its
+    first `cache_seqlens` keys, its q new positions being the last of them. The configuration
+    needs CUDA; this lets the CPU tests run everything around the kernel."""
+    rows = []
+    lq, heads = q.shape[1], q.shape[2]
+    for b in range(q.shape[0]):
+        n = int(cache_seqlens[b])
+        k = k_cache[b, :n].transpose(0, 1).repeat_interleave(heads // k_cache.shape[2], dim=0)
+        v = v_cache[b, :n].transpose(0, 1).repeat_interleave(heads // v_cache.shape[2], dim=0)
+        allowed = torch.ones(lq, n, dtype=torch.bool, device=q.device).tril(diagonal=n - lq)
+        if window_left >= 0:
+            allowed &= ~torch.ones(lq, n, dtype=torch.bool, device=q.device).tril(diagonal=n - lq - window_left - 1)
+        out = torch.nn.functional.scaled_dot_product_attention(q[b].transpose(0, 1), k, v, attn_mask=allowed,
+                                                               scale=softmax_scale)
+        rows.append(out.transpose(0, 1))
+    return torch.stack(rows)
+
+
 def flash_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                            cache_seqlens: torch.Tensor | None = None, **kwargs: object) -> tuple[torch.Tensor, None]:
