@@ -81,6 +81,7 @@ class Context:
     gpu_count: int
     fresh: bool = False
     retry_failed: bool = False
+    png: bool = True  # sweep charts as PNG too (kaleido + a Chromium); tables and CSV always
     say: Callable[[str], None] = print
     ledger: Ledger = field(init=False)
     store: Any = field(init=False)
@@ -220,10 +221,16 @@ def _sweep_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) 
                               limits=BENCH_LIMITS)
     per_group = len(prepared.points)
     seen: dict[str, list[Any]] = {}
+    runs: list[str] = []
 
     def on_point(r: Any) -> None:
+        # stored here, not by run_sweep: the points of groups the budget did not start are no results
         if _stopped(r.reason):
             return
+        if not runs:
+            runs.append(r.run_id)
+            ctx.store.start_run(r.run_id, {"sweep": prepared.request.to_dict(), "stage": key.stage})
+        ctx.store.add(r)
         points = seen.setdefault(r.config, [])
         points.append(r)
         if len(points) < per_group:
@@ -236,7 +243,9 @@ def _sweep_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) 
         pending.finish(r.config)
 
     ctx.say(f"{tag}{len(prepared.groups)} implementations x {per_group} points")
-    run_sweep(prepared, store=ctx.store, on_point=on_point, cancel=pending.cancel)
+    run_sweep(prepared, on_point=on_point, cancel=pending.cancel)
+    if runs:
+        ctx.store.finish_run(runs[0], "incomplete" if pending.cancel.is_set() else "complete")
 
 
 def _fidelity_row(stage: Stage, part: Part, name: str, ctx: Context, tag: str) -> tuple[str, str, Any]:
@@ -403,9 +412,9 @@ def _sweep_docs(stage: Stage, points: list[dict[str, Any]], ctx: Context) -> str
     from arena.bench.sweep_docs import write_report
 
     docs = ctx.out / stage.name
+    note = ""
     try:
-        write_report(points, docs, png=True)
-        note = ""
+        write_report(points, docs, png=ctx.png)
     except Exception as exc:  # kaleido or a Chromium missing: tables and CSV still
         write_report(points, docs, png=False)
         note = f"(no PNG: {one_line(exc)})\n\n"
@@ -485,13 +494,13 @@ def run_stages(stages: list[Stage], ctx: Context, *, budget_s: float | None = No
 
 
 def make_context(db: str | Path, out: str | Path, *, fresh: bool = False, retry_failed: bool = False,
-                 say: Callable[[str], None] | None = None) -> Context:
+                 png: bool = True, say: Callable[[str], None] | None = None) -> Context:
     from arena.core.env import collect_env, platform
 
     env = collect_env()
     t0 = time.monotonic()
     return Context(Path(db), Path(out), env["hardware"], ledger_mod.code_version(), platform().gpu_count,
-                   fresh=fresh, retry_failed=retry_failed,
+                   fresh=fresh, retry_failed=retry_failed, png=png,
                    say=say or (lambda line: print(f"[{time.monotonic() - t0:6.0f}s] {line}", flush=True)))
 
 
@@ -508,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--total-budget-s", type=float, help="seconds the whole call may start rows in")
     p.add_argument("--fresh", action="store_true", help="measure rows already in the store again")
     p.add_argument("--retry-failed", action="store_true", help="measure rows that failed again (not the refused)")
+    p.add_argument("--no-png", action="store_true", help="sweep docs without PNG charts (tables and CSV)")
     args = p.parse_args(argv)
     try:
         chosen = expand(args.stages)
@@ -518,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: name a stage or a group (python -m benchmarks.gpu --list shows them)", file=sys.stderr)
         return 2
     ctx = make_context(args.db or arena_home() / "gpu.sqlite", args.out, fresh=args.fresh,
-                       retry_failed=args.retry_failed)
+                       retry_failed=args.retry_failed, png=not args.no_png)
     if args.list:
         print(listing(ctx))
         return 0
