@@ -483,6 +483,7 @@ def listing(ctx: Context, stages: dict[str, Stage] = STAGES, groups: dict[str, t
 def run_stages(stages: list[Stage], ctx: Context, *, budget_s: float | None = None,
                total_budget_s: float | None = None) -> dict[str, Tally]:
     call = CallClock(total_budget_s)
+    ctx.out.mkdir(parents=True, exist_ok=True)  # scripts write into it too ({out})
     tallies = {}
     for stage in stages:
         try:

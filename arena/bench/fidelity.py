@@ -135,7 +135,9 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     mem = memory.stop()
     decoded = batch * (new_tokens - 1)
     decode_j = statistics.median(e_full) - statistics.median(e_prefill) if e_full else None
-    out.put({"decode_tokens_per_s": decoded / (full - prefill), "peak_memory_mb": mem, "ttft_ms": prefill * 1e3,
+    # a decode shorter than the noise of two timings gives no speed, not a negative one
+    out.put({"decode_tokens_per_s": decoded / (full - prefill) if full > prefill else None,
+             "peak_memory_mb": mem, "ttft_ms": prefill * 1e3,
              "energy_j_per_token": decode_j / decoded if decode_j and decode_j > 0 else None,
              "decode_s": full - prefill, "how": how})
 
