@@ -19,8 +19,10 @@ packages through a .pth file and holds only what the peer adds (installed with
 
 The peer's weights: a synthetic model's saved checkpoint (the arena's own copy of the same seeded
 weights, --peer-weights checkpoint, the default), or optimum-benchmark's no_weights=True on a
-config-only folder (--peer-weights none; on the GPU machine it did not get past "Loading
-Transformers model" in 150 s for the 7B shape). Real models load their own folder.
+config-only folder (--peer-weights none: optimum-benchmark 0.6.0 fetches that folder's
+config.json through hf_hub_download, which refuses a local path with HFValidationError; on the GPU
+machine an earlier try did not get past "Loading Transformers model" in 150 s for the 7B shape).
+Real models load their own folder.
 
 Without a peer the script still measures the arena side and says why the peer did not run
 (exit status 3).
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     python, no_peer = find_peer(args.peer_python)
     rounds: list[dict[str, Any]] = []
     setup: dict[str, Any] | None = None
+    peer_error = ""
     for number in range(1, args.rounds + 1):
         try:
             measured = measure(request, db=args.db)
@@ -244,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                  for k, label in METRICS), flush=True)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"round {number} peer {attn}: {exc}", flush=True)
+                peer_error = str(exc)
+    if python and not any(r["peer"] for r in rounds):
+        no_peer = peer_error  # installed, but it measured nothing: say why, as when it is missing
     rows = summary(rounds, attns)
     assert setup is not None
     print(f"\n{setup['model']} on {setup['hardware']}: {setup['dtype']}, batch 1, {setup['prompt_tokens']}-token "
