@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from arena.core.request import RunRequest
+from arena.core.units import mib
 
 SPEED_MEMORY_TARGET, ENERGY_TARGET = 0.05, 0.10
 KEYS = ("decode_tokens_per_s", "peak_memory_mb", "ttft_ms", "energy_j_per_token")
@@ -56,7 +57,7 @@ class Sampler:
         self._stop.set()
         assert self._thread is not None
         self._thread.join()
-        return (self.peak - self.idle) / 2**20
+        return mib(self.peak - self.idle)
 
 
 def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int], batch: int,

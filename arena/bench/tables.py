@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from arena.core.units import GiB
 from arena.measure.quality import agreement
 
 Row = dict[str, Any]
@@ -155,7 +156,7 @@ def _model(row: Row) -> str:
 def _where(row: Row) -> str:
     settings = row.get("settings") or {}
     if settings.get("max_memory"):
-        return "max_memory " + ",".join(f"{k}={v / 2**30:.0f}GiB" for k, v in settings["max_memory"].items())
+        return "max_memory " + ",".join(f"{k}={v / GiB:.0f}GiB" for k, v in settings["max_memory"].items())
     if settings.get("gpus"):
         return "gpus " + ",".join(map(str, settings["gpus"]))
     return "default device"
