@@ -121,7 +121,12 @@ def peer_folder(model: str, dtype: str, device: str, weights: str, spec: Any) ->
     if not spec.synthetic:
         return pretrained_path(spec), False
     if weights == "checkpoint":
-        return str(synthetic_checkpoint(spec, dtype, device)), False
+        folder = synthetic_checkpoint(spec, dtype, device)  # built on the device once, then cached
+        if device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()  # this process keeps no 7B of cached blocks beside the measured ones
+        return str(folder), False
     folder = Path(tempfile.mkdtemp(prefix="peer-config-"))
     load_config(spec).save_pretrained(folder)  # config only: optimum-benchmark makes the weights
     return str(folder), True
