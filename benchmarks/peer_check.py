@@ -6,6 +6,8 @@ ratio). Compared: TTFT (the peer's prefill latency), decode tokens/s (batch x (n
 decode latency, median) and the per-token latency p50, as arena / peer with "within 5%" or not.
 
     python benchmarks/peer_check.py --make-venv                  # the peer's environment, once
+    python benchmarks/peer_check.py --download-wheels peer-wheels   # for a machine without PyPI, then there:
+    python benchmarks/peer_check.py --make-venv --wheels peer-wheels
     python benchmarks/peer_check.py --model synthetic:llama-2-7b --dtype bf16 \
         --prompt-tokens 128 --max-new-tokens 64 --attn eager,sdpa --rounds 3
     python benchmarks/peer_check.py --model default --attn sdpa --rounds 2 --max-new-tokens 8   # CPU
@@ -82,17 +84,38 @@ def default_venv() -> Path:
     return arena_home() / "peer-venv"
 
 
-def make_venv(target: Path) -> Path:
+def make_venv(target: Path, wheels: Path | None = None) -> Path:
     """A venv that sees this environment's packages (a .pth file) and adds the peer's own, pinned
-    by requirements-peer.txt within requirements.txt's pins; returns its python."""
+    by requirements-peer.txt within requirements.txt's pins; from PyPI, or, on a machine without
+    it, exactly the wheels `download_wheels` gathered (no index, no resolution); returns its python."""
     venv.EnvBuilder(with_pip=True, clear=False).create(target)
     python = target / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     (Path(purelib) / "arena-stack.pth").write_text("\n".join(site.getsitepackages()) + "\n", encoding="utf-8")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-peer.txt"),
-                    "-c", str(ROOT / "requirements.txt")], check=True)
+    if wheels is not None:
+        found = sorted(str(w) for w in wheels.glob("*.whl"))
+        if not found:
+            raise OSError(f"no wheel in {wheels}")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps", *found], check=True)
+    else:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-peer.txt"),
+                        "-c", str(ROOT / "requirements.txt")], check=True)
     return python
+
+
+def download_wheels(target: Path) -> list[str]:
+    """The wheels a --make-venv here would add (what pip resolves against this environment), for a
+    machine without PyPI that has this Python version (binary wheels are per version): there,
+    `--make-venv --wheels DIR`. A package published as source only is built into a wheel here."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--report", str(report),
+                        "-r", str(ROOT / "requirements-peer.txt"), "-c", str(ROOT / "requirements.txt")], check=True)
+        names = [f"{i['metadata']['name']}=={i['metadata']['version']}"
+                 for i in json.loads(report.read_text(encoding="utf-8"))["install"]]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(target), *names], check=True)
+    return names
 
 
 def find_peer(choice: str | None) -> tuple[str | None, str]:
@@ -189,13 +212,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="synthetic models: the arena's saved checkpoint, or no_weights=True on a config-only folder")
     p.add_argument("--make-venv", nargs="?", const=str(default_venv()), metavar="DIR",
                    help="make the peer's environment (default ARENA_HOME/peer-venv) and exit")
+    p.add_argument("--wheels", type=Path, help="with --make-venv: install these wheels only, no index")
+    p.add_argument("--download-wheels", type=Path, metavar="DIR",
+                   help="gather the wheels --make-venv adds into DIR, for a machine without PyPI (same Python "
+                        "version), and exit")
     p.add_argument("--db", help="also record the arena's results in this SQLite store")
     p.add_argument("--json", help="write every round and the summary as JSON here")
     args = p.parse_args(argv)
 
+    if args.download_wheels:
+        try:
+            print("\n".join(download_wheels(args.download_wheels)))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"error: could not gather the peer's wheels: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.make_venv:
         try:
-            print(make_venv(Path(args.make_venv)))
+            print(make_venv(Path(args.make_venv), args.wheels))
         except (OSError, subprocess.CalledProcessError) as exc:
             print(f"error: could not make the peer's environment in {args.make_venv}: {exc}", file=sys.stderr)
             return 1
