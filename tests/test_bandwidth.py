@@ -116,6 +116,23 @@ def test_compiled_decode_streams_every_token_and_reuses_its_cache():
     assert torch.equal(backend.generate(prompt, 4, Sampling()), out[:, :4])
 
 
+def test_flash_decoding_in_the_compiled_step_decodes_what_sdpa_does():
+    """flash-attention-2+compiled-decode: attention through the arena::flash_decode op with the
+    cache's filled length (here its CPU reference kernel; flash-attn's on CUDA) inside the compiled
+    step, prefill included, gives the compiled step's own SDPA tokens."""
+    from arena.backends.compiled_decode import FLASH_DECODE, use_flash_decode
+
+    backend = _loaded(TINY)
+    prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=12)] * 2)
+    sdpa = backend.generate(prompt, 10, Sampling())
+    use_flash_decode(backend.model)
+    backend.flash_decode = True
+    backend._steps.clear()  # recompiled over the new attention
+    torch._dynamo.reset()
+    assert backend.model.config._attn_implementation == FLASH_DECODE
+    assert torch.equal(backend.generate(prompt, 10, Sampling()), sdpa)
+
+
 def test_sampling_on_the_device_is_seeded_and_honours_top_p():
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
     # top-p so small that only the most likely token survives: sampling equals argmax

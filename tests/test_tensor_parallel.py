@@ -87,7 +87,7 @@ def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
     assert streamed.split() == [str(t) for t in tp.token_ids]
     assert [r.config for r in store.results()] == ["eager", "tensor-parallel"]
     # the GPU session's comparison table: tensor-parallel against one device, from these rows
-    from benchmarks.multi_gpu_report import comparison
+    from arena.bench.tables import parallel_comparison as comparison
 
     row = comparison([one.to_dict(), tp.to_dict()]).splitlines()[-1].split(" | ")
     assert row[2:5] == [f"{one.decode_tokens_per_s:.1f}", "", f"{tp.decode_tokens_per_s:.1f}"]

@@ -149,7 +149,8 @@ def test_compiled_configurations_compile_under_one_flag_set_and_torchao_leaves_i
 
 
 def test_profile_summary_splits_decode_steps_into_kernel_time_and_gaps():
-    from benchmarks.quant_report import summarize, verdict
+    from arena.bench.profile import summarize
+    from arena.bench.tables import quant_verdict as verdict
 
     ms = 1_000_000
     dev = [("prefill_gemm", 0, 5 * ms), ("Memcpy DtoH (Device -> Pinned)", 5 * ms, 6 * ms)]

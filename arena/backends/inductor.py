@@ -11,6 +11,12 @@ compiled backends apply this one set, scoped to their generation, instead.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+
+# Developer switch for A/B runs of the flags (benchmarks/fast_path.py): a JSON object merged
+# over FLAGS, e.g. '{"max_autotune": true}'. Results carry it in their settings when set.
+FLAGS_ENV = "ARENA_INDUCTOR_FLAGS"
 
 FLAGS: dict[str, object] = {
     "coordinate_descent_tuning": True,
@@ -23,4 +29,4 @@ def flags() -> contextlib.AbstractContextManager:
     """A context in which torch.compile compiles with FLAGS (compilation happens at first call)."""
     from torch._inductor import config
 
-    return config.patch(FLAGS)
+    return config.patch({**FLAGS, **json.loads(os.environ.get(FLAGS_ENV) or "{}")})

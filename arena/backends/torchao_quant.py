@@ -44,6 +44,16 @@ def _float8wo() -> Any:
     return Float8WeightOnlyConfig(set_inductor_config=False)  # e4m3, per-row scales
 
 
+def _gemlite4(group_size: int) -> Callable[[], Any]:
+    def build() -> Any:
+        # torchao's prototype entry to gemlite (mobiusml/dropbox): bit-packed uint4 weights with a
+        # scale and zero point per group, Triton GEMV kernels tuned for one-row (decode) matmuls
+        from torchao.prototype.quantization.quant_api import UIntxWeightOnlyConfig
+
+        return UIntxWeightOnlyConfig(group_size=group_size, bit_width=4, set_inductor_config=False)
+    return build
+
+
 def _float8dq() -> Any:
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
@@ -57,6 +67,7 @@ CONFIGS: dict[str, Callable[[], Any]] = {
     "int4wo-g128": _int4(128),
     "int4wo-g64": _int4(64),
     "int4wo-g128-preshuffled": _int4(128, "preshuffled"),
+    "uint4wo-g128-gemlite": _gemlite4(128),
     "float8wo": _float8wo,
     "float8dq": _float8dq,
 }

@@ -31,6 +31,7 @@ TRACKED_PACKAGES = (
     "bitsandbytes",
     "torchao",
     "mslk-cuda",  # torchao's optional int4 / float8 kernel package
+    "gemlite",  # Triton low-bit GEMV kernels (torchao's prototype UIntxWeightOnlyConfig)
     "flash-attn",
     "flash-attn-3",
     "gradio",
@@ -235,4 +236,6 @@ def collect_env() -> dict[str, Any]:
         "tensorrt_loadable": plat.tensorrt_loadable,
     }
     env["hardware"] = hardware_label(env)
+    if os.environ.get("ARENA_INDUCTOR_FLAGS"):  # an A/B run of the compile flags (arena/backends/inductor.py)
+        env["inductor_flags"] = os.environ["ARENA_INDUCTOR_FLAGS"]
     return env

@@ -109,6 +109,10 @@ _ENTRIES: tuple[Config, ...] = (
            "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
            "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
            compiled_decode=True),
+    Config("flash-attention-2+compiled-decode", "FlashAttention-2 decoding + compiled decode step", "combination",
+           "The compiled decode step (static cache, CUDA graph) with attention through flash-attn's kv-cache "
+           "kernel (split-KV flash decoding): each step reads only the filled cache positions.",
+           attn="flash_attention_2", compiled_decode=True, needs_cuda=True, needs_half=True, needs=("flash-attn",)),
     Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
            "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
            "plan (attention heads and MLP columns; plain tensors, gpt-fast style), one process per GPU "
@@ -174,6 +178,11 @@ _TORCHAO: tuple[Config, ...] = (
               "int4 weights in groups of 128, preshuffled for MSLK's bf16i4bf16_shuffled kernel "
               "(needs the mslk-cuda package); an A/B against tinygemm.",
               needs_cuda=True, needs_dtype="bf16", min_capability=(9, 0), needs=("mslk-cuda",)),
+    *_torchao("torchao-int4wo-gemlite", "uint4wo-g128-gemlite", "int4 weight-only (group 128, gemlite)",
+              "uint4 weights bit-packed with a scale and zero point per group of 128, multiplied by "
+              "gemlite's Triton GEMV kernels (torchao's prototype UIntxWeightOnlyConfig); an A/B "
+              "against tinygemm at batch-1 decode.",
+              needs_cuda=True, needs_dtype="bf16", min_capability=(8, 0), needs=("gemlite",)),
     *_torchao("torchao-float8wo", "float8wo", "float8 weight-only",
               "float8 (e4m3) weights with one scale per output row (Float8WeightOnlyConfig); the "
               "matmul dequantizes to the model dtype.", min_capability=_FLOAT8),
