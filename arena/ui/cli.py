@@ -298,8 +298,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        quiet = action.default is None or action.default is False or action.default is argparse.SUPPRESS
-        if not quiet and "%(default)" not in text and action.option_strings:
+        unsaid = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if not unsaid and "%(default)" not in text and action.option_strings:
             text += " (default: %(default)s)"
         return text
 
