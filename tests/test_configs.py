@@ -2,9 +2,9 @@ from dataclasses import replace
 
 import pytest
 
-from arena.core import registry
 from arena.core.env import platform
 from arena.models.dtypes import resolve_dtype
+from arena.techniques import registry
 
 
 def test_registry_has_the_guides_configurations():

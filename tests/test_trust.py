@@ -8,13 +8,13 @@ import threading
 import pytest
 import torch
 
-from arena.core import registry
 from arena.core.errors import kernel_reason
 from arena.core.request import RunRequest
 from arena.execute import runner
 from arena.measure.memory import MemoryTracker, RssPeak
 from arena.measure.quality import SAMPLING_NOTE, SYNTHETIC_NOTE, compare
 from arena.models.spec import ModelSpec
+from arena.techniques import registry
 
 TINY = "synthetic:tiny-llama"
 
