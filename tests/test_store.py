@@ -1,6 +1,6 @@
-import sqlite3
+from dataclasses import fields
 
-from arena.core.results import RESULT_FIELDS, Result
+from arena.core.results import Result
 from arena.data.store import Store
 
 
@@ -27,10 +27,24 @@ def test_interrupted_runs_marked_incomplete(tmp_path):
     assert s.runs()[0]["status"] == "incomplete"
 
 
-def test_schema_columns_follow_result_fields(tmp_path):
+def _value_of_its_own(i: int, name: str, kind: str) -> object:
+    """A value for field `name` of type `kind` that no other field and no default has."""
+    return {
+        "Status": "failed", "bool": True, "int": 1000 + i, "int | None": 1000 + i, "float | None": i + 0.25,
+        "str": f"{name}: é ✓", "list[int]": [i, 7, 8], "dict[str, float]": {"cuda:0": i + 0.5},
+        "dict[str, list[float]]": {"ttft_ms": [i + 0.5, 2.0]}, "dict[str, Any]": {name: {"nested": [1, "x", None]}},
+    }[kind]
+
+
+def test_every_result_field_is_written_and_read_back_as_it_was(tmp_path):
+    """A field the schema lacks, the insert skips or the reader turns into another type fails here."""
+    written = Result(**{f.name: _value_of_its_own(i, f.name, str(f.type)) for i, f in enumerate(fields(Result))})
+    assert all(getattr(written, f.name) != f.default for f in fields(Result))
     s = Store(tmp_path / "c.sqlite")
-    cols = {row[1] for row in sqlite3.connect(s.path).execute("PRAGMA table_info(results)")}
-    assert set(RESULT_FIELDS) <= cols
+    s.add(written)
+    read = Store(s.path).results()[0].to_dict()
+    assert read == written.to_dict()
+    assert {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in written.to_dict().items()}
 
 
 def _many(n):
