@@ -124,7 +124,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle():
+def test_no_module_reaches_itself_through_its_imports():
     edges, _ = graph()
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
 
@@ -143,7 +143,7 @@ def test_every_arena_import_names_a_module_that_exists():
     assert missing == []
 
 
-def test_no_private_name_imported_across_modules():
+def test_no_module_imports_a_private_name_of_another():
     _, private = graph()
     assert private == []
 

@@ -1,3 +1,4 @@
+import sqlite3
 from dataclasses import fields
 
 from arena.core.results import Result
@@ -20,7 +21,7 @@ def test_results_persist_across_instances(tmp_path):
     assert again.integrity_ok()
 
 
-def test_interrupted_runs_marked_incomplete(tmp_path):
+def test_interrupted_runs_are_marked_incomplete_at_the_next_start(tmp_path):
     s = Store(tmp_path / "b.sqlite")
     s.start_run("cut", {})
     assert Store(s.path).mark_interrupted() == 1
@@ -88,3 +89,15 @@ def test_pages_filters_and_choices_come_from_sql_like_the_whole_list(tmp_path):
         "hardware": ["CPU", "H100"]}
     with __import__("pytest").raises(ValueError, match="unknown field"):
         s.page({"nope; DROP TABLE results": ["x"]})
+
+
+def test_old_databases_still_load(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # a results table from before these columns existed
+        db.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, config TEXT, "
+                   "status TEXT, speedup REAL, token_agreement REAL)")
+        db.execute("INSERT INTO results (run_id, config, status, speedup, token_agreement) "
+                   "VALUES ('r', 'sdpa', 'ok', 1.5, 0.25)")
+    old = Store(path).results()[0]
+    assert old.speedup == 1.5 and old.token_agreement == 0.25
+    assert old.compared_tokens is None and old.quality_note == "" and old.warmup_peak_memory_mb is None

@@ -15,7 +15,6 @@ from arena.execute import runner
 from arena.measure.footprint import weights_bytes
 from arena.models.spec import ModelSpec
 from arena.techniques import registry
-from arena.techniques.bitsandbytes import BitsAndBytes
 from arena.techniques.torchao import TorchAo
 
 TORCHAO = [name for name, c in registry.REGISTRY.items() if isinstance(c.quant, TorchAo)]
@@ -53,7 +52,7 @@ def test_cpu_runs_int8_and_float8_weight_only_and_says_why_not_the_rest():
             assert table[name]["reason"] == "needs a CUDA GPU", name
 
 
-def test_gpu_reasons_capability_dtype_and_packages():
+def test_on_a_gpu_torchao_rows_name_the_capability_dtype_or_package_they_lack():
     def why(name: str, dtype: str = "bf16", **plat) -> str:
         return registry.availability(registry.get(name), dtype, _gpu(**plat)).reason
 
@@ -176,17 +175,3 @@ def test_profile_summary_splits_decode_steps_into_kernel_time_and_gaps():
     assert verdict("torchao-int4wo+compiled-decode", 1.6, 0.30) == "PASS"
     assert verdict("torchao-int4wo+compiled-decode", 1.4, 0.30).startswith("MISS")
     assert verdict("torchao-float8wo+compiled-decode", 1.4, 0.52) == ""
-
-
-def test_bitsandbytes_weights_count_their_quantization_constants(tmp_path):
-    from transformers import BitsAndBytesConfig
-
-    _llama().save_pretrained(tmp_path, safe_serialization=True)
-    q4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_compute_dtype=torch.bfloat16)
-    for config, constants in ((q4, lambda w: 4 * w.quant_state.absmax.numel() + 4 * w.quant_state.code.numel()),
-                              (BitsAndBytesConfig(load_in_8bit=True), lambda w: 4 * w.SCB.numel())):
-        model = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map={"": "cpu"},
-                                                     quantization_config=config)
-        linears = [m for n, m in model.named_modules() if "proj" in n and hasattr(m, "weight")]
-        extra = sum(constants(m.weight) for m in linears)
-        assert extra > 0 and weights_bytes(model, BitsAndBytes("nf4").state_bytes) == model.get_memory_footprint() + extra
