@@ -7,7 +7,7 @@ import pytest
 
 from arena.core.request import RunRequest
 from arena.execute import runner
-from arena.measure.quality import SAMPLING_NOTE, SYNTHETIC_NOTE, compare
+from arena.measure.quality import SAMPLING_NOTE, SYNTHETIC_NOTE, agreement, compare
 
 TINY = "synthetic:tiny-llama"
 
@@ -16,6 +16,12 @@ def tiny(**kw) -> RunRequest:
     base = dict(model=TINY, prompt="", configs=["eager", "sdpa"], max_new_tokens=5, repeats=1,
                 prompt_tokens=12, isolation="inline")
     return RunRequest(**{**base, **kw})
+
+
+def test_agreement_is_the_share_of_equal_tokens_and_the_first_divergence():
+    assert agreement([1, 2, 3, 4], [1, 2, 3, 4]) == (1.0, None)
+    assert agreement([1, 2, 3, 4], [1, 2, 9, 4]) == (0.75, 2)
+    assert agreement([1, 2], [1, 2, 3]) == (2 / 3, 2)
 
 
 def test_agreement_counts_only_up_to_the_baselines_first_end_of_text():
