@@ -13,12 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "arena"
 
 # arena's packages from the top layer down (README: "How the code is laid out"). A package imports
-# only packages of the layers below its own: ui -> sweep -> execute -> backends -> techniques ->
-# measure, data -> models -> core. arena/testing (fault hooks, the test server helper) imports
-# nothing of the arena's and sits at the bottom; __main__ is the entry point, above everything.
+# only packages of the layers below its own: ui, bench -> sweep -> execute -> backends -> techniques
+# -> measure, data -> models -> core. arena/bench (what the benchmark scripts share) stands beside
+# ui; arena/testing (fault hooks, the test server helper) imports nothing of the arena's and sits
+# at the bottom; __main__ is the entry point, above everything.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
-    ("ui",),
+    ("ui", "bench"),
     ("sweep",),
     ("execute",),
     ("backends",),
