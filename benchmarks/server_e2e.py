@@ -339,7 +339,7 @@ PRESETS = {
 
 
 def all_configs() -> str:
-    from arena.core.registry import REGISTRY
+    from arena.techniques.registry import REGISTRY
 
     return ",".join(REGISTRY)
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from arena.core.registry import REGISTRY
+from arena.techniques.registry import REGISTRY
 from arena.ui.cli import main
 
 

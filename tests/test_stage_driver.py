@@ -13,7 +13,9 @@ from pathlib import Path
 from arena.bench import driver
 from arena.bench.ledger import Key, code_version
 from arena.bench.stages import GROUPS, NOTHING, STAGES, Part, Stage, expand, named
-from arena.core import registry
+from arena.techniques import registry
+from arena.techniques.bitsandbytes import BitsAndBytes
+from arena.techniques.torchao import TorchAo
 from arena.data.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,14 +29,14 @@ def _add(monkeypatch, config: registry.Config) -> str:
 
 
 def test_a_new_registry_row_joins_the_stages_of_its_kind(monkeypatch):
-    bnb = _add(monkeypatch, registry.Config("bnb-test-int4", "test", "quantization", "a new 4-bit row", quant="nf4",
-                                            needs=("bitsandbytes",)))
+    bnb = _add(monkeypatch, registry.Config("bnb-test-int4", "test", "quantization", "a new 4-bit row",
+                                            quant=BitsAndBytes("nf4")))
     kernel = _add(monkeypatch, registry.Config("sdpa-test-kernel", "test", "attention", "a new kernel choice",
                                                sdpa_kernel="efficient", needs_cuda=True))
     fa = _add(monkeypatch, registry.Config("flash-test", "test", "attention", "a new flash-attn row",
                                            attn="flash_attention_2", needs_cuda=True, needs_half=True))
     ao = _add(monkeypatch, registry.Config("torchao-test+compiled-decode", "test", "combination", "a torchao row",
-                                           torchao="int8wo", compiled_decode=True, needs=("torchao",)))
+                                           quant=TorchAo("int8wo"), compiled_decode=True))
     ort = _add(monkeypatch, registry.Config("ort-test", "test", "onnxruntime", "a new provider", backend="onnxruntime",
                                             attn=None, provider="TestExecutionProvider", needs_cuda=True))
 

@@ -10,13 +10,14 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from arena.core import registry
 from arena.core.env import platform
-from arena.core.request import RunRequest, validate
+from arena.core.request import RunRequest
 from arena.execute import runner
+from arena.execute.prepare import validate
 from arena.models.placement import Placement
 from arena.models.sources import load_config
 from arena.models.spec import parse_model
+from arena.techniques import registry
 
 TP = registry.get("tensor-parallel")
 cpu_only = pytest.mark.skipif(platform().has_cuda, reason="runs the gloo ranks of a machine without a GPU")
@@ -40,9 +41,10 @@ def test_tensor_parallel_says_why_it_cannot_run(monkeypatch):
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     assert registry.availability(TP, "fp32", _gpus(0)).ok
     # Falcon has no tensor-parallel plan in transformers
-    assert registry.model_blocker(TP, load_config(parse_model("synthetic:falcon-7b"))) == (
+    falcon, llama = (load_config(parse_model(f"synthetic:{name}")) for name in ("falcon-7b", "llama-2-70b"))
+    assert registry.availability(TP, "fp32", _gpus(0), model_config=falcon).reason == (
         "falcon has no tensor-parallel plan (base_model_tp_plan) in this transformers version")
-    assert registry.model_blocker(TP, load_config(parse_model("synthetic:llama-2-70b"))) is None
+    assert registry.availability(TP, "fp32", _gpus(0), model_config=llama).ok
 
 
 @cpu_only

@@ -12,9 +12,10 @@ import time
 import psutil
 import pytest
 
-from arena.core.request import RunRequest, validate
+from arena.core.request import RunRequest
 from arena.execute import inline, runner
 from arena.execute.pool import Pool, PoolSettings
+from arena.execute.prepare import validate
 
 MODEL = "synthetic:tiny-llama"
 

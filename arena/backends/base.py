@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from arena.core.registry import Config
 from arena.measure import footprint
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
+from arena.techniques.registry import Config
 
 NLL_CHUNK = 128  # positions scored per forward pass in nll()
 
@@ -49,8 +49,10 @@ class Backend:
 
     def weights_bytes(self) -> int:
         """Bytes the weights really hold: quantized data, scales and zero points counted as
-        stored (get_memory_footprint() counts a torchao weight at its outer dtype's size)."""
-        return footprint.weights_bytes(self.model)
+        stored (get_memory_footprint() counts a torchao weight at its outer dtype's size), and what
+        the quantization library keeps beside them (its quantizer's state_bytes)."""
+        quant = self.config.quant
+        return footprint.weights_bytes(self.model, quant.state_bytes if quant else None)
 
     def placement_used(self) -> dict[str, Any]:
         """Device -> {"layers", "weights_mb"} of the loaded model; {} where not known."""

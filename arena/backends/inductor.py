@@ -4,7 +4,7 @@
 matmul with one row (batch-1 decode) into a Triton reduction and tunes its block sizes, so a
 bf16 GEMV, or an int8 / float8 weight-only GEMV with its dequantization fused in, reads the
 weights near copy bandwidth (gpt-fast's and torchao's setting). torchao would set these flags
-process-wide on every quantize_ call; arena/backends/torchao_quant.py turns that off and the
+process-wide on every quantize_ call; arena/techniques/torchao.py turns that off and the
 compiled backends apply this one set, scoped to their generation, instead.
 """
 

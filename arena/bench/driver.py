@@ -36,7 +36,7 @@ from typing import Any, Callable
 from arena.bench import ledger as ledger_mod
 from arena.bench.ledger import Key, Ledger
 from arena.bench.stages import GROUPS, RUN_KINDS, STAGES, Part, Stage, UnknownStageError, expand
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.errors import one_line
 
 REPO = ledger_mod.PACKAGE.parent

@@ -67,7 +67,7 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     import torch
     import transformers  # noqa: F401  (before the idle baseline, as the arena's worker)
 
-    from arena.core import registry
+    from arena.techniques import registry
 
     cfg = registry.get(config_name)
     device = "cuda" if cfg.needs_cuda or (cfg.backend == "torch" and torch.cuda.is_available()) else "cpu"
@@ -78,7 +78,7 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
 
     import arena.backends.onnxruntime  # noqa: F401
-    import arena.backends.torchao_quant  # noqa: F401
+    import arena.techniques.torchao  # noqa: F401
     import arena.models.sources  # noqa: F401
     import arena.models.synthetic  # noqa: F401
     energy_mj: Callable[[], int] | None = None
@@ -170,16 +170,15 @@ def load_reference(cfg: Any, model_id: str, dtype: str, device: str) -> tuple[Ca
 
     source = str(synthetic_checkpoint(spec, dtype, device)) if spec.synthetic else pretrained_path(spec)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "attn_implementation": cfg.attn}
-    if cfg.torchao:
-        from arena.backends.torchao_quant import hf_config
-
-        kwargs["quantization_config"] = hf_config(cfg.torchao)  # transformers' TorchAoConfig
+    if cfg.quant is not None and cfg.quant.library == "torchao":
+        kwargs["quantization_config"] = cfg.quant.hf_config(torch_dtype(dtype))  # transformers' TorchAoConfig
         kwargs["device_map"] = {"": device}
     elif cfg.quant:
+        scheme = cfg.quant.scheme
         kwargs["quantization_config"] = (
-            BitsAndBytesConfig(load_in_8bit=True) if cfg.quant == "int8" else
-            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4" if cfg.quant == "fp4" else "nf4",
-                               bnb_4bit_use_double_quant=cfg.quant == "nf4-dq", bnb_4bit_compute_dtype=torch_dtype(dtype)))
+            BitsAndBytesConfig(load_in_8bit=True) if scheme == "int8" else
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4" if scheme == "fp4" else "nf4",
+                               bnb_4bit_use_double_quant=scheme == "nf4-dq", bnb_4bit_compute_dtype=torch_dtype(dtype)))
         kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
     if "device_map" not in kwargs:
@@ -240,7 +239,7 @@ def compare(request: RunRequest, name: str, *, rounds: int, store: Any = None,
     with each metric as (arena median, reference median, arena / reference), or with the status
     and reason of the arena run that did not measure (then no reference runs)."""
     from arena.bench.runs import measure
-    from arena.core import registry
+    from arena.techniques import registry
 
     ctx = mp.get_context("spawn")
     arenas, refs = [], []

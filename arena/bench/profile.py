@@ -91,7 +91,7 @@ def profile_config(name: str, model: str, dtype: str, prompt: str, prompt_tokens
 
     from arena.backends import make_backend
     from arena.backends.base import Sampling
-    from arena.core import registry
+    from arena.techniques import registry
     from arena.measure.clocks import TokenClock, timing_from_stamps
     from arena.models.spec import parse_model
     from arena.models.tokenizers import encode_prompt, load_tokenizer

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arena.core.limits import ServerLimits
-from arena.core.request import PreparedRun, RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
+from arena.execute.prepare import PreparedRun, validate
 from arena.core.results import Result
 
 # Every row cold, as one CLI call per table used to be: a warm worker would skip load and warm-up

@@ -5,7 +5,7 @@ A stage is a name, a kind (how its rows run and which table they make), one or m
 model, the configurations, the settings) and the minutes it is expected to take on one H200.
 Configurations are picked from the registry by what they are (family, backend, technique), when
 the stage runs: a new registry row of a family joins its stages with no edit here. The registry
-facts read are those of `Config` (family, backend, attn, sdpa_kernel, quant, torchao,
+facts read are those of `Config` (family, backend, attn, sdpa_kernel, quant and its library,
 static_cache, compiled_decode, tensor_parallel, needs_cuda, retired), in the predicates below.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from arena.core import registry
-from arena.core.registry import Config
+from arena.techniques import registry
+from arena.techniques.registry import Config
 
 Kind = Literal["run", "bandwidth", "quant", "sweep", "fidelity", "profile", "script"]
 RUN_KINDS = ("run", "bandwidth", "quant")  # one RunRequest per part; they differ in their table only
@@ -81,10 +81,14 @@ def sweepable(c: Config) -> bool:
     return c.family == "attention" and not c.retired and c.sdpa_kernel != "math"
 
 
+def torchao_row(c: Config) -> bool:
+    return c.quant is not None and c.quant.library == "torchao"
+
+
 def torch_single_device(c: Config) -> bool:
     """The PyTorch rows of the 7B table: attention, bitsandbytes, static cache and their
     combinations; torchao and compiled-decode have their own table, tensor parallelism needs two GPUs."""
-    return c.backend == "torch" and not c.tensor_parallel and not c.torchao and not c.compiled_decode
+    return c.backend == "torch" and not c.tensor_parallel and not torchao_row(c) and not c.compiled_decode
 
 
 def technique(c: Config) -> str | None:
@@ -94,10 +98,10 @@ def technique(c: Config) -> str | None:
         return None
     if c.backend == "onnxruntime":
         return c.provider if c.needs_cuda else None  # ORT on CUDA: the CPU export of a 7B is no GPU table
-    if c.torchao:
+    if torchao_row(c):
         return "torchao"
     if c.quant:
-        return "bitsandbytes 8-bit" if c.quant == "int8" else "bitsandbytes 4-bit"
+        return "bitsandbytes 8-bit" if c.quant.scheme == "int8" else "bitsandbytes 4-bit"
     if c.compiled_decode or c.static_cache:
         return c.name
     return c.attn if plain_attention(c) else None
@@ -111,7 +115,7 @@ PADDED_LINE = named(registry.BASELINE, "sdpa", "sdpa-flash") + where(
 PER_TECHNIQUE = one_per("one row per technique (eager, sdpa, static-cache, compiled-decode, bitsandbytes 8/4-bit, "
                         "torchao, ONNX Runtime on CUDA)", technique)
 QUANT_BF16 = named("compiled-decode")  # bf16 compiled-decode first: the baseline of every quantization ratio
-TORCHAO_COMPILED = where("every torchao row under compiled decode", lambda c: bool(c.torchao) and c.compiled_decode)
+TORCHAO_COMPILED = where("every torchao row under compiled decode", lambda c: torchao_row(c) and c.compiled_decode)
 
 # ----------------------------------------------------------------------------- stages
 
@@ -206,13 +210,13 @@ def _stages() -> tuple[Stage, ...]:
               ("7b", "synthetic:llama-2-7b", {"prompt_tokens": 128}, 3, "Llama-2-7B shape"),
               ("1b", "synthetic:llama-3.2-1b", {"prompt_tokens": 128}, 2, "Llama-3.2-1B shape"),
               ("default", "default", {}, 2, "the embedded default"))),
-        Stage("quant-7b", "quant", (Part(QUANT_BF16 + where("every torchao row", lambda c: bool(c.torchao))
+        Stage("quant-7b", "quant", (Part(QUANT_BF16 + where("every torchao row", torchao_row)
                                          + named("bnb-4bit"),
                                          {**SEVEN_B, "dtype": "bf16", "repeats": 3, "prompt": STORY,
                                           "timeout_s": 420}),), 20,
               "torchao (int8 / int4 / float8, plain and under compiled decode) and bnb-4bit beside bf16 "
               "compiled-decode on the Llama-2-7B shape"),
-        Stage("quant-default", "quant", (Part(QUANT_BF16 + where("every torchao row", lambda c: bool(c.torchao))
+        Stage("quant-default", "quant", (Part(QUANT_BF16 + where("every torchao row", torchao_row)
                                               + named("bnb-4bit"),
                                               {"model": "default", "dtype": "bf16", "max_new_tokens": 128,
                                                "repeats": 3, "prompt": STORY, "timeout_s": 420}),), 8,

@@ -9,9 +9,10 @@ import time
 import uuid
 from typing import Any, Callable
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import collect_env, platform
-from arena.core.request import PreparedRun, RunRequest, validate
+from arena.core.request import RunRequest
+from arena.execute.prepare import PreparedRun, validate
 from arena.core.results import Result
 from arena.data.store import Store, now
 from arena.execute import inline, memory_limit, tensor_parallel

@@ -99,7 +99,7 @@ def load_phase(job: Job, emit: Emit) -> Loaded:
     """Load `job`'s configuration (timed as load_s). Raises; `report_error` words it."""
     import torch
 
-    from arena.core import registry
+    from arena.techniques import registry
     from arena.measure.memory import MemoryTracker
     from arena.models.placement import Placement
     from arena.models.spec import ModelSpec
@@ -137,7 +137,7 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
 
     from arena.backends import make_backend
     from arena.backends.base import Backend
-    from arena.core import registry
+    from arena.techniques import registry
     from arena.measure import bandwidth
     from arena.testing import faults
 
@@ -281,7 +281,7 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
         reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
     elif reason is None and os.environ.get("ARENA_DEBUG"):
         traceback.print_exception(exc)
-    from arena.core import registry
+    from arena.techniques import registry
 
     reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
     emit({"type": "error", "reason": reason})

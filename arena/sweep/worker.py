@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from arena.core.errors import one_line, oom_reason
-from arena.core.registry import Config
+from arena.techniques.registry import Config
 from arena.core.units import MiB
 from arena.testing import faults
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.limits import DEFAULT_TIMEOUT_S
 from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
 from arena.models.dtypes import DTYPES, resolve_dtype
@@ -108,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool: Any) -> int:
-    from arena.core.request import RequestError, RunRequest, validate
+    from arena.core.request import RequestError, RunRequest
+    from arena.execute.prepare import validate
     from arena.data.store import Store
     from arena.execute import runner
 

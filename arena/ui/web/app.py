@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.core.request import RunRequest

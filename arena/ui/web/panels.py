@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.models.placement import describe
 
 # Share of the progress bar reached when a stage starts; "running" fills the rest by repeat.

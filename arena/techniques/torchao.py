@@ -1,9 +1,12 @@
-"""torchao weight quantization (int8 / int4 / float8), the registry's `torchao` field made concrete.
+"""torchao weight quantization (int8 / int4 / float8 / gemlite uint4): one `TorchAo` per scheme.
 
 Two ways in, both quantizing the decoder's nn.Linear weights and leaving lm_head and the
 embeddings in the model dtype (as transformers' TorchAoConfig does):
-- a checkpoint: `from_pretrained(..., quantization_config=hf_config(name))`;
-- a model already built (synthetic weights): `quantize_in_place(model, name)`, no checkpoint.
+- a checkpoint: `from_pretrained(..., quantization_config=TorchAo(scheme).hf_config(dtype))`;
+- a model already built (synthetic weights): `TorchAo(scheme).quantize(model)`, no checkpoint.
+
+A torchao weight is a tensor subclass: the weights footprint counts its inner tensors (packed data,
+scales, zero points) generically (arena/measure/footprint.py), so `state_bytes` adds nothing.
 
 Every config is built with `set_inductor_config=False`: torchao would otherwise set process-global
 inductor flags on each quantize_ call, and bf16 compiled configurations would then run with other
@@ -18,9 +21,13 @@ itself, bf16, CUDA sm80+), the fastest batch-1 int4 kernel that needs no extra p
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+from arena.techniques.base import Quantizer
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _int4(group_size: int, packing: str = "tile_packed_to_4d") -> Callable[[], Any]:
@@ -61,7 +68,7 @@ def _float8dq() -> Any:
     return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)
 
 
-# registry `torchao` value -> torchao config factory
+# scheme -> torchao config factory
 CONFIGS: dict[str, Callable[[], Any]] = {
     "int8wo": _int8wo,
     "int4wo-g128": _int4(128),
@@ -74,29 +81,38 @@ CONFIGS: dict[str, Callable[[], Any]] = {
 
 
 def torchao_config(name: str) -> Any:
-    """The torchao config object for a registry `torchao` value."""
+    """The torchao config object for a scheme."""
     try:
         return CONFIGS[name]()
     except KeyError:
         raise ValueError(f"unknown torchao quantization {name!r}; valid: {', '.join(CONFIGS)}") from None
 
 
-def hf_config(name: str) -> Any:
-    """transformers' TorchAoConfig for from_pretrained (quantize while loading)."""
-    from transformers import TorchAoConfig
+@dataclass(frozen=True)
+class TorchAo(Quantizer):
+    library = "torchao"
+    in_place = True
 
-    return TorchAoConfig(quant_type=torchao_config(name))
+    def __post_init__(self) -> None:
+        if self.scheme not in CONFIGS:
+            raise ValueError(f"unknown torchao quantization {self.scheme!r}; valid: {', '.join(CONFIGS)}")
 
+    def hf_config(self, dtype: torch.dtype, cpu_offload: bool = False) -> Any:
+        """transformers' TorchAoConfig for from_pretrained (quantize while loading)."""
+        from transformers import TorchAoConfig
 
-def quantize_in_place(model: torch.nn.Module, name: str) -> torch.nn.Module:
-    """Quantize every nn.Linear of `model` but its output embeddings (lm_head), as TorchAoConfig
-    does at load time."""
-    from torchao.quantization import quantize_
+        return TorchAoConfig(quant_type=torchao_config(self.scheme))
 
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    def quantize(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Quantize every nn.Linear of `model` but its output embeddings (lm_head), as TorchAoConfig
+        does at load time."""
+        import torch
+        from torchao.quantization import quantize_
 
-    def is_target(module: torch.nn.Module, fqn: str) -> bool:
-        return isinstance(module, torch.nn.Linear) and module is not head
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
 
-    quantize_(model, torchao_config(name), filter_fn=is_target)
-    return model
+        def is_target(module: torch.nn.Module, fqn: str) -> bool:
+            return isinstance(module, torch.nn.Linear) and module is not head
+
+        quantize_(model, torchao_config(self.scheme), filter_fn=is_target)
+        return model
