@@ -116,6 +116,10 @@ PER_TECHNIQUE = one_per("one row per technique (eager, sdpa, static-cache, compi
                         "torchao, ONNX Runtime on CUDA)", technique)
 QUANT_BF16 = named("compiled-decode")  # bf16 compiled-decode first: the baseline of every quantization ratio
 TORCHAO_COMPILED = where("every torchao row under compiled decode", lambda c: torchao_row(c) and c.compiled_decode)
+INT4_COMPILED = where("every 4-bit torchao row under compiled decode",
+                      lambda c: torchao_row(c) and c.compiled_decode and "4" in c.quant.scheme)
+DECODE_LINE = named(registry.BASELINE, "sdpa", "compiled-decode") + where(
+    "every FlashAttention-2 row without quantization", lambda c: c.attn == "flash_attention_2" and not c.quant)
 
 # ----------------------------------------------------------------------------- stages
 
@@ -226,6 +230,28 @@ def _stages() -> tuple[Stage, ...]:
             Part(QUANT_BF16, {"model": "default", "dtype": "bf16", "prompt": STORY}, "embedded default")), 5,
               "kernel time against gaps per decode step (torch.profiler), compiled decode in bf16 and torchao",
               options={"tokens": 21}),
+        Stage("fast-int4", "quant", (Part(QUANT_BF16 + INT4_COMPILED, {**SEVEN_B, "dtype": "bf16", "repeats": 3,
+                                                                       "prompt": STORY, "timeout_s": 420}),), 5,
+              "the 4-bit candidates (tinygemm groups of 128 and 64, gemlite, MSLK where installed) under compiled "
+              "decode beside bf16 compiled-decode, Llama-2-7B shape (issue 24's 2x target)"),
+        Stage("fast-fa2-decode", "run", (Part(DECODE_LINE, {"model": "default", "dtype": "bf16", "max_new_tokens": 64,
+                                                            "repeats": 3, "timeout_s": 300}),), 2,
+              "FlashAttention-2 decoding in the compiled step against sdpa and compiled-decode on real weights "
+              "(its tokens must be compiled-decode's)"),
+        Stage("long-context", "run", tuple(
+            Part(DECODE_LINE, {"model": "synthetic:llama-2-7b-32k", "dtype": "bf16", "prompt_tokens": n,
+                               "max_new_tokens": 128, "repeats": 2, "timeout_s": 540}, f"{n}-token prompt")
+            for n in (2048, 8192, 32640)), 15,
+              "decode at long context, batch 1, 128 new: eager, sdpa, compiled-decode and the FlashAttention-2 rows "
+              "(where split-KV flash decoding wins), Llama-2-7B-32K shape"),
+        *(Stage(f"server-{name}", "script", (Part(NOTHING, {"argv": [
+            "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name],
+            "timeout_s": 1800}),), minutes, about) for name, phases, minutes, about in (
+            ("quick", "quick,cancel", 5, "the server through its API: quick checks (cold, warm, compiled, six "
+                                         "configurations) and cancel, local preset (benchmarks/server_e2e.py)"),
+            ("load", "load", 4, "the public server (SPACE_ID set) under 4 sessions and a hostile client for 3 minutes"),
+            ("families", "families,memory", 15, "every configuration in one run through the server, then GPU "
+                                                 "memory: six warm workers and a 7B run after them"))),
         Stage("warm", "script", (Part(named("sdpa") + where("the compile family", lambda c: c.family == "compile"),
                                       {"argv": ["-m", "benchmarks.warm_workers", "--configs", "{configs}",
                                                 "--tokens", "32"], "timeout_s": 540}),), 3,
@@ -279,6 +305,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "bandwidth": ("bandwidth-7b", "bandwidth-1b", "bandwidth-default"),
     "quant": ("quant-7b", "quant-default", "quant-profile"),
     "tp": ("tp-7b", "tp-70b", "tp-profile"),
+    "server": ("server-quick", "server-load", "server-families"),
+    "fast": ("fast-fa2-decode", "fast-int4", "long-context", "quant-profile"),
     "one-gpu": tuple(s.name for s in STAGES.values() if s.gpus == 1 and s.name != "cpu"),
     "two-gpu": tuple(s.name for s in STAGES.values() if s.gpus == 2),
 }
