@@ -138,14 +138,14 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
     from arena.backends import make_backend
     from arena.backends.base import Backend
     from arena.core import registry
+    from arena.execute import hooks
     from arena.measure import bandwidth
-    from arena.testing import faults
 
     config, spec, device, where, on_gpus = out.config, out.spec, out.device, out.where, out.on_gpus
     if job.memory_limit_mb and device.startswith("cuda"):
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
-    faults.at_load(job.config)
+    hooks.fire("load", job.config)
     out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
     out.export_s = None
@@ -304,8 +304,8 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
     """NLL of the baseline's continuation over its compared span (up to and including its first
     end-of-text), teacher-forced and chunked; its own try, so a failure here (out of memory: the
     timings were already sent) leaves a reason, not a lost row."""
+    from arena.execute import hooks
     from arena.measure.quality import compared_span
-    from arena.testing import faults
 
     if job.baseline_failed:
         return {"nll": None, "nll_note": "n/a: the baseline failed, so there is no reference continuation to score"}
@@ -315,7 +315,7 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
         return {"nll": None, "nll_note": "n/a: no reference tokens"}
     whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
     try:
-        faults.at_nll(job.config)
+        hooks.fire("nll", job.config)
         value = backend.nll(job.prompt_ids, reference)
     except Exception as exc:
         return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}

@@ -1,7 +1,8 @@
-"""Fault injection for the fault-tolerance tests, kept out of the measuring code.
+"""Fault injection for the fault-tolerance tests, kept out of the measuring code: `install`
+registers these functions at the points of arena/execute/hooks.py, which a worker does only
+when ARENA_FAULT_INJECT is set (arena/execute/worker_entry.py).
 
-ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, which do nothing
-when the variable is unset:
+ARENA_FAULT_INJECT holds comma-separated items (read at each call):
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
     name=nll-oom|nll-kill        the arena worker of `name`, when it starts scoring NLL (after its timings)
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
@@ -84,3 +85,13 @@ def token_delay_s(config: str) -> float:
         if name == config and what == "slow" and at.isdigit():
             return int(at) / 1000
     return 0.0
+
+
+def install() -> None:
+    """Register these hooks at the measuring code's fault points (this process only)."""
+    from arena.execute import hooks
+
+    hooks.register("load", at_load)
+    hooks.register("nll", at_nll)
+    hooks.register("sweep_point", at_sweep_point)
+    hooks.register("token_delay", token_delay_s)
