@@ -14,12 +14,21 @@ from arena.core import registry
 from arena.core.env import platform
 from arena.core.request import RunRequest, validate
 from arena.execute import runner
+from arena.execute.pool import Pool, PoolSettings
 from arena.models.placement import Placement
 from arena.models.sources import load_config
 from arena.models.spec import parse_model
 
 TP = registry.get("tensor-parallel")
 cpu_only = pytest.mark.skipif(platform().has_cuda, reason="runs the gloo ranks of a machine without a GPU")
+
+
+@pytest.fixture
+def pool():
+    """A pool without a spare worker: `_children()` then sees only what a run leaves behind."""
+    p = Pool(PoolSettings(spare=False))
+    yield p
+    p.close()
 
 
 def _gpus(n: int):
@@ -46,10 +55,10 @@ def test_tensor_parallel_says_why_it_cannot_run(monkeypatch):
 
 
 @cpu_only
-def test_falcon_is_unavailable_with_its_reason(monkeypatch):
+def test_falcon_is_unavailable_with_its_reason(monkeypatch, pool):
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     req = RunRequest(model="synthetic:falcon-7b", configs=["tensor-parallel"], max_new_tokens=2, repeats=1)
-    [result] = runner.execute(validate(req))
+    [result] = runner.execute(validate(req), pool=pool)
     assert result.status == "unavailable" and result.reason.startswith("falcon has no tensor-parallel plan")
 
 
@@ -97,7 +106,7 @@ def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
 
 @cpu_only
 @pytest.mark.parametrize("end", ["cancel", "time limit"])
-def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end):
+def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end, pool):
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     cancel = threading.Event()
 
@@ -108,7 +117,7 @@ def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end):
     req = RunRequest(model="synthetic:tiny-llama", configs=["tensor-parallel"], prompt_tokens=8, max_new_tokens=100 if end == "cancel" else 1000,
                      repeats=5, timeout_s=600 if end == "cancel" else 12)
     start = time.monotonic()
-    [result] = runner.execute(validate(req), on_event=on_event, cancel=cancel)
+    [result] = runner.execute(validate(req), on_event=on_event, cancel=cancel, pool=pool)
     assert result.status == "failed"
     expected = "cancelled by the user" if end == "cancel" else "timed out after 12 s (time limit per configuration)"
     assert result.reason.startswith(expected), result.reason
