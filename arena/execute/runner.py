@@ -32,6 +32,33 @@ def pick_baseline(names: list[str], available: set[str]) -> str | None:
     return next((n for n in names if n in available), None)
 
 
+def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: list[int] | None,
+             is_baseline: bool) -> Job:
+    """The job of configuration `name`: the request's settings, and the baseline's tokens to
+    score NLL against (the baseline scores its own)."""
+    req = prepared.request
+    return Job(
+        config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
+        dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
+        batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
+        sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
+        reference_ids=None if is_baseline else reference_ids,
+        baseline_failed=not is_baseline and reference_ids is None,
+        memory_limit_mb=prepared.limits.worker_memory_mb,
+        gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
+    )
+
+
+def _fill(result: Result, metrics: dict[str, Any]) -> set[int]:
+    """Copy a measurement into its Result; returns the model's end-of-text ids."""
+    metrics.pop("eos_at", None)
+    metrics.pop("warm", None)
+    eos = set(metrics.pop("eos_ids", []))
+    for key, value in metrics.items():
+        setattr(result, key, value)
+    return eos
+
+
 def choose_launcher(cfg: registry.Config, prepared: PreparedRun, device: str, plat: Any, pool: Pool | None,
                     *, more_follow: bool) -> Launcher:
     """The launcher of configuration `cfg` in this run: one process per rank for tensor
@@ -119,16 +146,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             if left < timeout_s:
                 timeout_s, limit_note = left, f"the run's time limit of {limits.max_run_s:g} s"
         on_event({"type": "status", "config": name, "stage": "starting"})
-        job = Job(
-            config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
-            dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
-            batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
-            sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
-            reference_ids=baseline_ids if name != baseline else None,
-            baseline_failed=name != baseline and baseline_ids is None,
-            memory_limit_mb=limits.worker_memory_mb,
-            gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
-        )
+        job = make_job(prepared, name, device, reference_ids=baseline_ids, is_baseline=name == baseline)
         launcher = choose_launcher(cfg, prepared, device, plat, pool,
                                    more_follow=any(n in available for n in order[position + 1:]))
         out = launcher.launch(job, lambda event, name=name: on_event({**event, "config": name}),
@@ -153,11 +171,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                 status = "cancelled"
                 break
             continue
-        metrics.pop("eos_at", None)
-        metrics.pop("warm", None)
-        eos = set(metrics.pop("eos_ids", []))
-        for key, value in metrics.items():
-            setattr(base, key, value)
+        eos = _fill(base, metrics)
         if name == baseline:
             baseline_ids = list(base.token_ids)
         quality = compare(baseline_ids, base.token_ids, eos, sampled=req.do_sample, synthetic=prepared.spec.synthetic)
