@@ -51,6 +51,7 @@ def test_identical_request_reuses_the_warm_worker(pool):
     cold = run(pool)
     assert cold.status == "ok", cold.reason
     assert cold.warm is False and cold.load_s is not None and "load" in cold.stage_s
+    assert cold.stage_s["scoring"] > 0  # NLL scoring, its own stage after the timings
     [held] = pool.describe()
     warm = run(pool)
     assert warm.status == "ok", warm.reason

@@ -142,7 +142,7 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
             out.metrics = event["metrics"]
         elif kind == "nll":  # its own step, after the timings (which it never loses)
             if out.metrics is not None:
-                out.metrics.update(event["fields"])
+                add_nll(out.metrics, event)
         else:
             on_event(event)
     if stopped is not None:  # the worker's own stop check (its deadline) ended it between tokens
@@ -150,6 +150,14 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
     else:
         out.ending = Ending("done", error)
     return out
+
+
+def add_nll(metrics: dict[str, Any], event: dict[str, Any]) -> None:
+    """Merge an "nll" event into its metrics: the fields, and the scoring step's wall time as
+    a stage of its own."""
+    metrics.update(event["fields"])
+    if event.get("scoring_s") is not None:
+        metrics.setdefault("stage_s", {})["scoring"] = event["scoring_s"]
 
 
 def _drain(source: Source, on_event: OnEvent | None, grace_s: float | None) -> bool:

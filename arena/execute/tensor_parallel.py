@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from arena.core.errors import one_line, process_death
-from arena.execute.launcher import Launcher, Limit, Outcome, Source, supervise
+from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise
 from arena.execute.worker import Job, run_job
 from arena.execute.worker_entry import install_fault_hooks
 
@@ -186,7 +186,7 @@ class _RanksSource(Source):
             self.metrics[rank] = event["metrics"]
         elif kind == "nll":  # its own step, after the timings
             if rank in self.metrics:
-                self.metrics[rank].update(event["fields"])
+                add_nll(self.metrics[rank], event)
         elif rank == 0:
             return event
         return None

@@ -9,7 +9,7 @@ worker (arena/execute/worker_entry.py) keeps what `load_phase` returned and runs
     {"type": "status", "stage": "exporting" | "loading" | "warming up" | "running" | "scoring", ...}
     {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
-    {"type": "nll", "fields": {...}}      nll and nll_note: its own step after the timings are out
+    {"type": "nll", "fields": {...}, "scoring_s": s}  nll and nll_note: its own step after the timings are out
     {"type": "error", "reason": "..."}    one line
     {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
 """
@@ -264,7 +264,9 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})
     emit({"type": "status", "stage": "scoring"})
-    emit({"type": "nll", "fields": score_nll(job, backend, new_ids, eos)})
+    t_scoring = time.perf_counter()
+    fields = score_nll(job, backend, new_ids, eos)
+    emit({"type": "nll", "fields": fields, "scoring_s": time.perf_counter() - t_scoring})
 
 
 def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
