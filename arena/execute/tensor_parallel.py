@@ -221,7 +221,6 @@ class RanksLauncher(Launcher):
                              args=(r, world, port, job, events, os.getpid(), visible, threads, self.body))
                  for r in range(world)]
         source = _RanksSource(procs, events, gpus)
-        out = None
         try:
             for proc in procs:
                 proc.start()
