@@ -62,12 +62,15 @@ def test_falcon_is_unavailable_with_its_reason(monkeypatch, pool):
     assert result.status == "unavailable" and result.reason.startswith("falcon has no tensor-parallel plan")
 
 
-def _children() -> list[psutil.Process]:
-    """Processes this test started that are still alive (the multiprocessing resource tracker aside)."""
+def _children(before: set[int] = frozenset()) -> list[psutil.Process]:
+    """Processes this test started that are still alive: children of this process not in
+    `before` (what earlier tests left, such as the shared pool's spare worker), the
+    multiprocessing resource tracker aside."""
     alive = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+            if (child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+                    and "resource_tracker" not in " ".join(child.cmdline())):
                 alive.append(child)
         except psutil.NoSuchProcess:
             pass
@@ -76,6 +79,7 @@ def _children() -> list[psutil.Process]:
 
 @cpu_only
 def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
+    before = {c.pid for c in _children()}
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     req = RunRequest(model="synthetic:tiny-llama", configs=["eager", "tensor-parallel"], prompt_tokens=8,
                      max_new_tokens=6, repeats=1, isolation="inline")
@@ -101,12 +105,13 @@ def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
     row = comparison([one.to_dict(), tp.to_dict()]).splitlines()[-1].split(" | ")
     assert row[2:5] == [f"{one.decode_tokens_per_s:.1f}", "", f"{tp.decode_tokens_per_s:.1f}"]
     assert row[-1] == f"{tp.decode_tokens_per_s / one.decode_tokens_per_s:.2f}x |"
-    assert _children() == []
+    assert _children(before) == []
 
 
 @cpu_only
 @pytest.mark.parametrize("end", ["cancel", "time limit"])
 def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end, pool):
+    before = {c.pid for c in _children()}
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     cancel = threading.Event()
 
@@ -122,13 +127,14 @@ def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end, pool):
     expected = "cancelled by the user" if end == "cancel" else "timed out after 12 s (time limit per configuration)"
     assert result.reason.startswith(expected), result.reason
     assert time.monotonic() - start < 60
-    assert _children() == []
+    assert _children(before) == []
 
 
 @cpu_only
 def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
     """Past the runner's own check: every rank refuses Falcon (no plan) while loading; the run
     ends with that one line and no rank is left."""
+    before = {c.pid for c in _children()}
     from arena.execute.tensor_parallel import run_ranks
     from arena.execute.worker import Job
 
@@ -140,4 +146,4 @@ def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
     assert reason.removeprefix("rank 1: ") == "ValueError: falcon has no tensor-parallel plan in transformers " \
         "(base_model_tp_plan)", reason
     assert [e["stage"] for e in seen if e["type"] == "status"] == ["loading"]
-    assert _children() == []
+    assert _children(before) == []
