@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from arena.core.limits import DEFAULT_TIMEOUT_S
 from arena.techniques import registry
 from arena.techniques.registry import Config
 
@@ -246,7 +247,7 @@ def _stages() -> tuple[Stage, ...]:
               "(where split-KV flash decoding wins), Llama-2-7B-32K shape"),
         *(Stage(f"server-{name}", "script", (Part(NOTHING, {"argv": [
             "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name],
-            "timeout_s": 1800}),), minutes, about) for name, phases, minutes, about in (
+            "timeout_s": DEFAULT_TIMEOUT_S}),), minutes, about) for name, phases, minutes, about in (
             ("quick", "quick,cancel", 5, "the server through its API: quick checks (cold, warm, compiled, six "
                                          "configurations) and cancel, local preset (benchmarks/server_e2e.py)"),
             ("load", "load", 4, "the public server (SPACE_ID set) under 4 sessions and a hostile client for 3 minutes"),

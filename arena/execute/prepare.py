@@ -23,7 +23,7 @@ from arena.core.limits import (
 from arena.core.request import RequestError, RunRequest, float_in, int_in, text_in
 from arena.models import placement
 from arena.models.dtypes import resolve_dtype
-from arena.models.sources import context_length
+from arena.models.sources import context_length, load_config
 from arena.models.spec import ModelError, ModelSpec, parse_model
 from arena.models.tokenizers import encode_prompt, load_tokenizer
 from arena.techniques import registry
@@ -41,6 +41,7 @@ class PreparedRun:
     context: int
     limits: ServerLimits = field(default_factory=ServerLimits)  # the runner enforces the run's share
     placement: placement.Placement = field(default_factory=placement.Placement)
+    model_config: Any = None  # the model's PretrainedConfig, as validation read it (model-specific availability)
 
 
 def _config_names(value: Any, limits: ServerLimits) -> list[str]:
@@ -127,6 +128,7 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
     if len(prompt) > max_chars:
         raise RequestError(f"the prompt is {len(prompt)} characters; the limit here is {max_chars}")
     try:
+        model_config = load_config(spec)
         context = context_length(spec)
         tokenizer = load_tokenizer(spec)
     except ModelError as exc:
@@ -143,4 +145,4 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
             f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({req.max_new_tokens}) exceeds "
             f"the model's context of {context} tokens"
         )
-    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where)
+    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where, model_config)
