@@ -52,4 +52,12 @@ def test_nll_is_chunked_and_equals_one_full_pass():
     hook.remove()
     assert rows and max(rows) <= 4  # never the whole sequence x vocabulary at once
     # The generic path (through the KV cache, as ONNX Runtime scores) agrees too.
-    assert Backend.nll(backend, prompt, cont, chunk=5) == pytest.approx(full, rel=1e-4)
+    generic, generic_leads = Backend.scores(backend, prompt, cont, chunk=5)
+    assert generic == pytest.approx(full, rel=1e-4)
+    # each position's lead: the scored token's logit over the best other one, from the same logits
+    top2 = logits.float().topk(2, dim=-1)
+    chosen = logits.float()[torch.arange(len(cont)), torch.tensor(cont)]
+    best_other = torch.where(top2.indices[:, 0] == torch.tensor(cont), top2.values[:, 1], top2.values[:, 0])
+    expected = (chosen - best_other).tolist()
+    assert backend.scores(prompt, cont, chunk=4)[1] == pytest.approx(expected, abs=1e-3)
+    assert generic_leads == pytest.approx(expected, abs=1e-3)

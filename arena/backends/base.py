@@ -94,13 +94,19 @@ class Backend:
         return ""
 
     def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
-        """Mean negative log-likelihood of `continuation` after `prompt_ids`, teacher-forced through
-        the KV cache `chunk` positions at a time: the logits held at once are chunk x vocabulary,
-        never the whole sequence's."""
+        return self.scores(prompt_ids, continuation, chunk)[0]
+
+    def scores(self, prompt_ids: list[int], continuation: list[int],
+               chunk: int = NLL_CHUNK) -> tuple[float, list[float]]:
+        """Mean negative log-likelihood of `continuation` after `prompt_ids`, and each position's
+        lead of the continuation's token over the best other (arena/measure/quality.py's near-tie
+        rule reads them), teacher-forced through the KV cache `chunk` positions at a time: the
+        logits held at once are chunk x vocabulary, never the whole sequence's."""
+        from arena.measure.quality import leads
         ids = list(prompt_ids) + list(continuation)
         start = len(prompt_ids) - 1  # the logits at position p score token p + 1
         device = self.input_device()
-        total, past, seen = 0.0, self.nll_cache(), 0
+        total, past, seen, lead = 0.0, self.nll_cache(), 0, []
         with torch.inference_mode(), self.generation_context():
             spans = ([(0, start)] if start > 0 else []) + [
                 (a, min(a + chunk, len(ids) - 1)) for a in range(start, len(ids) - 1, chunk)]
@@ -113,10 +119,12 @@ class Backend:
                 if a < start:
                     continue  # the prompt: only its cache is needed
                 target = torch.tensor(ids[a + 1:b + 1], device=out.logits.device)
-                total += float(torch.nn.functional.cross_entropy(out.logits[0].float(), target, reduction="sum"))
-                del out
+                logits = out.logits[0].float()
+                total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+                lead += leads(logits, target)
+                del out, logits
         assert seen == len(ids) - 1
-        return total / len(continuation)
+        return total / len(continuation), lead
 
     def nll_prompt_kwargs(self) -> dict[str, Any]:
         """Forward kwargs for the prompt step of nll(): its logits are not needed."""

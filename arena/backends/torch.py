@@ -93,15 +93,19 @@ class TorchBackend(Backend):
     def placement_used(self) -> dict[str, Any]:
         return placement.summarize(self.model, self.device)
 
-    def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
-        """One forward pass to the last hidden states (sequence x hidden), then the output projection
-        and cross-entropy `chunk` positions at a time: never the whole sequence x vocabulary logits.
-        One pass without a cache keeps the attention exactly as configured (a kernel choice such as
-        flash refuses the explicit masks a cached, chunked pass would need)."""
+    def scores(self, prompt_ids: list[int], continuation: list[int],
+               chunk: int = NLL_CHUNK) -> tuple[float, list[float]]:
+        """One forward pass to the last hidden states (sequence x hidden), then the output projection,
+        cross-entropy and each position's lead `chunk` positions at a time: never the whole
+        sequence x vocabulary logits. One pass without a cache keeps the attention exactly as
+        configured (a kernel choice such as flash refuses the explicit masks a cached, chunked pass
+        would need)."""
+        from arena.measure.quality import leads
+
         ids = torch.tensor([list(prompt_ids) + list(continuation)], device=self.input_device())
         start = len(prompt_ids) - 1
         head = self.model.get_output_embeddings()
-        total = 0.0
+        total, lead = 0.0, []
         with torch.inference_mode(), self.generation_context():
             hidden = self.model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids),
                                               use_cache=False).last_hidden_state[0]
@@ -110,7 +114,8 @@ class TorchBackend(Backend):
                 logits = head(hidden[a:b].to(head.weight.device)).float()
                 target = ids[0, a + 1:b + 1].to(logits.device)
                 total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
-        return total / len(continuation)
+                lead += leads(logits, target)
+        return total / len(continuation), lead
 
     def nll_note(self) -> str:
         if self.config.static_cache:

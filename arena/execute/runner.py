@@ -21,7 +21,7 @@ from arena.execute.launcher import Launcher, Limit
 from arena.execute.pool import Pool, PoolSettings, WorkerLauncher, shared_pool
 from arena.execute.tensor_parallel import RanksLauncher
 from arena.execute.worker import Job
-from arena.measure.quality import compare, decode_speedup
+from arena.measure.quality import compare, decode_speedup, near_tie
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -54,6 +54,7 @@ def _fill(result: Result, metrics: dict[str, Any]) -> set[int]:
     """Copy a measurement into its Result; returns the model's end-of-text ids."""
     metrics.pop("eos_at", None)
     metrics.pop("warm", None)
+    metrics.pop("leads", None)  # read by the runner for the near-tie check, not kept
     eos = set(metrics.pop("eos_ids", []))
     for key, value in metrics.items():
         setattr(result, key, value)
@@ -115,6 +116,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
 
     results: list[Result] = []
     baseline_ids: list[int] | None = None
+    baseline_leads: list[float] | None = None
     baseline_speed: float | None = None
     status = "complete"
 
@@ -172,12 +174,17 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                 status = "cancelled"
                 break
             continue
+        own_leads = metrics.get("leads")
         eos = _fill(base, metrics)
         if name == baseline:
-            baseline_ids = list(base.token_ids)
+            baseline_ids, baseline_leads = list(base.token_ids), own_leads
         quality = compare(baseline_ids, base.token_ids, eos, sampled=req.do_sample, synthetic=prepared.spec.synthetic)
         base.token_agreement, base.first_divergence = quality.token_agreement, quality.first_divergence
         base.compared_tokens, base.quality_note = quality.compared_tokens, quality.quality_note
+        tie = near_tie(baseline_leads, own_leads, base.first_divergence) if not req.do_sample else None
+        if tie is not None:
+            base.divergence_margin, base.divergence_noise = round(tie.margin, 4), round(tie.noise, 4)
+            base.quality_note = "; ".join(n for n in (base.quality_note, tie.note()) if n)
         if name == baseline:
             baseline_speed = base.decode_tokens_per_s
         base.speedup = decode_speedup(base.decode_tokens_per_s, baseline_speed)

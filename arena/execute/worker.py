@@ -318,12 +318,12 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
     whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
     try:
         hooks.fire("nll", job.config)
-        value = backend.nll(job.prompt_ids, reference)
+        value, lead = backend.scores(job.prompt_ids, reference)
     except Exception as exc:
         return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}
     note = f"{whose}, {len(reference)} positions"
     extra = backend.nll_note()
-    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else "")}
+    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else ""), "leads": lead}
 
 
 def durable_put(queue) -> Emit:
