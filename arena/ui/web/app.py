@@ -17,9 +17,10 @@ from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
-from arena.data.blind import CHOICES, VoteError
+from arena.data.blind import VoteError
 from arena.models.dtypes import DTYPES
 from arena.ui.web import (
+    blind_tab,
     charts,
     environment,
     leaderboard,
@@ -193,21 +194,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             with gr.Row():
                 speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
                 quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
-        # Its own tab: the named cards and table of the Arena tab are out of sight while voting.
-        with gr.Tab("Blind check", elem_id="blind"):
-            gr.Markdown("Two configurations' outputs of your last run, as A and B in random order, "
-                        "without their names. Vote first; the names are shown after. Outputs with the "
-                        "same text are never paired. Votes feed the quality rating in the leaderboard "
-                        f"(Bradley-Terry, as Chatbot Arena computes it); at most {lim.votes_per_hour} "
-                        "votes per visitor per hour.")
-            blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
-            pair_id = gr.State("")
-            with gr.Row():
-                text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
-                text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
-            with gr.Row():
-                vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
-            reveal = gr.Markdown(elem_id="blind-reveal")
+        blind_tab.build_tab(app, session_key)
 
         with gr.Tab("Leaderboard") as lb_tab:
             with gr.Row():
@@ -348,25 +335,6 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             frame = leaderboard.page_rows(app.store, selected, bool(include_failed), int(page or 1), lim.share_outputs,
                                           page_size=size)
             return leaderboard.public_rows(frame)
-
-        def draw_ui(session_key):
-            try:
-                pair = app.blind.draw(session_key)
-            except VoteError as exc:  # said where the pair would be, not as an error toast
-                return "", "", "", f"**{exc}**"
-            return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
-
-        def vote_ui(session_key, pair, choice, request: gr.Request):
-            try:
-                shown = app.blind.vote(session_key, pair, choice, client=_client(request))
-            except VoteError as exc:
-                return pair, f"**{exc}**"
-            return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
-
-        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], **read_only)
-        for btn in vote_btns:
-            btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal],
-                      **read_only).then(refresh, lb_inputs, lb_outputs, **read_only)
 
         def blind_pair(request: gr.Request = None) -> dict:
             """Two outputs of this session's last run as A and B, names hidden: {pair_id, text_a, text_b}."""
