@@ -60,8 +60,10 @@ def test_pairs_are_random_hidden_and_voted_once(store):
         blind.vote("s1", pair.pair_id, "A wins!!")
     reveal = blind.vote("s1", pair.pair_id, "B is better")
     assert reveal == {"A": pair.config_a, "B": pair.config_b, "winner": "b"}
-    with pytest.raises(VoteError, match="already been voted"):
-        blind.vote("s1", pair.pair_id, "A is better")
+    with pytest.raises(VoteError, match=f"already voted on this pair \\(A was {pair.config_a}, B was {pair.config_b}"):
+        blind.vote("s1", pair.pair_id, "A is better")  # the second vote is refused as such, names again
+    with pytest.raises(VoteError, match="no pair is shown yet"):
+        blind.vote("s1", "", "A is better")
     [stored] = store.votes()
     assert stored["run_id"] == "last" and stored["model_id"] == "default" and stored["prompt"] == "Q?"
     assert (stored["config_a"], stored["config_b"], stored["winner"]) == (pair.config_a, pair.config_b, "b")
@@ -71,7 +73,27 @@ def test_pairs_are_random_hidden_and_voted_once(store):
 def test_synthetic_outputs_are_not_offered(store):
     blind = BlindCheck(store)
     assert blind.record_run("s", _results("r", {"eager": "1 2", "sdpa": "3 4"}, synthetic=True)) == 0
-    with pytest.raises(VoteError, match="at least two configurations"):
+    with pytest.raises(VoteError, match="synthetic model.*at least two configurations"):
+        blind.draw("s")
+
+
+def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
+    blind = BlindCheck(store)
+    blind.record_run("s", _results("r1", {"eager": "Paris.", "sdpa": "Paris."}))  # the same text
+    # then a run cancelled while eager was writing: eager failed (cancelled), sdpa never started
+    cancelled = _results("r2", {"eager": "Par"})
+    cancelled[0].update(status="failed", reason="cancelled")
+    assert blind.record_run("s", cancelled) == 0
+    with pytest.raises(VoteError) as exc:
+        blind.draw("s")
+    assert "same text" not in str(exc.value)
+    assert "finished 0 configurations with text (none); not finished: eager (cancelled)" in str(exc.value)
+    # one finished, one cancelled: named as such
+    half = _results("r3", {"eager": "Paris.", "sdpa": "Par"})
+    half[1].update(status="failed", reason="cancelled")
+    blind.record_run("s", half)
+    with pytest.raises(VoteError, match=r"finished 1 configuration with text \(eager\); not finished: sdpa "
+                                        r"\(cancelled\): a pair needs two"):
         blind.draw("s")
 
 

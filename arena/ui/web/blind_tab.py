@@ -50,7 +50,8 @@ def build_tab(app: ArenaApp, session_key: gr.State) -> None:
             shown = app.blind.vote(session_key, pair, choice, client=_client(request))
         except VoteError as exc:
             return pair, f"**{exc}**"
-        return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
+        # The pair id stays: a second vote on it is refused as what it is, a second vote.
+        return pair, f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
 
     # The Leaderboard tab redraws when it is selected: a vote needs no redraw of a hidden tab.
     blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], **READ_ONLY)
