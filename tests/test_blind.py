@@ -153,3 +153,59 @@ def test_sessions_and_pairs_expire(store):
         blind.draw("s9")  # the newest session is kept (its one pair was shown)
     with pytest.raises(VoteError, match="at least two"):
         blind.draw("s0")  # the oldest is gone
+
+
+def test_blind_draws_two_different_configurations_at_random(store):
+    blind = BlindCheck(store)
+    drawn = {tuple(blind.draw_configs(["eager", "sdpa", "bnb-4bit"])) for _ in range(200)}
+    assert all(len(set(d)) == 2 for d in drawn)
+    assert len(drawn) == 6  # every pair, in both orders
+    with pytest.raises(VoteError, match=r"only 1 can run here for this model \(eager\)"):
+        blind.draw_configs(["eager", "eager"])
+
+
+def test_blind_run_through_the_server_hides_names_and_timings_until_the_vote(tmp_path):
+    """/blind_run on the real server: two configurations drawn from those asked, run in the
+    measuring queue; nothing names them or times them until /vote, which reveals them once."""
+    import json
+
+    from gradio_client import Client
+
+    from arena.data.store import Store
+    from tests.appserver import running_app
+    from tests.localmodel import small_local_model
+
+    model = str(small_local_model(tmp_path / "small-llama"))
+    db = tmp_path / "arena.sqlite"
+    with running_app(db) as app:
+        client = Client(app.url, verbose=False)
+        # eager and bnb-4bit write different tokens with these random weights
+        snapshots = list(client.submit("w1 w2 w3", model, "bnb-4bit,eager", 8, api_name="/blind_run"))
+        final = snapshots[-1]
+        assert final["finished"] and final["pair_id"] and not final["note"], final
+        assert final["text_a"] and final["text_b"] and final["text_a"] != final["text_b"]
+        seen = json.dumps(snapshots)
+        for word in ("eager", "bnb", "4bit", "ttft", "tokens_per_s", "memory", "run_id", "config"):
+            assert word not in seen.lower(), (word, seen[:500])
+        assert {"finished", "done", "of", "elapsed_s", "pair_id", "text_a", "text_b", "note"} == set(final)
+        # what ran is a real run of this session, stored like any other
+        rows = [r.to_dict() for r in Store(db).results()]
+        assert sorted(r["config"] for r in rows) == ["bnb-4bit", "eager"]
+        reveal = client.predict(final["pair_id"], "A is better", api_name="/vote")
+        assert {reveal["A"], reveal["B"]} == {"eager", "bnb-4bit"}
+        text_of = {r["config"]: r["text"] for r in rows}
+        assert (text_of[reveal["A"]], text_of[reveal["B"]]) == (final["text_a"], final["text_b"])
+        with pytest.raises(Exception, match="already voted on this pair"):
+            client.predict(final["pair_id"], "B is better", api_name="/vote")
+        with pytest.raises(Exception, match="not shown to this session"):
+            Client(app.url, verbose=False).predict(final["pair_id"], "Tie", api_name="/vote")
+        [vote] = Store(db).votes()
+        assert (vote["config_a"], vote["config_b"], vote["winner"]) == (reveal["A"], reveal["B"], "a")
+
+        # eager and sdpa write the same text here (fp32): no pair, and the reason says so, with the names
+        last = list(client.submit("w1 w2 w3", model, "eager,sdpa", 8, api_name="/blind_run"))[-1]
+        assert not last["pair_id"] and "same text" in last["note"] and "eager" in last["note"], last
+        with pytest.raises(Exception, match="only 1 can run here"):
+            client.predict("w1", model, "eager", 4, api_name="/blind_run")
+        with pytest.raises(Exception, match="synthetic model"):
+            client.predict("w1", "synthetic:tiny-llama", "", 4, api_name="/blind_run")

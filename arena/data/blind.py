@@ -1,5 +1,6 @@
-"""Blind side-by-side check: the server draws two configurations' outputs of a finished run,
-shows them as A and B in random order without their names, and accepts one vote per pair.
+"""Blind side-by-side check: the server draws two configurations' outputs of a finished run
+(the session's last run, or a blind run of two configurations it drew at random), shows them as
+A and B in random order without their names, and accepts one vote per pair.
 
 Only pairs this server produced for a session can be voted on, once: the pair id is a random
 token kept server-side with the session that received it; the names are revealed after the vote.
@@ -118,6 +119,15 @@ class BlindCheck:
             self._runs[session] = run
             self._expire()
         return len(outputs)
+
+    def draw_configs(self, candidates: list[str]) -> list[str]:
+        """Two different configurations for a blind run, drawn at random from `candidates` (in
+        random order: which runs first says nothing about which is shown as A)."""
+        names = list(dict.fromkeys(candidates))
+        if len(names) < 2:
+            raise VoteError(f"a blind run draws two configurations, and only {len(names)} can run here for this "
+                            f"model ({', '.join(names) or 'none'})")
+        return self.rng.sample(names, 2)
 
     def draw(self, session: str) -> Pair:
         """Two configurations of the session's last run not yet shown to it, with different

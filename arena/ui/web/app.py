@@ -194,7 +194,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             with gr.Row():
                 speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
                 quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
-        blind_tab.build_tab(app, session_key)
+        blind_tab.build_tab(app, session_key, GPU_QUEUE)
 
         with gr.Tab("Leaderboard") as lb_tab:
             with gr.Row():
