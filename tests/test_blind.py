@@ -168,6 +168,7 @@ def test_blind_run_through_the_server_hides_names_and_timings_until_the_vote(tmp
     """/blind_run on the real server: two configurations drawn from those asked, run in the
     measuring queue; nothing names them or times them until /vote, which reveals them once."""
     import json
+    import urllib.request
 
     from gradio_client import Client
 
@@ -178,6 +179,13 @@ def test_blind_run_through_the_server_hides_names_and_timings_until_the_vote(tmp
     model = str(small_local_model(tmp_path / "small-llama"))
     db = tmp_path / "arena.sqlite"
     with running_app(db) as app:
+        # one tab bar, the Blind check in it (events registered after a tab would start a second)
+        with urllib.request.urlopen(app.url + "config", timeout=30) as r:
+            config = json.load(r)
+        kinds = {c["id"]: c for c in config["components"]}
+        bars = [[kinds[t["id"]]["props"]["label"] for t in child.get("children", [])]
+                for child in config["layout"]["children"] if kinds[child["id"]]["type"] == "tabs"]
+        assert bars == [["Arena", "Blind check", "Leaderboard", "Sweep", "Environment"]], bars
         client = Client(app.url, verbose=False)
         # eager and bnb-4bit write different tokens with these random weights
         snapshots = list(client.submit("w1 w2 w3", model, "bnb-4bit,eager", 8, api_name="/blind_run"))

@@ -107,9 +107,11 @@ def _measured(result: dict[str, Any] | None) -> str:
             f" · peak {sig(result.get('peak_memory_mb'), 'MB')})")
 
 
-def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
+def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> list[Any]:
     """Add the Blind check tab to the Blocks being built, and its /blind_run endpoint;
-    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in."""
+    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in.
+    Returns the events that store something (a blind run, the votes), for the leaderboard to
+    redraw after."""
     lim = app.limits
     real_models = [c for c in model_choices(lim) if not c[1].startswith("synthetic:")]
     here = [r["config"] for r in registry.availability_table() if r["available"]]
@@ -144,75 +146,79 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
             vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
         reveal = gr.Markdown(elem_id="blind-reveal")
 
-    def draw_ui(session_key):
-        try:
-            pair = app.blind.draw(session_key)
-        except VoteError as exc:  # said where the pair would be, not as an error toast
-            return "", {}, gr.update(value="", label="A"), gr.update(value="", label="B"), f"**{exc}**", ""
-        return (pair.pair_id, {}, gr.update(value=pair.text_a, label="A"), gr.update(value=pair.text_b, label="B"),
-                "Which is better?", "")
+        # Events and the endpoint are registered inside the tab: registered after it, they would
+        # end Gradio's run of tabs and start a second tab bar below this one.
+        def draw_ui(session_key):
+            try:
+                pair = app.blind.draw(session_key)
+            except VoteError as exc:  # said where the pair would be, not as an error toast
+                return "", {}, gr.update(value="", label="A"), gr.update(value="", label="B"), f"**{exc}**", ""
+            return (pair.pair_id, {}, gr.update(value=pair.text_a, label="A"), gr.update(value=pair.text_b, label="B"),
+                    "Which is better?", "")
 
-    @zerogpu.gpu
-    def blind_run_ui(session_key, prompt_v, model_v, among_v, max_new_v):
-        blank = gr.update(value="", label="A"), gr.update(value="", label="B")
-        shown = ""
-        try:
-            for snap in stream_blind_run(app, session_key or uuid.uuid4().hex, prompt_v, model_v, among_v or [],
-                                         max_new_v):
-                if not snap["finished"]:
-                    text = (f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
-                            "(the outputs are shown when both are done)")
-                    if text != shown:
-                        shown = text
-                        yield "", {}, *blank, text, ""
-                    continue
-                a = gr.update(value=snap["text_a"], label="A")
-                b = gr.update(value=snap["text_b"], label="B")
-                if snap["pair_id"]:
-                    yield snap["pair_id"], snap["results"], a, b, "**Blind run done.** Which is better?", ""
-                else:
-                    yield "", {}, a, b, f"**{snap['note']}**", ""
-        except (RequestError, VoteError) as exc:
-            yield "", {}, *blank, f"**{exc}**", ""
+        @zerogpu.gpu
+        def blind_run_ui(session_key, prompt_v, model_v, among_v, max_new_v):
+            blank = gr.update(value="", label="A"), gr.update(value="", label="B")
+            shown = ""
+            try:
+                for snap in stream_blind_run(app, session_key or uuid.uuid4().hex, prompt_v, model_v, among_v or [],
+                                             max_new_v):
+                    if not snap["finished"]:
+                        text = (f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
+                                "(the outputs are shown when both are done)")
+                        if text != shown:
+                            shown = text
+                            yield "", {}, *blank, text, ""
+                        continue
+                    a = gr.update(value=snap["text_a"], label="A")
+                    b = gr.update(value=snap["text_b"], label="B")
+                    if snap["pair_id"]:
+                        yield snap["pair_id"], snap["results"], a, b, "**Blind run done.** Which is better?", ""
+                    else:
+                        yield "", {}, a, b, f"**{snap['note']}**", ""
+            except (RequestError, VoteError) as exc:
+                yield "", {}, *blank, f"**{exc}**", ""
 
-    def vote_ui(session_key, pair, results, choice, request: gr.Request):
-        try:
-            shown = app.blind.vote(session_key, pair, choice, client=_client(request))
-        except VoteError as exc:
-            return pair, gr.skip(), gr.skip(), f"**{exc}**"
-        # The pair id stays: a second vote on it is refused as what it is, a second vote.
-        a, b = shown["A"], shown["B"]
-        return (pair, gr.update(label=f"A · {a}"), gr.update(label=f"B · {b}"),
-                f"**A** was `{a}`{_measured(results.get(a))}, **B** was `{b}`{_measured(results.get(b))}. "
-                "Thanks: your vote is stored.")
+        def vote_ui(session_key, pair, results, choice, request: gr.Request):
+            try:
+                shown = app.blind.vote(session_key, pair, choice, client=_client(request))
+            except VoteError as exc:
+                return pair, gr.skip(), gr.skip(), f"**{exc}**"
+            # The pair id stays: a second vote on it is refused as what it is, a second vote.
+            a, b = shown["A"], shown["B"]
+            return (pair, gr.update(label=f"A · {a}"), gr.update(label=f"B · {b}"),
+                    f"**A** was `{a}`{_measured(results.get(a))}, **B** was `{b}`{_measured(results.get(b))}. "
+                    "Thanks: your vote is stored.")
 
-    def cancel_ui(session_key):
-        if app.cancel(session_key):
-            gr.Info("Cancelling the blind run.")
+        def cancel_ui(session_key):
+            if app.cancel(session_key):
+                gr.Info("Cancelling the blind run.")
 
-    pair_outputs = [pair_id, measured, text_a, text_b, status, reveal]
-    blind_btn.click(draw_ui, session_key, pair_outputs, **READ_ONLY)
-    # A blind run measures: it waits in the one measuring queue, as an Arena run does.
-    run_btn.click(blind_run_ui, [session_key, prompt, model, among, max_new], pair_outputs,
-                  concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private",
-                  show_progress="full", show_progress_on=[status])
-    cancel_btn.click(cancel_ui, session_key, None, **READ_ONLY)
-    for btn in vote_btns:
-        btn.click(vote_ui, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, reveal], **READ_ONLY)
+        pair_outputs = [pair_id, measured, text_a, text_b, status, reveal]
+        blind_btn.click(draw_ui, session_key, pair_outputs, **READ_ONLY)
+        # A blind run measures: it waits in the one measuring queue, as an Arena run does.
+        stored = [run_btn.click(blind_run_ui, [session_key, prompt, model, among, max_new], pair_outputs,
+                      concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private",
+                      show_progress="full", show_progress_on=[status])]
+        cancel_btn.click(cancel_ui, session_key, None, **READ_ONLY)
+        for btn in vote_btns:
+            stored.append(btn.click(vote_ui, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, reveal],
+                                    **READ_ONLY))
 
-    @zerogpu.gpu
-    def blind_run(prompt: str, model: str = "default", among: str = "", max_new_tokens: int = 32,
-                  request: gr.Request = None) -> Iterator[dict]:
-        """A blind run: two configurations drawn at random (among: comma-separated names to draw
-        from; empty: every one that can run here) run on the prompt; yields {finished, done, of,
-        elapsed_s, pair_id, text_a, text_b, note} without names or timings. Vote on pair_id with
-        /vote, which reveals the names; note says why there is no pair (the same text, say)."""
-        session = getattr(request, "session_hash", None) or uuid.uuid4().hex
-        try:
-            for snap in stream_blind_run(app, session, prompt, model, among, max_new_tokens):
-                snap.pop("results", None)
-                yield snap
-        except (RequestError, VoteError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        @zerogpu.gpu
+        def blind_run(prompt: str, model: str = "default", among: str = "", max_new_tokens: int = 32,
+                      request: gr.Request = None) -> Iterator[dict]:
+            """A blind run: two configurations drawn at random (among: comma-separated names to draw
+            from; empty: every one that can run here) run on the prompt; yields {finished, done, of,
+            elapsed_s, pair_id, text_a, text_b, note} without names or timings. Vote on pair_id with
+            /vote, which reveals the names; note says why there is no pair (the same text, say)."""
+            session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+            try:
+                for snap in stream_blind_run(app, session, prompt, model, among, max_new_tokens):
+                    snap.pop("results", None)
+                    yield snap
+            except (RequestError, VoteError) as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
 
-    gr.api(blind_run, api_name="blind_run", concurrency_id=gpu_queue, concurrency_limit=1)
+        gr.api(blind_run, api_name="blind_run", concurrency_id=gpu_queue, concurrency_limit=1)
+    return stored
