@@ -107,11 +107,9 @@ def _measured(result: dict[str, Any] | None) -> str:
             f" · peak {sig(result.get('peak_memory_mb'), 'MB')})")
 
 
-def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> list[Any]:
+def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
     """Add the Blind check tab to the Blocks being built, and its /blind_run endpoint;
-    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in.
-    Returns the events that store something (a blind run, the votes), for the leaderboard to
-    redraw after."""
+    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in."""
     lim = app.limits
     real_models = [c for c in model_choices(lim) if not c[1].startswith("synthetic:")]
     here = [r["config"] for r in registry.availability_table() if r["available"]]
@@ -197,13 +195,12 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> list[Any]
         pair_outputs = [pair_id, measured, text_a, text_b, status, reveal]
         blind_btn.click(draw_ui, session_key, pair_outputs, **READ_ONLY)
         # A blind run measures: it waits in the one measuring queue, as an Arena run does.
-        stored = [run_btn.click(blind_run_ui, [session_key, prompt, model, among, max_new], pair_outputs,
+        run_btn.click(blind_run_ui, [session_key, prompt, model, among, max_new], pair_outputs,
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private",
-                      show_progress="full", show_progress_on=[status])]
+                      show_progress="full", show_progress_on=[status])
         cancel_btn.click(cancel_ui, session_key, None, **READ_ONLY)
         for btn in vote_btns:
-            stored.append(btn.click(vote_ui, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, reveal],
-                                    **READ_ONLY))
+            btn.click(vote_ui, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, reveal], **READ_ONLY)
 
         @zerogpu.gpu
         def blind_run(prompt: str, model: str = "default", among: str = "", max_new_tokens: int = 32,
@@ -221,4 +218,3 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> list[Any]
                 raise gr.Error(str(exc), print_exception=False) from None
 
         gr.api(blind_run, api_name="blind_run", concurrency_id=gpu_queue, concurrency_limit=1)
-    return stored
