@@ -210,10 +210,43 @@ def test_blind_run_through_the_server_hides_names_and_timings_until_the_vote(tmp
         [vote] = Store(db).votes()
         assert (vote["config_a"], vote["config_b"], vote["winner"]) == (reveal["A"], reveal["B"], "a")
 
-        # eager and sdpa write the same text here (fp32): no pair, and the reason says so, with the names
-        last = list(client.submit("w1 w2 w3", model, "eager,sdpa", 8, api_name="/blind_run"))[-1]
-        assert not last["pair_id"] and "same text" in last["note"] and "eager" in last["note"], last
         with pytest.raises(Exception, match="only 1 can run here"):
             client.predict("w1", model, "eager", 4, api_name="/blind_run")
         with pytest.raises(Exception, match="synthetic model"):
             client.predict("w1", "synthetic:tiny-llama", "", 4, api_name="/blind_run")
+
+
+def test_the_blind_tabs_handlers_hide_names_until_the_vote_and_refuse_a_second_vote(tmp_path):
+    """The tab's own handlers, taken from the built page (real Blocks, real store, real workers)."""
+    from arena.core.limits import ServerLimits
+    from arena.data.store import Store
+    from arena.ui.web.app import build
+    from arena.ui.web.state import ArenaApp
+    from tests.localmodel import small_local_model
+
+    model = str(small_local_model(tmp_path / "small-llama"))
+    app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
+    fns = {getattr(f.fn, "__name__", ""): f.fn for f in build(app).fns.values()}
+
+    # a pair from the page's last run: A and B unnamed; the vote names them, a second vote says so
+    app.blind.record_run("page", _results("r1", {"eager": "Paris.", "bnb-4bit": "Lyon."}))
+    pair_id, _, a, b, status, _ = fns["draw_ui"]("page")
+    assert (a["label"], b["label"], status) == ("A", "B", "Which is better?")
+    assert {a["value"], b["value"]} == {"Paris.", "Lyon."}
+    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "A is better", None)
+    assert kept == pair_id
+    assert (a["label"], b["label"]) in (("A · eager", "B · bnb-4bit"), ("A · bnb-4bit", "B · eager"))
+    assert "your vote is stored" in reveal
+    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "B is better", None)
+    assert kept == pair_id and "already voted on this pair" in reveal and "not shown" not in reveal
+    assert len(app.store.votes()) == 1
+
+    # a blind run through the page's handler: nothing names the two before the end; eager and sdpa
+    # write the same text here (fp32), so there is no vote, and the end says so with their names
+    updates = list(fns["blind_run_ui"]("page", "w1 w2 w3", model, ["sdpa", "eager"], 6))
+    running, final = updates[:-1], updates[-1]
+    assert running and all(u[4].startswith("**Blind run**: ") for u in running)
+    assert not any(name in str(u) for u in running for name in ("eager", "sdpa"))
+    assert final[0] == "" and "same text" in final[4] and "eager" in final[4] and "sdpa" in final[4]
+    assert final[2]["value"] == final[3]["value"] != ""
+    assert sorted(r.config for r in app.store.results()) == ["eager", "sdpa"]
