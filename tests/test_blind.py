@@ -247,6 +247,6 @@ def test_the_blind_tabs_handlers_hide_names_until_the_vote_and_refuse_a_second_v
     running, final = updates[:-1], updates[-1]
     assert running and all(u[4].startswith("**Blind run**: ") for u in running)
     assert not any(name in str(u) for u in running for name in ("eager", "sdpa"))
-    assert final[0] == "" and "same text" in final[4] and "eager" in final[4] and "sdpa" in final[4]
+    assert final[0] == "" and "same text" in final[5] and "eager" in final[5] and "sdpa" in final[5]
     assert final[2]["value"] == final[3]["value"] != ""
     assert sorted(r.config for r in app.store.results()) == ["eager", "sdpa"]

@@ -146,11 +146,13 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
 
         # Events and the endpoint are registered inside the tab: registered after it, they would
         # end Gradio's run of tabs and start a second tab bar below this one.
+        # Progress and "Which is better?" go to the status line; why there is no pair, and the
+        # names after the vote, where the answer would be (blind-reveal).
         def draw_ui(session_key):
             try:
                 pair = app.blind.draw(session_key)
             except VoteError as exc:  # said where the pair would be, not as an error toast
-                return "", {}, gr.update(value="", label="A"), gr.update(value="", label="B"), f"**{exc}**", ""
+                return "", {}, gr.update(value="", label="A"), gr.update(value="", label="B"), "", f"**{exc}**"
             return (pair.pair_id, {}, gr.update(value=pair.text_a, label="A"), gr.update(value=pair.text_b, label="B"),
                     "Which is better?", "")
 
@@ -173,9 +175,9 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
                     if snap["pair_id"]:
                         yield snap["pair_id"], snap["results"], a, b, "**Blind run done.** Which is better?", ""
                     else:
-                        yield "", {}, a, b, f"**{snap['note']}**", ""
+                        yield "", {}, a, b, "**Blind run done.**", f"**{snap['note']}**"
             except (RequestError, VoteError) as exc:
-                yield "", {}, *blank, f"**{exc}**", ""
+                yield "", {}, *blank, "", f"**{exc}**"
 
         def vote_ui(session_key, pair, results, choice, request: gr.Request):
             try:
