@@ -121,7 +121,8 @@ def test_leaderboard_tab_is_quick_whole_and_labelled(browser, tmp_path):
 
         toggle = browser.find_element(By.XPATH, "//label[contains(., 'include failed')]//input")
         toggled = _timed(browser, toggle.click)
-        assert max(opened, toggled) < SCRIPT_BUDGET_S, f"script seconds: opening the tab {opened:.2f}, a filter change {toggled:.2f}"
+        assert max(opened, toggled) < SCRIPT_BUDGET_S, \
+            f"script seconds: opening the tab {opened:.2f}, a filter change {toggled:.2f}"
 
         # nothing but the results table scrolls sideways; the filters wrap
         lb = browser.find_element(By.ID, "lb-table").find_element(By.XPATH, "ancestor::*[@role='tabpanel'][1]")

@@ -31,7 +31,8 @@ def test_each_speedup_has_its_spread_and_a_warning_where_the_spread_is_larger_th
                      (4, [20, 20.4, 21], [40, 41, 43])])
     [chart] = speedup_charts(points)
     sdpa = chart.data[chart.data["config"] == "sdpa"].set_index("batch_size")
-    assert sdpa.loc[2, "speedup_low"] == pytest.approx(20 / 52) and sdpa.loc[2, "speedup_high"] == pytest.approx(110 / 8.5)
+    assert sdpa.loc[2, "speedup_low"] == pytest.approx(20 / 52)
+    assert sdpa.loc[2, "speedup_high"] == pytest.approx(110 / 8.5)
     assert list(sdpa["noisy"]) == [False, True, False]
     assert not chart.data[chart.data["config"] == "eager"]["noisy"].any()  # the baseline is 1x by definition
     trace = next(t for t in chart.figure.data if t.name == "sdpa")

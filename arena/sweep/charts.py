@@ -12,11 +12,12 @@
 - padded_charts (generate-padded sweeps): decode tokens/s, TTFT and peak memory against batch
   size, one line per implementation, one chart each per (model, hardware, quantization).
 Points that did not run are kept in each chart's data (status, reason) and named in its
-legend; they are never silently missing. Each point's spread over its timed repeats (stored in
-its `spread`) is drawn as an error bar (min to max); a speedup whose spread is larger than its
-effect (its range high/low wider than its distance from 1x, as ratios) is drawn hollow and named under the chart, and flagged `noisy` in its
-data: a measurement that does not support its number. Each sweep (run_id) gets its own charts, so points
+legend; they are never silently missing. Each sweep (run_id) gets its own charts, so points
 of several sweeps (from the store, or several JSON files) are never mixed in one line.
+Each point's spread over its timed repeats (stored in its `spread`) is drawn as an error bar
+(min to max); a speedup whose spread is larger than its effect (its range high/low wider than
+its distance from 1x, as ratios) is drawn hollow, named under the chart and flagged `noisy` in
+its data: a measurement that does not support its number.
 """
 
 from __future__ import annotations
