@@ -69,9 +69,10 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
 
 
 def test_no_endpoint_writes_rows(tmp_path):
-    """The public API: /run (server-measured results only), /leaderboard, /ratings and /workers
+    """The public API: /run and /blind_run (server-measured results only), /leaderboard, /ratings and /workers
     (read), /blind_pair and /vote (votes only on pairs the server showed to that session)."""
     with running_app(tmp_path / "arena.sqlite") as app:
         api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
-        assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_pair", "/vote", "/ratings", "/workers"}
+        assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_run", "/blind_pair", "/vote", "/ratings",
+                                             "/workers"}
         assert not api["unnamed_endpoints"]

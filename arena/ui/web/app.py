@@ -17,9 +17,10 @@ from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
-from arena.data.blind import CHOICES, VoteError
+from arena.data.blind import VoteError
 from arena.models.dtypes import DTYPES
 from arena.ui.web import (
+    blind_tab,
     charts,
     environment,
     leaderboard,
@@ -193,46 +194,41 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             with gr.Row():
                 speed_plot = gr.Plot(label="Speed and memory", elem_id="speed-plot")
                 quality_plot = gr.Plot(label="Speedup and agreement", elem_id="quality-plot")
-        # Its own tab: the named cards and table of the Arena tab are out of sight while voting.
-        with gr.Tab("Blind check", elem_id="blind"):
-            gr.Markdown("Two configurations' outputs of your last run, as A and B in random order, "
-                        "without their names. Vote first; the names are shown after. Outputs with the "
-                        "same text are never paired. Votes feed the quality rating in the leaderboard "
-                        f"(Bradley-Terry, as Chatbot Arena computes it); at most {lim.votes_per_hour} "
-                        "votes per visitor per hour.")
-            blind_btn = gr.Button("Show two outputs", elem_id="blind-draw")
-            pair_id = gr.State("")
-            with gr.Row():
-                text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
-                text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
-            with gr.Row():
-                vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
-            reveal = gr.Markdown(elem_id="blind-reveal")
+        blind_tab.build_tab(app, session_key, GPU_QUEUE)
 
         with gr.Tab("Leaderboard") as lb_tab:
-            with gr.Row():
+            # The filters in one row that wraps, the page controls in the next (one row held
+            # eight fixed-width blocks and scrolled sideways).
+            with gr.Row(equal_height=True, elem_id="lb-filters"):
                 filters = [gr.Dropdown(list(leaderboard.MODES) if key == "mode" else [],
                                        value=["arena"] if key == "mode" else [],
-                                       multiselect=True, label=label, elem_id=f"lb-{key}")
+                                       multiselect=True, label=label, elem_id=f"lb-{key}", min_width=200)
                            for key, label in zip(leaderboard.FILTERS, leaderboard.FILTER_LABELS)]
+            with gr.Row():
                 include_failed = gr.Checkbox(False, label="include failed and unavailable")
                 page = gr.Number(1, precision=0, minimum=1, label="page", elem_id="lb-page", min_width=80)
-                refresh_btn = gr.Button("Refresh", elem_id="lb-refresh")
+                refresh_btn = gr.Button("Refresh", elem_id="lb-refresh", scale=0, min_width=120)
             lb_caption = gr.Markdown(elem_id="lb-caption")
-            lb_table = gr.Dataframe(leaderboard.empty_table(), label="Stored results, fastest decode first "
-                                    "(click a heading to sort this page)", interactive=False, elem_id="lb-table")
+            # Plain HTML (leaderboard.html_table): a Dataframe in a tab with a select listener took
+            # 5-20 s of browser script per update (Gradio 6.17); this tab must hold none.
+            lb_table = gr.HTML(leaderboard.results_html(leaderboard.empty_table()), elem_id="lb-table",
+                               label="Stored results, fastest decode first (click a heading to sort this page)",
+                               show_label=True, container=True, js_on_load=leaderboard.SORT_JS,
+                               css_template=leaderboard.TABLE_CSS)
             with gr.Row():
                 csv_btn = gr.Button(f"Make CSV (the newest {leaderboard.CSV_ROWS:,} matching results)",
                                     elem_id="lb-csv", scale=0)
                 csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False, height=90)
-            bubble_plot = gr.Plot(elem_id="lb-bubbles")
-            speedup_plot = gr.Plot(elem_id="lb-speedups")
+            bubble_plot = gr.Plot(label="Decode speed against peak memory", elem_id="lb-bubbles")
+            speedup_plot = gr.Plot(label="Speedup versus each run's baseline", elem_id="lb-speedups")
             gr.Markdown("### Quality from blind votes\nRating per configuration within each model "
                         "(Bradley-Terry on the Elo scale, mean 1000; 95% bootstrap interval), beside "
                         "the configuration's median decode speed and peak memory for that model.")
-            quality_table = gr.Dataframe(leaderboard.quality_table(leaderboard.empty_quality()), interactive=False,
-                                         elem_id="lb-quality")
-            quality_plot_lb = gr.Plot(elem_id="lb-quality-plot")
+            quality_table = gr.HTML(leaderboard.html_table(leaderboard.quality_table(leaderboard.empty_quality()),
+                                                           "No blind votes yet."),
+                                    elem_id="lb-quality", js_on_load=leaderboard.SORT_JS,
+                                    css_template=leaderboard.TABLE_CSS)
+            quality_plot_lb = gr.Plot(label="Quality against speed", elem_id="lb-quality-plot")
 
         sweep_key = sweep_tab.build_tab(app, GPU_QUEUE)
 
@@ -286,8 +282,9 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             view = leaderboard.view(app.store, dict(zip(leaderboard.FILTERS, selected)), failed, page_v or 1,
                                     lim.share_outputs)
             updates = [gr.update(choices=view.choices[k]) for k in leaderboard.FILTERS]
-            return (*updates, view.page, view.caption(), view.table, charts.leaderboard_bubbles(view.sample),
-                    charts.leaderboard_speedups(view.sample), leaderboard.quality_table(view.quality),
+            return (*updates, view.page, view.caption(), leaderboard.results_html(view.table),
+                    charts.leaderboard_bubbles(view.sample), charts.leaderboard_speedups(view.sample),
+                    leaderboard.html_table(leaderboard.quality_table(view.quality), "No blind votes yet."),
                     charts.quality_vs_speed(view.quality))
 
         inputs = [session_key, prompt, model, hub_id, max_new, batch, repeats, prompt_tokens, dtype, decoding, seed,
@@ -309,15 +306,16 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             show_progress_on=[summary],
         )
         read_only = dict(queue=False, api_visibility="private")
-        run_event.then(refresh, lb_inputs, lb_outputs, **read_only)
         cancel_btn.click(cancel_ui, session_key, None, **read_only)
-        for trigger in (refresh_btn.click, include_failed.change, lb_tab.select, page.submit):
+        # Drawn when the tab is opened (so a page that never opens it costs no query) and on
+        # its own controls: not while hidden, where a Gradio output never shown kept a stale
+        # loading status (a spinner for good) when its tab was first opened.
+        for trigger in (lb_tab.select, refresh_btn.click, include_failed.change, page.submit):
             trigger(refresh, lb_inputs, lb_outputs, **read_only)
         run_event.then(warm_rows, None, warm_table, **read_only)
         for f in filters:
             f.input(refresh, lb_inputs, lb_outputs, **read_only)
         csv_btn.click(make_csv, lb_inputs, csv_file, **read_only)
-        demo.load(refresh, lb_inputs, lb_outputs, **read_only)
         demo.load(new_session_key, None, [session_key, sweep_key], **read_only)
 
         # ---- public API
@@ -348,25 +346,6 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
             frame = leaderboard.page_rows(app.store, selected, bool(include_failed), int(page or 1), lim.share_outputs,
                                           page_size=size)
             return leaderboard.public_rows(frame)
-
-        def draw_ui(session_key):
-            try:
-                pair = app.blind.draw(session_key)
-            except VoteError as exc:  # said where the pair would be, not as an error toast
-                return "", "", "", f"**{exc}**"
-            return pair.pair_id, pair.text_a, pair.text_b, "Which is better?"
-
-        def vote_ui(session_key, pair, choice, request: gr.Request):
-            try:
-                shown = app.blind.vote(session_key, pair, choice, client=_client(request))
-            except VoteError as exc:
-                return pair, f"**{exc}**"
-            return "", f"**A** was `{shown['A']}`, **B** was `{shown['B']}`. Thanks: your vote is stored."
-
-        blind_btn.click(draw_ui, session_key, [pair_id, text_a, text_b, reveal], **read_only)
-        for btn in vote_btns:
-            btn.click(vote_ui, [session_key, pair_id, btn], [pair_id, reveal],
-                      **read_only).then(refresh, lb_inputs, lb_outputs, **read_only)
 
         def blind_pair(request: gr.Request = None) -> dict:
             """Two outputs of this session's last run as A and B, names hidden: {pair_id, text_a, text_b}."""

@@ -16,7 +16,7 @@ from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
 from arena.data.store import Store
 from arena.models.dtypes import DTYPES
-from arena.sweep.charts import Chart, all_charts
+from arena.sweep.charts import Chart, all_charts, noisy_points
 from arena.sweep.plan import (
     MODES,
     NO_QUANT,
@@ -100,7 +100,7 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
         status = gr.Markdown(elem_id="sweep-status")
         table = gr.Dataframe(columns_frame([], sweep_columns("forward")), label="Points", interactive=False)
         chart_pick = gr.Dropdown([], label="Chart")
-        plot = gr.Plot(elem_id="sweep-plot")
+        plot = gr.Plot(label="Sweep chart", elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
         key = gr.State("")  # set by the page's load event (see app.new_session_key)
         points_state = gr.State([])
@@ -108,15 +108,22 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
         def charts_of(points: list[dict[str, Any]]) -> dict[str, Chart]:
             return {c.title: c for c in all_charts(points)} if points else {}
 
-        def show(points: list[dict[str, Any]], title: str | None):
+        def show(points: list[dict[str, Any]], title: str | None, session_key: str = "", write: bool = True):
+            """The chart picked (else the first) and, once the points are final, its data as one
+            CSV file per page and chart, overwritten when written again (not one per update)."""
             charts = charts_of(points)
             if not charts:
                 return gr.update(choices=[], value=None), None, None
             title = title if title in charts else next(iter(charts))
             chart = charts[title]
-            path = app.downloads.path(f"{chart.key}.csv")
+            if not write:
+                return gr.update(choices=list(charts), value=title), chart.figure, None
+            path = app.downloads.named(f"{session_key or 'sweep'}-{chart.key}.csv")
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
+
+        def pick(points: list[dict[str, Any]], title: str | None, session_key: str):
+            return show(points, title, session_key)
 
         @zerogpu.gpu
         def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v,
@@ -126,17 +133,21 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                                repeats=repeats_v, prompt_lens=prompt_lens_v, new_tokens=new_tokens_v,
                                isolation=app.isolation)
             with app.tracked(session_key) as cancel:
-                yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v))
+                yield from _updates(stream_sweep(req, app.store, app.limits, cancel), sweep_columns(mode_v),
+                                    session_key)
 
-        def _updates(stream, columns):
+        def _updates(stream, columns, session_key):
             shown = 0
             for points, finished, error in stream:
                 head = "**Finished**" if finished else "**Running**"
                 text = f"{head}: {len(points)} points" + (f" — stopped: {error}" if error else "")
                 if len(points) != shown or finished:
                     shown = len(points)
-                    pick, fig, csv = show(points, None)
-                    yield text, columns_frame(points, columns), list(points), pick, fig, csv
+                    # the CSV is written when the points are final, not on every streamed update
+                    picked, fig, csv = show(points, None, session_key, write=finished)
+                    if finished:
+                        text += _noise_warning(points)
+                    yield text, columns_frame(points, columns), list(points), picked, fig, csv
                 else:
                     yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
@@ -149,9 +160,19 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                       [status, table, points_state, chart_pick, plot, csv_btn],
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
-        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+        chart_pick.input(pick, [points_state, chart_pick, key], [chart_pick, plot, csv_btn], queue=False,
                          api_visibility="private")
     return key
+
+
+def _noise_warning(points: list[dict[str, Any]]) -> str:
+    """A line under the status where some speedups are not supported by their repeats."""
+    noisy = noisy_points(all_charts(points)) if points else 0
+    if not noisy:
+        return ""
+    return (f"\n\n⚠ {noisy} point{'s' if noisy != 1 else ''} vary more over their repeats than the speedup "
+            "they show (hollow markers, named under each chart): repeat more, or measure on a quieter machine, "
+            "before trusting them.")
 
 
 def sweep_model_choices(limits: ServerLimits) -> list[tuple[str, str]]:
