@@ -16,12 +16,12 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from arena.core import registry
 from arena.core.env import platform
 from arena.core.errors import one_line_text
-from arena.core.request import PreparedRun, RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
+from arena.execute.prepare import PreparedRun, validate
+from arena.techniques import registry
 from arena.data.blind import CHOICES, VoteError
-from arena.models.sources import load_config
 from arena.ui.web import zerogpu
 from arena.ui.web.state import ArenaApp, first_choice, model_choices
 
@@ -41,16 +41,12 @@ def runnable(prepared: PreparedRun, among: list[str] | None = None) -> list[str]
     """The configurations (of `among`, else of the registry) that can run here for this model and
     prompt: the runner's own availability check, made before drawing two."""
     plat = platform()
-    try:
-        model_config = load_config(prepared.spec)
-    except Exception:  # the runner decides then; a blind run should not fail on the look-up
-        model_config = None
     positions = len(prepared.prompt_ids) + prepared.request.max_new_tokens
     out = []
     for name in among or list(registry.REGISTRY):
         cfg = registry.get(name)
         verdict = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
-                                        placement=prepared.placement, model_config=model_config,
+                                        placement=prepared.placement, model_config=prepared.model_config,
                                         positions=positions)
         if verdict.ok:
             out.append(name)
