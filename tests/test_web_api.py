@@ -70,9 +70,10 @@ def test_run_streams_and_lands_in_the_leaderboard_and_survives_a_restart(tmp_pat
 
 def test_no_endpoint_writes_rows(tmp_path):
     """The public API: /run and /blind_run (server-measured results only), /leaderboard, /ratings and /workers
-    (read), /blind_pair and /vote (votes only on pairs the server showed to that session)."""
+    (read), /blind_pair and /vote (votes only on pairs the server showed to that session), /cancel (the caller's
+    own session's run only)."""
     with running_app(tmp_path / "arena.sqlite") as app:
         api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
         assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_run", "/blind_pair", "/vote", "/ratings",
-                                             "/workers"}
+                                             "/workers", "/cancel"}
         assert not api["unnamed_endpoints"]

@@ -81,12 +81,6 @@ class _ThreadSource(Source):
         finally:
             self.events.put({"type": "done"})
 
-    def get(self, timeout: float) -> dict[str, Any] | None:
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
     def death(self) -> str | None:
         return None if self.thread.is_alive() or not self.events.empty() else "the inline job ended without a word"
 

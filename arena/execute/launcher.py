@@ -14,6 +14,7 @@ worker sent before dying) from an end, and collect "metrics", "nll", "error" and
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -81,10 +82,14 @@ class Source(ABC):
     """The events of a launched job, as the loop reads them."""
 
     stop_grace_s: float | None = 0.0  # after a stop request, how long it may take to end; None: until it does
+    events: Any = None  # the queue the job puts its events on (queue.Queue or multiprocessing's)
 
-    @abstractmethod
     def get(self, timeout: float) -> dict[str, Any] | None:
         """The next event, or None when none came within `timeout` seconds."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:  # multiprocessing's queues raise the same
+            return None
 
     @abstractmethod
     def death(self) -> str | None:

@@ -119,12 +119,6 @@ class ProcessSource(Source):
         self.proc, self.events, self.stop_flag = proc, events, stop_flag
         self.stop_grace_s = stop_grace_s if stop_flag is not None else 0.0
 
-    def get(self, timeout: float) -> dict[str, Any] | None:
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
     def death(self) -> str | None:
         if self.proc.is_alive():
             return None

@@ -23,7 +23,7 @@ its data: a measurement that does not support its number.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -173,15 +173,20 @@ def _title(main: str, first: pd.Series, hardware: str) -> str:
     return f"{main}<br><sup>{first['model_display']}, {first['dtype']}, {hardware}</sup>"
 
 
+def _unpadded_sweeps(points: Iterable[Result | dict[str, Any]]) -> Iterator[tuple[str, str, str, str, pd.DataFrame]]:
+    """Each sweep's points (one model, hardware, mode and quantization) but generate-padded ones,
+    which have their own charts: (model id, hardware, mode, quantization, points)."""
+    for keys, sweep in points_frame(points).groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
+        if mode != PADDED:
+            yield model_id, hardware, mode, quant, sweep
+
+
 def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     """Speedup over eager against batch size, for each sequence length and padding; where a
     sweep has a single batch size, against sequence length instead, for each padding."""
-    frame = points_frame(points)
     charts = []
-    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
-        _, model_id, hardware, mode, quant = keys
-        if mode == PADDED:
-            continue
+    for model_id, hardware, mode, quant, sweep in _unpadded_sweeps(points):
         by_batch = sweep["batch_size"].nunique() > 1 or sweep["seq_len"].nunique() == 1
         x, fixed = ("batch_size", "seq_len") if by_batch else ("seq_len", "batch_size")
         what = "one forward pass" if mode == "sweep-forward" else "generate()"
@@ -210,12 +215,8 @@ def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
 def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     """Peak memory against sequence length, for each batch size and padding that has two or
     more sequence lengths."""
-    frame = points_frame(points)
     charts = []
-    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
-        _, model_id, hardware, mode, quant = keys
-        if mode == PADDED:
-            continue
+    for model_id, hardware, mode, quant, sweep in _unpadded_sweeps(points):
         quant_text = "" if quant == "none" else f", weights {quant}"
         for (batch, padding), data in sweep.groupby(["batch_size", "padding"], sort=True):
             if data["seq_len"].nunique() < 2:
