@@ -1,6 +1,10 @@
 """Inference Arena web app: `python app.py` (port from GRADIO_SERVER_PORT, default 7860)."""
 
-from arena.ui.web.app import launch
+from arena.core import quiet
+
+quiet.silence()  # library noise off (ARENA_VERBOSE=1 keeps it), before the libraries load
+
+from arena.ui.web.app import launch  # noqa: E402
 
 if __name__ == "__main__":
     launch()

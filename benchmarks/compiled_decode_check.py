@@ -15,7 +15,7 @@ import torch
 
 from arena.backends import make_backend
 from arena.backends.base import Sampling
-from arena.core import registry
+from arena.techniques import registry
 from arena.measure.clocks import TokenClock, timing_from_stamps
 from arena.models.spec import parse_model
 

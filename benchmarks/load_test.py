@@ -299,7 +299,7 @@ def main() -> int:
     args = ap.parse_args()
     server = None
     if args.start:
-        from tests.appserver import AppServer
+        from arena.testing.appserver import AppServer
 
         folder = Path(tempfile.mkdtemp(prefix="arena-load-"))
         server = AppServer(folder / "arena.sqlite").start()

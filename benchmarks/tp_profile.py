@@ -22,7 +22,7 @@ import statistics
 import time
 from typing import Any, Callable
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import platform
 from arena.execute.tensor_parallel import run_ranks
 from arena.execute.worker import Job

@@ -1,15 +1,10 @@
-"""The memory-bandwidth yardstick (arena/measure/bandwidth.py, arena/measure/bandwidth_limit.py) and the compiled-decode configuration,
-measured for real on CPU: a tiny synthetic Llama and the embedded default in fp32."""
+"""The memory-bandwidth yardstick (arena/measure/bandwidth.py, arena/measure/bandwidth_limit.py), measured
+for real on CPU."""
 
 import json
 
 import pytest
-import torch
 
-from arena.backends import make_backend
-from arena.backends.base import Sampling
-from arena.backends.compiled_decode import sample_on_device
-from arena.core import registry
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.execute import runner
@@ -19,11 +14,8 @@ from arena.measure.bandwidth_limit import (
     limit_for,
     limit_tokens_per_s,
 )
-from arena.measure.clocks import TokenClock
 from arena.models.sources import load_config
 from arena.models.spec import ModelSpec
-from arena.models.tokenizers import encode_prompt
-from tests.localmodel import small_local_mistral
 
 TINY = ModelSpec("synthetic", "tiny-llama")
 
@@ -93,88 +85,3 @@ def test_every_ok_result_carries_its_limit_and_share(store):
     row["hardware"] = hardware_key("cpu")
     assert limit_for(row) == pytest.approx(results["eager"].bandwidth_limit_tokens_per_s, rel=1e-6)
     assert limit_for({"hardware": "never measured", "weights_mb": 1.0}) is None
-
-
-def _loaded(spec: ModelSpec):
-    backend = make_backend(registry.get("compiled-decode"), spec, "fp32", "cpu")
-    backend.load()
-    return backend
-
-
-def test_compiled_decode_streams_every_token_and_reuses_its_cache():
-    backend = _loaded(TINY)
-    prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=12)] * 2)
-    streamed: list[int] = []
-    clock = TokenClock(on_tokens=streamed.extend)
-    clock.begin()
-    out = backend.generate(prompt, 10, Sampling(), streamer=clock)
-    assert out.shape == (2, 10) and torch.equal(out[0], out[1])
-    assert streamed == out[0].tolist() and len(clock.stamps) == 10
-    assert clock.stamps == sorted(clock.stamps) and clock.stamps[0] > clock.start
-    # same shapes again: the same cache, reset; other lengths: a new one, same greedy prefix
-    assert torch.equal(backend.generate(prompt, 10, Sampling()), out)
-    assert torch.equal(backend.generate(prompt, 4, Sampling()), out[:, :4])
-
-
-def test_sampling_on_the_device_is_seeded_and_honours_top_p():
-    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
-    # top-p so small that only the most likely token survives: sampling equals argmax
-    narrow = Sampling(do_sample=True, top_p=1e-6)
-    assert torch.equal(sample_on_device(logits, narrow), logits.argmax(dim=-1))
-    wide = Sampling(do_sample=True, temperature=5.0)
-    draws = set()
-    for seed in range(20):
-        torch.manual_seed(seed)
-        draws.add(tuple(sample_on_device(logits, wide).tolist()))
-    assert len(draws) > 1  # it really samples
-    backend = _loaded(TINY)
-    prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=8)])
-    a = backend.generate(prompt, 8, Sampling(do_sample=True, seed=3))
-    b = backend.generate(prompt, 8, Sampling(do_sample=True, seed=3))
-    assert torch.equal(a, b)
-    # the sampling step feeds each chosen token back and moves the position on: with only the
-    # most likely token left it decodes exactly what the greedy step does
-    assert torch.equal(backend.generate(prompt, 8, narrow), backend.generate(prompt, 8, Sampling()))
-
-
-@pytest.mark.parametrize("model,tokens", [("synthetic:tiny-llama", 24), ("default", 24)])
-def test_compiled_decode_matches_eager_greedy_in_fp32(store, model, tokens):
-    req = RunRequest(model=model, prompt="Name three colours of the rainbow.",
-                     configs=["eager", "compiled-decode"], max_new_tokens=tokens, repeats=1,
-                     prompt_tokens=20, dtype="fp32", isolation="inline")
-    results = {r.config: r for r in runner.run(req, store=store)}
-    fast = results["compiled-decode"]
-    assert fast.status == "ok", fast.reason
-    assert fast.token_agreement == 1.0 and fast.first_divergence is None
-    assert fast.token_ids == results["eager"].token_ids and len(fast.token_ids) == tokens
-    assert fast.family == "compile" and registry.get("compiled-decode").compiled
-
-
-def test_compiled_decode_is_refused_past_a_sliding_window(store, tmp_path):
-    # Mistral-7B's layers attend through a 4,096-token window; transformers' sliding static cache
-    # rolls itself past it with host-side state a captured graph does not replay
-    mistral = load_config(ModelSpec("synthetic", "mistral-7b"))
-    assert registry.rolling_window(mistral) == 4096
-    assert registry.rolling_window(load_config(TINY)) is None
-    cd = registry.get("compiled-decode")
-    why = registry.model_blocker(cd, mistral, positions=4097)
-    assert why and "4,096-token sliding window" in why and "4,097 positions" in why
-    assert registry.model_blocker(cd, mistral, positions=4096) is None
-    assert registry.model_blocker(registry.get("sdpa"), mistral, positions=8192) is None
-    # through a real run on a small saved Mistral with a 16-token window: refused with that line
-    # before anything loads; sdpa runs
-    model = small_local_mistral(tmp_path / "mistral", sliding_window=16)
-    req = RunRequest(model=str(model), prompt=" ".join(f"w{i}" for i in range(1, 21)),
-                     configs=["sdpa", "compiled-decode"], max_new_tokens=8, repeats=1, dtype="fp32",
-                     isolation="inline")
-    results = {r.config: r for r in runner.run(req, store=store)}
-    assert results["sdpa"].status == "ok"
-    refused = results["compiled-decode"]
-    assert refused.status == "unavailable" and "16-token sliding window" in refused.reason
-    # inside its window the same model decodes through the compiled step exactly as sdpa does
-    roomy = small_local_mistral(tmp_path / "mistral-64", sliding_window=64)
-    req = RunRequest(model=str(roomy), prompt=req.prompt, configs=["sdpa", "compiled-decode"], max_new_tokens=8,
-                     repeats=1, dtype="fp32", isolation="inline")
-    results = {r.config: r for r in runner.run(req, store=store)}
-    assert results["compiled-decode"].status == "ok", results["compiled-decode"].reason
-    assert results["compiled-decode"].token_ids == results["sdpa"].token_ids

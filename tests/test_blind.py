@@ -60,8 +60,10 @@ def test_pairs_are_random_hidden_and_voted_once(store):
         blind.vote("s1", pair.pair_id, "A wins!!")
     reveal = blind.vote("s1", pair.pair_id, "B is better")
     assert reveal == {"A": pair.config_a, "B": pair.config_b, "winner": "b"}
-    with pytest.raises(VoteError, match="already been voted"):
-        blind.vote("s1", pair.pair_id, "A is better")
+    with pytest.raises(VoteError, match=f"already voted on this pair \\(A was {pair.config_a}, B was {pair.config_b}"):
+        blind.vote("s1", pair.pair_id, "A is better")  # the second vote is refused as such, names again
+    with pytest.raises(VoteError, match="no pair is shown yet"):
+        blind.vote("s1", "", "A is better")
     [stored] = store.votes()
     assert stored["run_id"] == "last" and stored["model_id"] == "default" and stored["prompt"] == "Q?"
     assert (stored["config_a"], stored["config_b"], stored["winner"]) == (pair.config_a, pair.config_b, "b")
@@ -71,7 +73,27 @@ def test_pairs_are_random_hidden_and_voted_once(store):
 def test_synthetic_outputs_are_not_offered(store):
     blind = BlindCheck(store)
     assert blind.record_run("s", _results("r", {"eager": "1 2", "sdpa": "3 4"}, synthetic=True)) == 0
-    with pytest.raises(VoteError, match="at least two configurations"):
+    with pytest.raises(VoteError, match="synthetic model.*at least two configurations"):
+        blind.draw("s")
+
+
+def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
+    blind = BlindCheck(store)
+    blind.record_run("s", _results("r1", {"eager": "Paris.", "sdpa": "Paris."}))  # the same text
+    # then a run cancelled while eager was writing: eager failed (cancelled), sdpa never started
+    cancelled = _results("r2", {"eager": "Par"})
+    cancelled[0].update(status="failed", reason="cancelled")
+    assert blind.record_run("s", cancelled) == 0
+    with pytest.raises(VoteError) as exc:
+        blind.draw("s")
+    assert "same text" not in str(exc.value)
+    assert "finished 0 configurations with text (none); not finished: eager (cancelled)" in str(exc.value)
+    # one finished, one cancelled: named as such
+    half = _results("r3", {"eager": "Paris.", "sdpa": "Par"})
+    half[1].update(status="failed", reason="cancelled")
+    blind.record_run("s", half)
+    with pytest.raises(VoteError, match=r"finished 1 configuration with text \(eager\); not finished: sdpa "
+                                        r"\(cancelled\): a pair needs two"):
         blind.draw("s")
 
 
@@ -131,3 +153,100 @@ def test_sessions_and_pairs_expire(store):
         blind.draw("s9")  # the newest session is kept (its one pair was shown)
     with pytest.raises(VoteError, match="at least two"):
         blind.draw("s0")  # the oldest is gone
+
+
+def test_blind_draws_two_different_configurations_at_random(store):
+    blind = BlindCheck(store)
+    drawn = {tuple(blind.draw_configs(["eager", "sdpa", "bnb-4bit"])) for _ in range(200)}
+    assert all(len(set(d)) == 2 for d in drawn)
+    assert len(drawn) == 6  # every pair, in both orders
+    with pytest.raises(VoteError, match=r"only 1 can run here for this model \(eager\)"):
+        blind.draw_configs(["eager", "eager"])
+
+
+def test_blind_run_through_the_server_hides_names_and_timings_until_the_vote(tmp_path):
+    """/blind_run on the real server: two configurations drawn from those asked, run in the
+    measuring queue; nothing names them or times them until /vote, which reveals them once."""
+    import json
+    import urllib.request
+
+    from gradio_client import Client
+
+    from arena.data.store import Store
+    from tests.appserver import running_app
+    from tests.localmodel import small_local_model
+
+    model = str(small_local_model(tmp_path / "small-llama"))
+    db = tmp_path / "arena.sqlite"
+    with running_app(db) as app:
+        # one tab bar, the Blind check in it (events registered after a tab would start a second)
+        with urllib.request.urlopen(app.url + "config", timeout=30) as r:
+            config = json.load(r)
+        kinds = {c["id"]: c for c in config["components"]}
+        bars = [[kinds[t["id"]]["props"]["label"] for t in child.get("children", [])]
+                for child in config["layout"]["children"] if kinds[child["id"]]["type"] == "tabs"]
+        assert bars == [["Arena", "Blind check", "Leaderboard", "Sweep", "Environment"]], bars
+        client = Client(app.url, verbose=False)
+        # eager and bnb-4bit write different tokens with these random weights
+        snapshots = list(client.submit("w1 w2 w3", model, "bnb-4bit,eager", 8, api_name="/blind_run"))
+        final = snapshots[-1]
+        assert final["finished"] and final["pair_id"] and not final["note"], final
+        assert final["text_a"] and final["text_b"] and final["text_a"] != final["text_b"]
+        seen = json.dumps(snapshots)
+        for word in ("eager", "bnb", "4bit", "ttft", "tokens_per_s", "memory", "run_id", "config"):
+            assert word not in seen.lower(), (word, seen[:500])
+        assert {"finished", "done", "of", "elapsed_s", "pair_id", "text_a", "text_b", "note"} == set(final)
+        # what ran is a real run of this session, stored like any other
+        rows = [r.to_dict() for r in Store(db).results()]
+        assert sorted(r["config"] for r in rows) == ["bnb-4bit", "eager"]
+        reveal = client.predict(final["pair_id"], "A is better", api_name="/vote")
+        assert {reveal["A"], reveal["B"]} == {"eager", "bnb-4bit"}
+        text_of = {r["config"]: r["text"] for r in rows}
+        assert (text_of[reveal["A"]], text_of[reveal["B"]]) == (final["text_a"], final["text_b"])
+        with pytest.raises(Exception, match="already voted on this pair"):
+            client.predict(final["pair_id"], "B is better", api_name="/vote")
+        with pytest.raises(Exception, match="not shown to this session"):
+            Client(app.url, verbose=False).predict(final["pair_id"], "Tie", api_name="/vote")
+        [vote] = Store(db).votes()
+        assert (vote["config_a"], vote["config_b"], vote["winner"]) == (reveal["A"], reveal["B"], "a")
+
+        with pytest.raises(Exception, match="only 1 can run here"):
+            client.predict("w1", model, "eager", 4, api_name="/blind_run")
+        with pytest.raises(Exception, match="synthetic model"):
+            client.predict("w1", "synthetic:tiny-llama", "", 4, api_name="/blind_run")
+
+
+def test_the_blind_tabs_handlers_hide_names_until_the_vote_and_refuse_a_second_vote(tmp_path):
+    """The tab's own handlers, taken from the built page (real Blocks, real store, real workers)."""
+    from arena.core.limits import ServerLimits
+    from arena.data.store import Store
+    from arena.ui.web.app import build
+    from arena.ui.web.state import ArenaApp
+    from tests.localmodel import small_local_model
+
+    model = str(small_local_model(tmp_path / "small-llama"))
+    app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
+    fns = {getattr(f.fn, "__name__", ""): f.fn for f in build(app).fns.values()}
+
+    # a pair from the page's last run: A and B unnamed; the vote names them, a second vote says so
+    app.blind.record_run("page", _results("r1", {"eager": "Paris.", "bnb-4bit": "Lyon."}))
+    pair_id, _, a, b, status, _ = fns["draw_ui"]("page")
+    assert (a["label"], b["label"], status) == ("A", "B", "Which is better?")
+    assert {a["value"], b["value"]} == {"Paris.", "Lyon."}
+    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "A is better", None)
+    assert kept == pair_id
+    assert (a["label"], b["label"]) in (("A · eager", "B · bnb-4bit"), ("A · bnb-4bit", "B · eager"))
+    assert "your vote is stored" in reveal
+    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "B is better", None)
+    assert kept == pair_id and "already voted on this pair" in reveal and "not shown" not in reveal
+    assert len(app.store.votes()) == 1
+
+    # a blind run through the page's handler: nothing names the two before the end; eager and sdpa
+    # write the same text here (fp32), so there is no vote, and the end says so with their names
+    updates = list(fns["blind_run_ui"]("page", "w1 w2 w3", model, ["sdpa", "eager"], 6))
+    running, final = updates[:-1], updates[-1]
+    assert running and all(u[4].startswith("**Blind run**: ") for u in running)
+    assert not any(name in str(u) for u in running for name in ("eager", "sdpa"))
+    assert final[0] == "" and "same text" in final[5] and "eager" in final[5] and "sdpa" in final[5]
+    assert final[2]["value"] == final[3]["value"] != ""
+    assert sorted(r.config for r in app.store.results()) == ["eager", "sdpa"]

@@ -1,9 +1,12 @@
 import json
+import os
+import time
 import subprocess
 import sys
 
 import pytest
 
+from arena.techniques.registry import REGISTRY
 from arena.ui.cli import main
 
 
@@ -63,5 +66,71 @@ def test_run_writes_json_and_csv_and_leaderboard(tmp_path):
 
 def test_unknown_hub_model_exits_2():
     proc = subprocess.run([sys.executable, "-m", "arena", "run", "--model", "nobody/nothing-here"],
-                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_help_lists_every_command_and_each_run_option_with_its_range(capsys):
+    from arena.core import limits
+    from arena.ui.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    commands = parser._subparsers._group_actions[0].choices
+    for name in commands:
+        assert f"\n    {name}" in top, name
+    run = commands["run"]
+    for action in run._actions:
+        assert action.help, f"run {action.option_strings} has no help"
+    text = run.format_help()
+    for bound in (limits.MAX_NEW_TOKENS, limits.MAX_BATCH, limits.MAX_REPEATS, limits.MAX_SEED,
+                  limits.MAX_SYNTHETIC_PROMPT_TOKENS):
+        assert f"1..{bound}" in text or f"0..{bound}" in text, bound
+    assert "(default: 32)" in text and "auto|fp32|fp16|bf16" in text
+
+
+def test_unknown_configuration_names_the_closest_and_where_to_look(capsys):
+    assert main(["run", "--configs", "eager,sdpa-flsh"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unknown configuration 'sdpa-flsh'; did you mean sdpa-flash" in last
+    assert last.endswith(f"`python -m arena configs` lists all {len(REGISTRY)}")
+
+
+def test_unreachable_hub_fails_at_once_with_what_to_do(tmp_path):
+    """Without HF_HUB_OFFLINE, as a new user runs it: this machine reaches no Hub (a machine that
+    does gets "no model ... on the Hugging Face Hub"); either way one line within seconds, not the
+    ~30 s of retries."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "arena", "run", "--model", "nobody/nothing-here", "--no-store"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    took = time.monotonic() - t0
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Retrying" not in proc.stderr and took < 25, took
+    assert "HF_HUB_OFFLINE" in lines[0] or "no model 'nobody/nothing-here' on the Hugging Face Hub" in lines[0]
+
+
+def test_a_silent_hub_times_out_in_seconds(monkeypatch):
+    """A Hub that accepts the connection and never answers: one request, HUB_TIMEOUT_S, no retries."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from arena.models import sources
+    from arena.models.spec import ModelError, ModelSpec
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setattr(sources, "HUB_TIMEOUT_S", 1.0)
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match=r"cannot reach the Hugging Face Hub for 'nobody/silent' \(no answer within 1 s\)"):
+        sources.check_hub(ModelSpec("hub", "nobody/silent"))
+    assert time.monotonic() - t0 < 5
+    server.close()

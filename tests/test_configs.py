@@ -2,9 +2,9 @@ from dataclasses import replace
 
 import pytest
 
-from arena.core import registry
 from arena.core.env import platform
 from arena.models.dtypes import resolve_dtype
+from arena.techniques import registry
 
 
 def test_registry_has_the_guides_configurations():
@@ -16,15 +16,18 @@ def test_registry_has_the_guides_configurations():
     assert {c.family for c in registry.REGISTRY.values()} <= set(registry.FAMILIES)
 
 
-def test_parse_names_rejects_unknown_and_lists_valid():
+def test_parse_names_rejects_an_unknown_name_with_the_closest_ones_and_where_all_are_listed():
     assert registry.parse_names("eager, sdpa,eager") == ["eager", "sdpa"]
     with pytest.raises(registry.UnknownConfigError) as err:
+        registry.parse_names("eager,sdpa-maths")
+    assert "'sdpa-maths'" in str(err.value) and "did you mean sdpa-math" in str(err.value)
+    with pytest.raises(registry.UnknownConfigError) as err:
         registry.parse_names("eager,warp-drive")
-    assert "warp-drive" in str(err.value) and "sdpa-math" in str(err.value)
+    assert "did you mean" not in str(err.value) and "python -m arena configs" in str(err.value)
 
 
 @pytest.mark.skipif(platform().has_cuda, reason="checks the reasons given on a machine without a GPU")
-def test_cpu_availability_reasons():
+def test_on_a_cpu_the_gpu_configurations_say_they_need_a_cuda_gpu():
     table = {row["config"]: row for row in registry.availability_table("auto")}
     for name in ["eager", "sdpa", "sdpa-math", "bnb-8bit", "bnb-4bit", "bnb-nf4", "static-cache", "ort-cpu"]:
         assert table[name]["available"], (name, table[name]["reason"])
@@ -44,7 +47,7 @@ def _gpu_platform(**changes):
     return replace(gpu, **changes)
 
 
-def test_gpu_reasons_dtype_packages_and_tensorrt():
+def test_on_a_gpu_a_configuration_names_the_dtype_package_or_library_it_lacks():
     gpu = _gpu_platform(packages={**platform().packages, "flash-attn": None})
     assert resolve_dtype("auto", gpu) == "bf16"
     assert resolve_dtype("auto", replace(gpu, bf16_supported=False)) == "fp16"
@@ -68,30 +71,20 @@ def test_onnx_runs_in_its_export_dtype():
     assert registry.run_dtype(registry.get("sdpa"), "bf16") == "bf16"
 
 
-def test_backends_apply_the_kernel_choice_and_the_static_cache():
-    """The registry's sdpa_kernel and static_cache reach the torch backend (a regression once
-    dropped them silently: the sdpa-* configurations ran plain SDPA)."""
-    import contextlib
-
+def test_gqa_under_the_efficient_kernel_is_predicted_from_torch_itself():
     import torch
+    from transformers import LlamaConfig
 
-    from arena.backends import make_backend
-    from arena.models.spec import ModelSpec
+    gqa = LlamaConfig(num_attention_heads=9, num_key_value_heads=3, hidden_size=576)
+    mha = LlamaConfig(num_attention_heads=9, num_key_value_heads=9, hidden_size=576)
 
-    spec = ModelSpec("synthetic", "tiny-llama")
-    # Inside each configuration's context torch's own switches show the one kernel allowed.
-    switches = {"flash": torch.backends.cuda.flash_sdp_enabled, "efficient": torch.backends.cuda.mem_efficient_sdp_enabled,
-                "math": torch.backends.cuda.math_sdp_enabled}
-    for name, allowed in (("sdpa-flash", "flash"), ("sdpa-efficient", "efficient"), ("sdpa-math", "math")):
-        with make_backend(registry.get(name), spec, "fp32", "cpu").generation_context():
-            assert {k for k, on in switches.items() if on()} == {allowed}, name
-    assert all(on() for on in switches.values())  # and the choice ends with the context
-    # On CPU there is no memory-efficient kernel: under sdpa-efficient attention cannot run at all.
-    q = torch.randn(1, 2, 4, 8)
-    with pytest.raises(RuntimeError), make_backend(registry.get("sdpa-efficient"), spec, "fp32", "cpu").generation_context():
-        torch.nn.functional.scaled_dot_product_attention(q, q, q)
-    plain = make_backend(registry.get("sdpa"), spec, "fp32", "cpu").generation_context()
-    assert isinstance(plain, contextlib.nullcontext)
-    kwargs = make_backend(registry.get("static-cache"), spec, "fp32", "cpu").extra_generate_kwargs(8)
-    assert kwargs["cache_implementation"] == "static"
-    assert make_backend(registry.get("sdpa"), spec, "fp32", "cpu").extra_generate_kwargs(8) == {}
+    def why(name: str, model_config: LlamaConfig) -> str:
+        return registry.availability(registry.get(name), "bf16", _gpu_platform(), model_config=model_config).reason
+
+    doc = " ".join((torch.nn.functional.scaled_dot_product_attention.__doc__ or "").split())
+    blocked = why("sdpa-efficient", gqa)
+    assert (blocked == "") == ("Memory-efficient attention also supports GQA" in doc)
+    if blocked:
+        assert "grouped-query attention" in blocked and "9 query heads share 3" in blocked
+    assert why("sdpa-efficient", mha) == ""
+    assert why("sdpa-flash", gqa) == ""

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from arena.core import registry
 from arena.core.env import built_cuda_major, platform
+from arena.techniques import registry
 
 FA2 = registry.get("flash-attention-2")
 FA3 = registry.get("flash-attention-3")
@@ -101,6 +101,7 @@ def test_platform_runs_flash_attns_own_import_check(tmp_path):
     script = textwrap.dedent("""
         import json, sys
         from arena.core.env import platform
+        from arena.techniques import registry  # its rows declare the packages platform() looks at
         p = platform()
         print(json.dumps([p.packages["flash-attn"], p.import_errors]))
     """)

@@ -1,6 +1,6 @@
-"""The package's shape: no import cycle between its modules, and no module imports another's
-private name. Walks the source with `ast`, so it sees lazy (in-function) imports too; imports
-under `if TYPE_CHECKING:` are not run and do not count."""
+"""The package's shape: its packages point one way (LAYERS), no import cycle between its modules,
+and no module imports another's private name. Walks the source with `ast`, so it sees lazy
+(in-function) imports too; imports under `if TYPE_CHECKING:` are not run and do not count."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "arena"
+
+# arena's packages from the top layer down (README: "How the code is laid out"). A package imports
+# only packages of the layers below its own: ui, bench -> sweep -> execute -> backends -> techniques
+# -> measure, data -> models -> core. arena/bench (what the benchmark scripts share) stands beside
+# ui; arena/testing (fault hooks, the test server helper) imports nothing of the arena's and sits
+# at the bottom; __main__ is the entry point, above everything.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("__main__",),
+    ("ui", "bench"),
+    ("sweep",),
+    ("execute",),
+    ("backends",),
+    ("techniques",),
+    ("measure", "data"),
+    ("models",),
+    ("core", "testing"),
+)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -61,6 +78,26 @@ def graph(package: Path = PACKAGE) -> tuple[dict[str, set[str]], list[str]]:
     return edges, private
 
 
+def package_of(module: str) -> str:
+    """'arena.models.placement' -> 'models'; 'arena' (the package's __init__) -> 'arena'."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def upward_imports(edges: dict[str, set[str]], layers: tuple[tuple[str, ...], ...] = LAYERS) -> list[str]:
+    """Every import of a package from its own layer or one above, as 'importer -> imported', and
+    every package no layer lists."""
+    rank = {package: i for i, layer in enumerate(layers) for package in layer}
+    wrong = sorted({f"{package_of(m)} is in no layer" for m in edges if package_of(m) not in rank | {"arena": 0}})
+    for module, targets in sorted(edges.items()):
+        here = package_of(module)
+        for target in sorted(targets):
+            there = package_of(target)
+            if here != there and here in rank and there in rank and rank[there] <= rank[here]:
+                wrong.append(f"{module} -> {target}")
+    return wrong
+
+
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """One import cycle as [a, b, ..., a], or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -88,9 +125,14 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle():
+def test_no_module_reaches_itself_through_its_imports():
     edges, _ = graph()
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
+
+
+def test_packages_import_only_the_layers_below_their_own():
+    edges, _ = graph()
+    assert upward_imports(edges) == []
 
 
 def test_every_arena_import_names_a_module_that_exists():
@@ -102,7 +144,7 @@ def test_every_arena_import_names_a_module_that_exists():
     assert missing == []
 
 
-def test_no_private_name_imported_across_modules():
+def test_no_module_imports_a_private_name_of_another():
     _, private = graph()
     assert private == []
 
@@ -123,6 +165,26 @@ def test_checks_catch_what_they_look_for(tmp_path):
     assert private == ["arena.sub.b:2 imports arena.c._hidden"]
     (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from arena import a\n_hidden = 1\n")
     assert find_cycle(graph(pkg)[0]) is None  # a TYPE_CHECKING import alone is no cycle
+
+
+def test_the_direction_check_finds_a_lower_layer_importing_a_higher_one(tmp_path):
+    """models importing techniques (as core once imported models) is caught, lazy or not; the
+    same import under TYPE_CHECKING, or downward, is not; an unlisted package is named."""
+    pkg = tmp_path / "arena"
+    for sub in ("core", "models", "techniques", "newpkg"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "core" / "units.py").write_text("")
+    (pkg / "techniques" / "registry.py").write_text("from arena.models import spec\nfrom arena.core import units\n")
+    (pkg / "models" / "spec.py").write_text("def f():\n    from arena.techniques import registry\n")
+    edges, _ = graph(pkg)
+    assert upward_imports(edges) == ["newpkg is in no layer", "arena.models.spec -> arena.techniques.registry"]
+    (pkg / "models" / "spec.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                            "    from arena.techniques import registry\n")
+    (pkg / "newpkg" / "__init__.py").unlink()
+    (pkg / "newpkg").rmdir()
+    assert upward_imports(graph(pkg)[0]) == []
 
 
 @pytest.mark.parametrize("fact, allowed", [

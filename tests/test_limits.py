@@ -4,8 +4,9 @@ time, worker memory), on real runs of a tiny synthetic Llama in spawned workers.
 import pytest
 
 from arena.core.limits import LimitsError, ServerLimits
-from arena.core.request import RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
 from arena.execute import runner
+from arena.execute.prepare import validate
 
 
 def tiny(**kw):

@@ -9,16 +9,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from arena.core import registry
 from arena.core.env import platform
 from arena.core.limits import ServerLimits
-from arena.core.request import RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
 from arena.core.results import JSON_FIELDS
 from arena.execute import runner
+from arena.execute.prepare import validate
 from arena.models import placement
 from arena.models.placement import Devices, GiB, MiB, Placement, PlacementError
 from arena.models.sources import load_config
 from arena.models.spec import parse_model
+from arena.techniques import registry
 from arena.ui.cli import main
 from tests.localmodel import small_local_model as _small_local_model
 

@@ -1,6 +1,7 @@
 import pytest
 
-from arena.core.request import RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
+from arena.execute.prepare import validate
 
 
 def bad(message, **kw):

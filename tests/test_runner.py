@@ -66,3 +66,30 @@ def test_batch_and_sampling_settings_are_honoured(store):
     assert r.status == "ok" and r.batch_size == 3 and r.settings["do_sample"] is True
     again = runner.run(tiny(configs=["sdpa"], batch_size=3, do_sample=True, seed=7))[0]
     assert again.token_ids == r.token_ids  # seeded sampling is reproducible
+
+
+def test_an_oom_in_nll_keeps_the_timings(store, fault):
+    fault("sdpa=nll-oom")
+    by = {r.config: r for r in runner.run(tiny(configs=["eager", "sdpa"], max_new_tokens=5, repeats=1), store=store)}
+    sdpa = by["sdpa"]
+    assert sdpa.status == "ok" and sdpa.decode_tokens_per_s > 0
+    assert sdpa.nll is None and sdpa.nll_note.startswith("not computed: out of memory")
+    assert by["eager"].nll is not None
+    assert store.results()[-1].decode_tokens_per_s == sdpa.decode_tokens_per_s
+
+
+def test_a_worker_killed_while_scoring_keeps_its_timings(fault):
+    fault("sdpa=nll-kill")
+    by = {r.config: r for r in runner.run(tiny(configs=["eager", "sdpa"], max_new_tokens=5, repeats=1, isolation="process"))}
+    assert by["sdpa"].status == "ok" and by["sdpa"].decode_tokens_per_s > 0
+    assert by["sdpa"].nll is None and "ended before scoring" in by["sdpa"].nll_note
+
+
+def test_no_nll_when_the_baseline_failed(fault):
+    fault("eager=raise")
+    by = {r.config: r for r in runner.run(tiny(configs=["eager", "sdpa", "sdpa-math"], max_new_tokens=5, repeats=1))}
+    assert by["eager"].status == "failed"
+    for name in ("sdpa", "sdpa-math"):
+        assert by[name].status == "ok"
+        assert by[name].nll is None and "baseline failed" in by[name].nll_note
+        assert by[name].token_agreement is None

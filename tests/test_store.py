@@ -1,6 +1,7 @@
 import sqlite3
+from dataclasses import fields
 
-from arena.core.results import RESULT_FIELDS, Result
+from arena.core.results import Result
 from arena.data.store import Store
 
 
@@ -20,17 +21,31 @@ def test_results_persist_across_instances(tmp_path):
     assert again.integrity_ok()
 
 
-def test_interrupted_runs_marked_incomplete(tmp_path):
+def test_interrupted_runs_are_marked_incomplete_at_the_next_start(tmp_path):
     s = Store(tmp_path / "b.sqlite")
     s.start_run("cut", {})
     assert Store(s.path).mark_interrupted() == 1
     assert s.runs()[0]["status"] == "incomplete"
 
 
-def test_schema_columns_follow_result_fields(tmp_path):
+def _value_of_its_own(i: int, name: str, kind: str) -> object:
+    """A value for field `name` of type `kind` that no other field and no default has."""
+    return {
+        "Status": "failed", "bool": True, "int": 1000 + i, "int | None": 1000 + i, "float | None": i + 0.25,
+        "str": f"{name}: é ✓", "list[int]": [i, 7, 8], "dict[str, float]": {"cuda:0": i + 0.5},
+        "dict[str, list[float]]": {"ttft_ms": [i + 0.5, 2.0]}, "dict[str, Any]": {name: {"nested": [1, "x", None]}},
+    }[kind]
+
+
+def test_every_result_field_is_written_and_read_back_as_it_was(tmp_path):
+    """A field the schema lacks, the insert skips or the reader turns into another type fails here."""
+    written = Result(**{f.name: _value_of_its_own(i, f.name, str(f.type)) for i, f in enumerate(fields(Result))})
+    assert all(getattr(written, f.name) != f.default for f in fields(Result))
     s = Store(tmp_path / "c.sqlite")
-    cols = {row[1] for row in sqlite3.connect(s.path).execute("PRAGMA table_info(results)")}
-    assert set(RESULT_FIELDS) <= cols
+    s.add(written)
+    read = Store(s.path).results()[0].to_dict()
+    assert read == written.to_dict()
+    assert {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in written.to_dict().items()}
 
 
 def _many(n):
@@ -74,3 +89,15 @@ def test_pages_filters_and_choices_come_from_sql_like_the_whole_list(tmp_path):
         "hardware": ["CPU", "H100"]}
     with __import__("pytest").raises(ValueError, match="unknown field"):
         s.page({"nope; DROP TABLE results": ["x"]})
+
+
+def test_old_databases_still_load(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # a results table from before these columns existed
+        db.execute("CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, config TEXT, "
+                   "status TEXT, speedup REAL, token_agreement REAL)")
+        db.execute("INSERT INTO results (run_id, config, status, speedup, token_agreement) "
+                   "VALUES ('r', 'sdpa', 'ok', 1.5, 0.25)")
+    old = Store(path).results()[0]
+    assert old.speedup == 1.5 and old.token_agreement == 0.25
+    assert old.compared_tokens is None and old.quality_note == "" and old.warmup_peak_memory_mb is None

@@ -8,7 +8,6 @@ import threading
 import pytest
 import torch
 
-from arena.core import registry
 from arena.core.env import Platform
 from arena.core.request import RequestError
 from arena.sweep.charts import all_charts, memory_charts, speedup_charts
@@ -21,6 +20,7 @@ from arena.sweep.plan import (
 )
 from arena.sweep.runner import run_sweep
 from arena.sweep.worker import padded_batch
+from arena.techniques import registry
 from arena.ui.cli import main
 
 TINY = "synthetic:tiny-llama"
@@ -122,8 +122,10 @@ def test_reasons_for_groups_that_cannot_run():
     assert registry.availability(group_config("flash-attention-2", "none"), "bf16", gpu).reason == \
         "flash-attn is not installed"
     combined = group_config("sdpa", "bnb-4bit")
-    assert combined.name == "bnb-4bit+sdpa" and combined.quant == "fp4" and "bitsandbytes" in combined.needs
+    assert combined.name == "bnb-4bit+sdpa" and combined.quant == registry.get("bnb-4bit").quant
     assert registry.availability(combined, "bf16", gpu).ok
+    without = Platform(True, "NVIDIA H100 80GB HBM3", (9, 0), True, packages={"bitsandbytes": None})
+    assert registry.availability(combined, "bf16", without).reason == "bitsandbytes is not installed"
     assert registry.availability(group_config("sdpa-flash", "bnb-nf4"), "fp32", gpu).reason.startswith("needs fp16/bf16")
 
 

@@ -134,9 +134,9 @@ def test_cli_and_report(tmp_path):
     assert f"batch 2: {row_lengths(2, 8, 24)}" in proc.stdout
     rows = json.loads(out.read_text())
     assert {r["mode"] for r in rows} == {"sweep-generate-padded"} and len(rows) == 4
-    from benchmarks.sweep_report import main as report
+    from arena.bench.sweep_docs import write_report
 
-    assert report([str(out), "--docs", str(docs), "--no-png"]) == 0
+    assert docs / "README.md" in write_report(rows, docs, png=False)
     text = (docs / "README.md").read_text()
     assert text.startswith("# Generation on a padded batch")
     assert "padded-decode-tiny-llama-none.csv" in text and "tok/s (TTFT" in text

@@ -9,8 +9,9 @@ import psutil
 import pytest
 import torch
 
-from arena.core.request import RunRequest, validate
+from arena.core.request import RunRequest
 from arena.execute import runner
+from arena.execute.prepare import validate
 from arena.models import placement, seeded
 from arena.models.placement import GiB
 from arena.models.sources import load_config

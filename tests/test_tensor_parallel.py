@@ -10,16 +10,26 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from arena.core import registry
 from arena.core.env import platform
-from arena.core.request import RunRequest, validate
+from arena.core.request import RunRequest
 from arena.execute import runner
+from arena.execute.pool import Pool, PoolSettings
+from arena.execute.prepare import validate
 from arena.models.placement import Placement
 from arena.models.sources import load_config
 from arena.models.spec import parse_model
+from arena.techniques import registry
 
 TP = registry.get("tensor-parallel")
 cpu_only = pytest.mark.skipif(platform().has_cuda, reason="runs the gloo ranks of a machine without a GPU")
+
+
+@pytest.fixture
+def pool():
+    """A pool without a spare worker: `_children()` then sees only what a run leaves behind."""
+    p = Pool(PoolSettings(spare=False))
+    yield p
+    p.close()
 
 
 def _gpus(n: int):
@@ -40,25 +50,29 @@ def test_tensor_parallel_says_why_it_cannot_run(monkeypatch):
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     assert registry.availability(TP, "fp32", _gpus(0)).ok
     # Falcon has no tensor-parallel plan in transformers
-    assert registry.model_blocker(TP, load_config(parse_model("synthetic:falcon-7b"))) == (
+    falcon, llama = (load_config(parse_model(f"synthetic:{name}")) for name in ("falcon-7b", "llama-2-70b"))
+    assert registry.availability(TP, "fp32", _gpus(0), model_config=falcon).reason == (
         "falcon has no tensor-parallel plan (base_model_tp_plan) in this transformers version")
-    assert registry.model_blocker(TP, load_config(parse_model("synthetic:llama-2-70b"))) is None
+    assert registry.availability(TP, "fp32", _gpus(0), model_config=llama).ok
 
 
 @cpu_only
-def test_falcon_is_unavailable_with_its_reason(monkeypatch):
+def test_falcon_is_unavailable_with_its_reason(monkeypatch, pool):
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     req = RunRequest(model="synthetic:falcon-7b", configs=["tensor-parallel"], max_new_tokens=2, repeats=1)
-    [result] = runner.execute(validate(req))
+    [result] = runner.execute(validate(req), pool=pool)
     assert result.status == "unavailable" and result.reason.startswith("falcon has no tensor-parallel plan")
 
 
-def _children() -> list[psutil.Process]:
-    """Processes this test started that are still alive (the multiprocessing resource tracker aside)."""
+def _children(before: set[int] = frozenset()) -> list[psutil.Process]:
+    """Processes this test started that are still alive: children of this process not in
+    `before` (what earlier tests left, such as the shared pool's spare worker), the
+    multiprocessing resource tracker aside."""
     alive = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+            if (child.pid not in before and child.status() != psutil.STATUS_ZOMBIE
+                    and "resource_tracker" not in " ".join(child.cmdline())):
                 alive.append(child)
         except psutil.NoSuchProcess:
             pass
@@ -67,6 +81,7 @@ def _children() -> list[psutil.Process]:
 
 @cpu_only
 def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
+    before = {c.pid for c in _children()}
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     req = RunRequest(model="synthetic:tiny-llama", configs=["eager", "tensor-parallel"], prompt_tokens=8,
                      max_new_tokens=6, repeats=1, isolation="inline")
@@ -87,17 +102,18 @@ def test_two_gloo_ranks_generate_the_single_process_tokens(monkeypatch, store):
     assert streamed.split() == [str(t) for t in tp.token_ids]
     assert [r.config for r in store.results()] == ["eager", "tensor-parallel"]
     # the GPU session's comparison table: tensor-parallel against one device, from these rows
-    from benchmarks.multi_gpu_report import comparison
+    from arena.bench.tables import parallel_comparison as comparison
 
     row = comparison([one.to_dict(), tp.to_dict()]).splitlines()[-1].split(" | ")
     assert row[2:5] == [f"{one.decode_tokens_per_s:.1f}", "", f"{tp.decode_tokens_per_s:.1f}"]
     assert row[-1] == f"{tp.decode_tokens_per_s / one.decode_tokens_per_s:.2f}x |"
-    assert _children() == []
+    assert _children(before) == []
 
 
 @cpu_only
 @pytest.mark.parametrize("end", ["cancel", "time limit"])
-def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end):
+def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end, pool):
+    before = {c.pid for c in _children()}
     monkeypatch.setenv(registry.TP_CPU_WORLD_ENV, "2")
     cancel = threading.Event()
 
@@ -108,18 +124,19 @@ def test_a_cancel_or_the_time_limit_ends_every_rank(monkeypatch, end):
     req = RunRequest(model="synthetic:tiny-llama", configs=["tensor-parallel"], prompt_tokens=8, max_new_tokens=100 if end == "cancel" else 1000,
                      repeats=5, timeout_s=600 if end == "cancel" else 12)
     start = time.monotonic()
-    [result] = runner.execute(validate(req), on_event=on_event, cancel=cancel)
+    [result] = runner.execute(validate(req), on_event=on_event, cancel=cancel, pool=pool)
     assert result.status == "failed"
     expected = "cancelled by the user" if end == "cancel" else "timed out after 12 s (time limit per configuration)"
     assert result.reason.startswith(expected), result.reason
     assert time.monotonic() - start < 60
-    assert _children() == []
+    assert _children(before) == []
 
 
 @cpu_only
 def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
     """Past the runner's own check: every rank refuses Falcon (no plan) while loading; the run
     ends with that one line and no rank is left."""
+    before = {c.pid for c in _children()}
     from arena.execute.tensor_parallel import run_ranks
     from arena.execute.worker import Job
 
@@ -131,4 +148,4 @@ def test_a_failing_rank_ends_the_run_with_its_reason(monkeypatch):
     assert reason.removeprefix("rank 1: ") == "ValueError: falcon has no tensor-parallel plan in transformers " \
         "(base_model_tp_plan)", reason
     assert [e["stage"] for e in seen if e["type"] == "status"] == ["loading"]
-    assert _children() == []
+    assert _children(before) == []

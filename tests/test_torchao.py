@@ -1,4 +1,4 @@
-"""torchao weight quantization (arena/backends/torchao_quant.py), for real on CPU: availability reasons,
+"""torchao weight quantization (arena/techniques/torchao.py), for real on CPU: availability reasons,
 the in-place path against transformers' TorchAoConfig path, the stored weight bytes, and torchao rows
 in a run beside a baseline (agreement, NLL, a bandwidth limit from the real bytes)."""
 
@@ -8,17 +8,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from arena.backends.torchao_quant import hf_config, quantize_in_place
-from arena.core import registry
 from arena.core.env import platform
 from arena.core.request import RunRequest
+from arena.core.units import MiB
 from arena.execute import runner
-from arena.measure.bandwidth_limit import kv_bytes_per_position, limit_tokens_per_s
 from arena.measure.footprint import weights_bytes
-from arena.models.sources import load_config
 from arena.models.spec import ModelSpec
+from arena.techniques import registry
+from arena.techniques.torchao import TorchAo
 
-TORCHAO = [name for name, c in registry.REGISTRY.items() if c.torchao]
+TORCHAO = [name for name, c in registry.REGISTRY.items() if isinstance(c.quant, TorchAo)]
 
 
 def _gpu(**changes):
@@ -26,18 +25,21 @@ def _gpu(**changes):
     return replace(base, **changes)
 
 
-def test_registry_lists_each_quantization_plain_and_compiled():
-    for name in ("torchao-int8wo", "torchao-int4wo", "torchao-int4wo-g64", "torchao-float8wo", "torchao-float8dq"):
-        plain, compiled = registry.get(name), registry.get(f"{name}+compiled-decode")
-        assert plain.torchao == compiled.torchao and plain.quantized and compiled.compiled_decode
-        assert "torchao" in plain.needs
-    assert "128" in registry.get("torchao-int4wo").label and "64" in registry.get("torchao-int4wo-g64").label
-    # a sweep group over a torchao quantization carries its weights and its requirements
+def test_a_sweep_group_over_a_torchao_quantization_is_refused_where_the_quantization_is():
+    """A sweep pairs an attention row with a quantization row's quantizer: the pair needs what the
+    quantization needs (int4: CUDA 8.0+, bf16), however the attention row alone would run."""
     from arena.sweep.plan import group_config
 
     group = group_config("sdpa", "torchao-int4wo")
-    assert (group.torchao, group.needs_cuda, group.needs_dtype, group.min_capability) == \
-        ("int4wo-g128", True, "bf16", (8, 0))
+    with_ao = {**platform().packages, "torchao": "0.18.0"}
+    for plat, dtype, reason in ((replace(platform(), has_cuda=False), "fp32", "needs a CUDA GPU"),
+                                (_gpu(packages=with_ao), "fp16", "needs bf16 (run dtype is fp16)"),
+                                (_gpu(packages=with_ao, capability=(7, 5)), "bf16",
+                                 "needs compute capability 8.0 or newer (this GPU has 7.5)"),
+                                (_gpu(packages={**with_ao, "torchao": None}), "bf16", "torchao is not installed")):
+        assert registry.availability(registry.get("sdpa"), dtype, plat).ok
+        assert registry.availability(group, dtype, plat).reason == reason
+    assert registry.availability(group, "bf16", _gpu(packages=with_ao)).ok
 
 
 @pytest.mark.skipif(platform().has_cuda, reason="checks the reasons given on a machine without a GPU")
@@ -50,7 +52,7 @@ def test_cpu_runs_int8_and_float8_weight_only_and_says_why_not_the_rest():
             assert table[name]["reason"] == "needs a CUDA GPU", name
 
 
-def test_gpu_reasons_capability_dtype_and_packages():
+def test_on_a_gpu_torchao_rows_name_the_capability_dtype_or_package_they_lack():
     def why(name: str, dtype: str = "bf16", **plat) -> str:
         return registry.availability(registry.get(name), dtype, _gpu(**plat)).reason
 
@@ -79,7 +81,7 @@ def test_int8_weights_are_counted_as_stored_and_both_load_paths_agree(tmp_path):
     bf16 = weights_bytes(model)
     assert bf16 == model.get_memory_footprint()  # plain tensors: the same count as transformers'
     model.save_pretrained(tmp_path, safe_serialization=True)
-    quantize_in_place(model, "int8wo")
+    TorchAo("int8wo").quantize(model)
     # by hand: int8 data + an fp32 scale and an int8 zero point per output row, for every decoder
     # linear; lm_head, embeddings and norms stay bf16
     linears = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
@@ -93,7 +95,7 @@ def test_int8_weights_are_counted_as_stored_and_both_load_paths_agree(tmp_path):
     assert model.get_memory_footprint() == bf16  # what a bf16-sized count would have said
 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map={"": "cpu"},
-                                                  quantization_config=hf_config("int8wo")).eval()
+                                                  quantization_config=TorchAo("int8wo").hf_config(torch.bfloat16)).eval()
     assert weights_bytes(loaded) == weights_bytes(model)
     assert type(loaded.lm_head.weight) is torch.nn.Parameter
     ids = torch.tensor([[5, 17, 99, 3, 42, 7]])
@@ -108,15 +110,18 @@ def test_torchao_rows_run_beside_the_baseline_with_quality_and_their_real_bytes(
                      isolation="inline")
     results = {r.config: r for r in runner.run(req, store=store)}
     eager = results["eager"]
-    kv = kv_bytes_per_position(load_config(ModelSpec("synthetic", "tiny-llama")), "fp32")
+
+    def bytes_per_step(r) -> float:  # what the bandwidth limit says one decode step reads (batch 1)
+        return r.memory_bandwidth_gb_s * 1e9 / r.bandwidth_limit_tokens_per_s
+
     for name in ("torchao-int8wo", "torchao-int8wo+compiled-decode"):
         r = results[name]
         assert r.status == "ok", r.reason
         assert r.baseline == "eager" and r.token_agreement is not None and r.nll is not None
-        assert r.weights_mb < 0.8 * eager.weights_mb  # int8 decoder linears; the bandwidth limit sees it
-        assert r.bandwidth_limit_tokens_per_s == pytest.approx(
-            limit_tokens_per_s(r.memory_bandwidth_gb_s, r.weights_mb * 2**20, kv, 1, 16, 10))
-        assert r.bandwidth_limit_tokens_per_s > eager.bandwidth_limit_tokens_per_s
+        assert r.weights_mb < 0.8 * eager.weights_mb  # int8 decoder linears
+        # same model, dtype and lengths: the KV cache read is the same, so one step reads exactly the
+        # weight bytes the int8 row saved fewer than eager's
+        assert bytes_per_step(eager) - bytes_per_step(r) == pytest.approx((eager.weights_mb - r.weights_mb) * MiB)
     # the compiled decode step over int8 weights chooses the same tokens as the eager int8 model
     assert results["torchao-int8wo+compiled-decode"].token_ids == results["torchao-int8wo"].token_ids
 
@@ -149,7 +154,8 @@ def test_compiled_configurations_compile_under_one_flag_set_and_torchao_leaves_i
 
 
 def test_profile_summary_splits_decode_steps_into_kernel_time_and_gaps():
-    from benchmarks.quant_report import summarize, verdict
+    from arena.bench.profile import summarize
+    from arena.bench.tables import quant_verdict as verdict
 
     ms = 1_000_000
     dev = [("prefill_gemm", 0, 5 * ms), ("Memcpy DtoH (Device -> Pinned)", 5 * ms, 6 * ms)]
@@ -169,17 +175,3 @@ def test_profile_summary_splits_decode_steps_into_kernel_time_and_gaps():
     assert verdict("torchao-int4wo+compiled-decode", 1.6, 0.30) == "PASS"
     assert verdict("torchao-int4wo+compiled-decode", 1.4, 0.30).startswith("MISS")
     assert verdict("torchao-float8wo+compiled-decode", 1.4, 0.52) == ""
-
-
-def test_bitsandbytes_weights_count_their_quantization_constants(tmp_path):
-    from transformers import BitsAndBytesConfig
-
-    _llama().save_pretrained(tmp_path, safe_serialization=True)
-    q4 = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_compute_dtype=torch.bfloat16)
-    for config, constants in ((q4, lambda w: 4 * w.quant_state.absmax.numel() + 4 * w.quant_state.code.numel()),
-                              (BitsAndBytesConfig(load_in_8bit=True), lambda w: 4 * w.SCB.numel())):
-        model = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map={"": "cpu"},
-                                                     quantization_config=config)
-        linears = [m for n, m in model.named_modules() if "proj" in n and hasattr(m, "weight")]
-        extra = sum(constants(m.weight) for m in linears)
-        assert extra > 0 and weights_bytes(model) == model.get_memory_footprint() + extra

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from arena.core import registry
 from arena.core.limits import ServerLimits
-from arena.core.request import PreparedRun, RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
 from arena.execute import runner
+from arena.execute.prepare import PreparedRun, validate
 from arena.models.dtypes import DTYPES
 from arena.models.gguf import default_model_dir
+from arena.techniques import registry
 
 PROPERTY = settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = [ServerLimits(), ServerLimits.public(), ServerLimits(allow_local_models=False, max_configs=3,

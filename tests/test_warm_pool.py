@@ -12,9 +12,10 @@ import time
 import psutil
 import pytest
 
-from arena.core.request import RunRequest, validate
+from arena.core.request import RunRequest
 from arena.execute import inline, runner
 from arena.execute.pool import Pool, PoolSettings
+from arena.execute.prepare import validate
 
 MODEL = "synthetic:tiny-llama"
 
@@ -51,6 +52,7 @@ def test_identical_request_reuses_the_warm_worker(pool):
     cold = run(pool)
     assert cold.status == "ok", cold.reason
     assert cold.warm is False and cold.load_s is not None and "load" in cold.stage_s
+    assert cold.stage_s["scoring"] > 0  # NLL scoring, its own stage after the timings
     [held] = pool.describe()
     warm = run(pool)
     assert warm.status == "ok", warm.reason
@@ -164,3 +166,44 @@ def test_inline_keeps_the_last_model_and_stops_between_tokens(fault):
         assert stopped.reason.startswith("cancelled") and time.monotonic() - stamps["cancel"] < 1.0
     finally:
         inline.free()
+
+
+def _state(pid: int, want_stopped: bool, within_s: float = 2.0) -> bool:
+    """Whether `pid` reaches (stopped) or leaves (not stopped) SIGSTOP's state within `within_s`."""
+    end = time.monotonic() + within_s
+    while True:
+        stopped = psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        if stopped == want_stopped or time.monotonic() > end:
+            return stopped == want_stopped
+        time.sleep(0.02)
+
+
+def test_the_next_worker_imports_only_while_nothing_is_timed():
+    """During one configuration's untimed stages (warm-up, scoring) the pool makes the next
+    configuration's worker, which is paused while anything is timed (load, the timed repeats)
+    and then runs that configuration; the last configuration makes none."""
+    pool = Pool(PoolSettings())
+    seen: dict[str, list] = {"eager": [], "sdpa": []}
+
+    def on_event(event):
+        if event["type"] == "status" and event["stage"] != "starting":
+            spare = pool.spare()
+            if spare is None:
+                seen[event["config"]].append((event["stage"], None, None))
+            else:  # paused in a timed stage, running in an untimed one
+                timed = event["stage"] in ("loading", "running")
+                seen[event["config"]].append((event["stage"], spare["pid"], _state(spare["pid"], timed)))
+
+    try:
+        results = runner.execute(validate(request(configs=["eager", "sdpa"])), pool=pool, on_event=on_event)
+        assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
+        first = seen["eager"]
+        assert [s for s, _, _ in first] == ["loading", "warming up", "running", "scoring"]
+        assert first[0][1] is None  # none made while the first configuration loads
+        pids = {pid for _, pid, _ in first[1:]}
+        assert len(pids) == 1 and None not in pids, first
+        assert all(ok for _, _, ok in first[1:]), first  # paused exactly while timed
+        assert all(pid is None for _, pid, _ in seen["sdpa"]), seen["sdpa"]  # the last makes none
+        assert {w["config"]: w["pid"] for w in pool.describe()}["sdpa"] in pids  # it ran on that worker
+    finally:
+        pool.close()

@@ -88,11 +88,13 @@ def test_run_endpoint_defaults_are_the_run_requests(tmp_path):
 
 
 def test_no_endpoint_writes_rows(tmp_path):
-    """The public API: /run (server-measured results only), /leaderboard, /ratings and /workers
-    (read), /blind_pair and /vote (votes only on pairs the server showed to that session)."""
+    """The public API: /run and /blind_run (server-measured results only), /leaderboard, /ratings and /workers
+    (read), /blind_pair and /vote (votes only on pairs the server showed to that session), /cancel (the caller's
+    own session's run only)."""
     with running_app(tmp_path / "arena.sqlite") as app:
         api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
-        assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_pair", "/vote", "/ratings", "/workers"}
+        assert set(api["named_endpoints"]) == {"/run", "/leaderboard", "/blind_run", "/blind_pair", "/vote", "/ratings",
+                                             "/workers", "/cancel"}
         assert not api["unnamed_endpoints"]
 
 
@@ -175,7 +177,7 @@ def test_a_long_stage_says_what_it_does_and_how_long_it_should_take(tmp_path):
     card = render(state)
     assert "one untimed generation of 3 new tokens at batch 1" in card and "s expected (as eager" in card
     # the next run of the same shape: each configuration's own last warm-up here comes first
-    from arena.core.request import validate
+    from arena.execute.prepare import validate
     from arena.ui.web.session import RunSession
 
     again = RunSession(validate(RunRequest(model="synthetic:tiny-llama", configs=["eager", "sdpa"], prompt_tokens=8,

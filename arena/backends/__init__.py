@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from arena.backends.base import Backend
-from arena.core.registry import Config
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
+from arena.techniques.registry import Config
 
 
 def make_backend(config: Config, spec: ModelSpec, dtype: str, device: str,

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from arena.core.registry import Config
 from arena.measure import footprint
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
+from arena.techniques.registry import Config
 
 NLL_CHUNK = 128  # positions scored per forward pass in nll()
 
@@ -49,8 +49,10 @@ class Backend:
 
     def weights_bytes(self) -> int:
         """Bytes the weights really hold: quantized data, scales and zero points counted as
-        stored (get_memory_footprint() counts a torchao weight at its outer dtype's size)."""
-        return footprint.weights_bytes(self.model)
+        stored (get_memory_footprint() counts a torchao weight at its outer dtype's size), and what
+        the quantization library keeps beside them (its quantizer's state_bytes)."""
+        quant = self.config.quant
+        return footprint.weights_bytes(self.model, quant.state_bytes if quant else None)
 
     def placement_used(self) -> dict[str, Any]:
         """Device -> {"layers", "weights_mb"} of the loaded model; {} where not known."""
@@ -92,13 +94,19 @@ class Backend:
         return ""
 
     def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
-        """Mean negative log-likelihood of `continuation` after `prompt_ids`, teacher-forced through
-        the KV cache `chunk` positions at a time: the logits held at once are chunk x vocabulary,
-        never the whole sequence's."""
+        return self.scores(prompt_ids, continuation, chunk)[0]
+
+    def scores(self, prompt_ids: list[int], continuation: list[int],
+               chunk: int = NLL_CHUNK) -> tuple[float, list[float]]:
+        """Mean negative log-likelihood of `continuation` after `prompt_ids`, and each position's
+        lead of the continuation's token over the best other (arena/measure/quality.py's near-tie
+        rule reads them), teacher-forced through the KV cache `chunk` positions at a time: the
+        logits held at once are chunk x vocabulary, never the whole sequence's."""
+        from arena.measure.quality import leads
         ids = list(prompt_ids) + list(continuation)
         start = len(prompt_ids) - 1  # the logits at position p score token p + 1
         device = self.input_device()
-        total, past, seen = 0.0, self.nll_cache(), 0
+        total, past, seen, lead = 0.0, self.nll_cache(), 0, []
         with torch.inference_mode(), self.generation_context():
             spans = ([(0, start)] if start > 0 else []) + [
                 (a, min(a + chunk, len(ids) - 1)) for a in range(start, len(ids) - 1, chunk)]
@@ -111,10 +119,12 @@ class Backend:
                 if a < start:
                     continue  # the prompt: only its cache is needed
                 target = torch.tensor(ids[a + 1:b + 1], device=out.logits.device)
-                total += float(torch.nn.functional.cross_entropy(out.logits[0].float(), target, reduction="sum"))
-                del out
+                logits = out.logits[0].float()
+                total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+                lead += leads(logits, target)
+                del out, logits
         assert seen == len(ids) - 1
-        return total / len(continuation)
+        return total / len(continuation), lead
 
     def nll_prompt_kwargs(self) -> dict[str, Any]:
         """Forward kwargs for the prompt step of nll(): its logits are not needed."""

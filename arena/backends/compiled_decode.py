@@ -26,6 +26,11 @@
 - Host work per token is kept small: the pinned host rows and the CUDA events are allocated
   once per (batch, length) and reused, so a step costs one replay, one device copy, one
   device-to-host copy and one event record.
+- With FlashAttention-2 (`flash-attention-2+compiled-decode`) attention reads the static cache
+  through flash-attn's kv-cache kernel (split-KV "flash decoding"): `cache_seqlens` tells it how
+  many positions hold keys, so a step reads only those, where SDPA reads the whole static cache
+  under a mask. transformers' own FA2 path cannot run here (it unpads by the mask: shapes that
+  change every token).
 """
 
 from __future__ import annotations
@@ -36,6 +41,71 @@ import torch
 
 from arena.backends.base import Sampling
 from arena.backends.torch import TorchBackend
+
+FLASH_DECODE = "arena_flash_decode"  # the attention implementation registered with transformers
+
+
+# flash-attn's kv-cache kernel as a torch custom op, so torch.compile traces over it (flash-attn
+# registers its other kernels so, not this one) and a CUDA graph captures it. Defined once here:
+# Dynamo cannot trace the definition itself. flash-attn is imported at the first call only.
+@torch.library.custom_op("arena::flash_decode", mutates_args=())
+def flash_decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, cache_seqlens: torch.Tensor,
+                 softmax_scale: float, window_left: int) -> torch.Tensor:
+    from flash_attn import flash_attn_with_kvcache
+
+    return flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=cache_seqlens, softmax_scale=softmax_scale,
+                                   causal=True, window_size=(window_left, 0))
+
+
+@flash_decode.register_fake
+def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
+    return torch.empty_like(q)
+
+
+@flash_decode.register_kernel("cpu")
+def _(q, k_cache, v_cache, cache_seqlens, softmax_scale, window_left):
+    """The same function in plain PyTorch (flash-attn has no CPU kernel): each row attends to its
+    first `cache_seqlens` keys, its q new positions being the last of them. The configuration
+    needs CUDA; this lets the CPU tests run everything around the kernel."""
+    rows = []
+    lq, heads = q.shape[1], q.shape[2]
+    for b in range(q.shape[0]):
+        n = int(cache_seqlens[b])
+        k = k_cache[b, :n].transpose(0, 1).repeat_interleave(heads // k_cache.shape[2], dim=0)
+        v = v_cache[b, :n].transpose(0, 1).repeat_interleave(heads // v_cache.shape[2], dim=0)
+        allowed = torch.ones(lq, n, dtype=torch.bool, device=q.device).tril(diagonal=n - lq)
+        if window_left >= 0:
+            allowed &= ~torch.ones(lq, n, dtype=torch.bool, device=q.device).tril(diagonal=n - lq - window_left - 1)
+        out = torch.nn.functional.scaled_dot_product_attention(q[b].transpose(0, 1), k, v, attn_mask=allowed,
+                                                               scale=softmax_scale)
+        rows.append(out.transpose(0, 1))
+    return torch.stack(rows)
+
+
+def flash_decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                           cache_seqlens: torch.Tensor | None = None, **kwargs: object) -> tuple[torch.Tensor, None]:
+    """transformers' attention interface over flash-attn. query (B, Hq, q, D); key / value: the whole
+    static cache (B, Hkv, L, D), of which the first `cache_seqlens` positions of each row are filled
+    (bottom-right causal: the q new positions are the last of them). Without `cache_seqlens` (the
+    uncached NLL pass) key / value are exactly the sequence. Returns (B, q, Hq, D)."""
+    window = getattr(module, "sliding_window", None)
+    left = window - 1 if window else -1
+    q, k, v = query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)  # (B, len, heads, D) views
+    if cache_seqlens is None:
+        cache_seqlens = torch.full((q.shape[0],), k.shape[1], dtype=torch.int32, device=q.device)
+    scale = scaling if scaling is not None else q.shape[-1] ** -0.5
+    return flash_decode(q, k, v, cache_seqlens, scale, left), None
+
+
+def use_flash_decode(model: torch.nn.Module) -> None:
+    """Register the attention above with transformers (once) and switch `model` to it."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, flash_attention_mask
+
+    AttentionInterface.register(FLASH_DECODE, flash_decode_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(FLASH_DECODE, flash_attention_mask)  # no mask: cache_seqlens says it
+    model.set_attn_implementation(FLASH_DECODE)
 
 
 def sample_on_device(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
@@ -53,7 +123,10 @@ def sample_on_device(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 class CompiledDecodeBackend(TorchBackend):
     def load(self) -> None:
-        super().load()
+        super().load()  # with FlashAttention-2 asked: loaded through transformers' FA2 checks first
+        self.flash_decode = self.config.attn == "flash_attention_2"
+        if self.flash_decode:
+            use_flash_decode(self.model)
         self.on_cuda = self.device.startswith("cuda")
         self._cache: Any = None
         self._cache_shape: tuple[int, int] | None = None
@@ -71,8 +144,11 @@ class CompiledDecodeBackend(TorchBackend):
     # ------------------------------------------------------------- the compiled step
 
     def _last_logits(self, token: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:
+        extra = {}
+        if self.flash_decode:  # positions filled once this step's keys are in: the last position + 1
+            extra["cache_seqlens"] = (cache_position[-1:] + 1).to(torch.int32).expand(token.shape[0])
         out = self.model(input_ids=token, cache_position=cache_position, past_key_values=self._cache,
-                         use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **extra)
         return out.logits[:, -1, :].float()  # as generate(): choose in fp32
 
     def _greedy_step_eager(self, token: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,7 @@
-"""transformers on PyTorch: attention implementations, SDPA kernel choice, bitsandbytes
-quantization, static KV cache with torch.compile, and (on a legacy stack) BetterTransformer."""
+"""transformers on PyTorch: a configuration's techniques (arena/techniques/) applied to a model —
+its attention implementation and SDPA kernel choice, its weight quantization (while loading, or in
+place on synthetic weights), a static KV cache with torch.compile, and (on a legacy stack)
+BetterTransformer."""
 
 from __future__ import annotations
 
@@ -9,29 +11,13 @@ from typing import Any
 
 import torch
 
-from arena.backends import inductor, torchao_quant
+from arena.backends import inductor
 from arena.backends.base import NLL_CHUNK, Backend
 from arena.models import placement
 from arena.models.dtypes import torch_dtype
 from arena.models.sources import pretrained_path
 from arena.models.synthetic import build_split, build_synthetic, synthetic_checkpoint
-
-_SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
-
-
-def quantization_config(quant: str, compute_dtype: torch.dtype, cpu_offload: bool = False):
-    """`cpu_offload`: a GPU split that keeps some modules on the cpu (unquantized there)."""
-    from transformers import BitsAndBytesConfig
-
-    if quant == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_enable_fp32_cpu_offload=cpu_offload)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        llm_int8_enable_fp32_cpu_offload=cpu_offload,
-        bnb_4bit_quant_type="fp4" if quant == "fp4" else "nf4",
-        bnb_4bit_use_double_quant=quant == "nf4-dq",
-        bnb_4bit_compute_dtype=compute_dtype,
-    )
+from arena.techniques import attention, compilation
 
 
 @contextlib.contextmanager
@@ -46,19 +32,19 @@ class TorchBackend(Backend):
     def load(self) -> None:
         from transformers import AutoModelForCausalLM
 
-        cfg, spec = self.config, self.spec
+        cfg, spec, quant = self.config, self.spec, self.config.quant
         dtype = torch_dtype(self.dtype)
         attn = cfg.attn if not cfg.bettertransformer else "eager"
         # A synthetic model is built on the meta device and each weight made where it runs, split
-        # or not (no checkpoint); quantized ones load their saved copy (bitsandbytes quantizes
-        # while loading).
+        # or not (no checkpoint); a quantizer that quantizes a built model does so in place, the
+        # others load a saved copy (bitsandbytes quantizes while loading).
         mapped = self.placement.mapped
-        if spec.synthetic and not cfg.quantized and mapped:
+        if spec.synthetic and quant is None and mapped:
             model, _ = build_split(spec, dtype, self.placement.accelerate_max_memory(), attn)
-        elif spec.synthetic and cfg.quant is None and not mapped:
+        elif spec.synthetic and (quant is None or quant.in_place) and not mapped:
             model = build_synthetic(spec, dtype, self.device, attn)
-            if cfg.torchao:  # quantize the built weights in place: no checkpoint needed
-                model = torchao_quant.quantize_in_place(model, cfg.torchao)
+            if quant is not None:  # quantize the built weights in place: no checkpoint needed
+                model = quant.quantize(model)
         else:
             source = (
                 str(synthetic_checkpoint(spec, self.dtype, self.device))
@@ -67,12 +53,13 @@ class TorchBackend(Backend):
             if spec.synthetic and self.device.startswith("cuda"):
                 torch.cuda.empty_cache()  # the copy may have just been built here: free its memory
             kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn, "trust_remote_code": False}
-            if cfg.quantized:
+            hf_quant = None
+            if quant is not None:
                 offload = mapped and bool(self.placement.gpus) and "cpu" in self.placement.max_memory
-                kwargs["quantization_config"] = (
-                    torchao_quant.hf_config(cfg.torchao) if cfg.torchao
-                    else quantization_config(cfg.quant, dtype, cpu_offload=offload))
+                hf_quant = quant.hf_config(dtype, cpu_offload=offload)
                 kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
+                if hf_quant is not None:
+                    kwargs["quantization_config"] = hf_quant
             if mapped:
                 kwargs["device_map"] = "auto"
                 kwargs["max_memory"] = self.placement.accelerate_max_memory()
@@ -82,8 +69,10 @@ class TorchBackend(Backend):
                 if mapped:
                     self._explain_split_failure(exc)
                 raise
-            if not cfg.quantized and not mapped:
+            if quant is None and not mapped:
                 model = model.to(self.device)
+            if quant is not None and hf_quant is None:  # a library that quantizes loaded weights
+                model = quant.quantize(model)
         if cfg.bettertransformer:
             model = model.to_bettertransformer()
         self.model = model.eval()
@@ -93,36 +82,30 @@ class TorchBackend(Backend):
         if self.config.compiled:  # every compiled configuration compiles under the same inductor flags
             contexts.append(inductor.flags())
         if self.config.sdpa_kernel is not None:
-            from torch.nn.attention import SDPBackend, sdpa_kernel
-
-            contexts.append(sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[self.config.sdpa_kernel])))
+            contexts.append(attention.kernel_context(self.config.sdpa_kernel))
         if len(contexts) < 2:
             return contexts[0] if contexts else contextlib.nullcontext()
         return _entered_together(contexts)
 
     def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
-        if not self.config.static_cache:
-            return {}
-        from transformers import CompileConfig
-
-        # generate() compiles the decode step itself when the cache is static; on CPU it only
-        # does so when asked for every device. CUDA graphs ("reduce-overhead") are GPU-only.
-        compile_config = CompileConfig(mode="reduce-overhead" if self.device.startswith("cuda") else "default")
-        compile_config._compile_all_devices = True
-        return {"cache_implementation": "static", "compile_config": compile_config}
+        return compilation.generate_kwargs(self.device) if self.config.static_cache else {}
 
     def placement_used(self) -> dict[str, Any]:
         return placement.summarize(self.model, self.device)
 
-    def nll(self, prompt_ids: list[int], continuation: list[int], chunk: int = NLL_CHUNK) -> float:
-        """One forward pass to the last hidden states (sequence x hidden), then the output projection
-        and cross-entropy `chunk` positions at a time: never the whole sequence x vocabulary logits.
-        One pass without a cache keeps the attention exactly as configured (a kernel choice such as
-        flash refuses the explicit masks a cached, chunked pass would need)."""
+    def scores(self, prompt_ids: list[int], continuation: list[int],
+               chunk: int = NLL_CHUNK) -> tuple[float, list[float]]:
+        """One forward pass to the last hidden states (sequence x hidden), then the output projection,
+        cross-entropy and each position's lead `chunk` positions at a time: never the whole
+        sequence x vocabulary logits. One pass without a cache keeps the attention exactly as
+        configured (a kernel choice such as flash refuses the explicit masks a cached, chunked pass
+        would need)."""
+        from arena.measure.quality import leads
+
         ids = torch.tensor([list(prompt_ids) + list(continuation)], device=self.input_device())
         start = len(prompt_ids) - 1
         head = self.model.get_output_embeddings()
-        total = 0.0
+        total, lead = 0.0, []
         with torch.inference_mode(), self.generation_context():
             hidden = self.model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids),
                                               use_cache=False).last_hidden_state[0]
@@ -131,7 +114,8 @@ class TorchBackend(Backend):
                 logits = head(hidden[a:b].to(head.weight.device)).float()
                 target = ids[0, a + 1:b + 1].to(logits.device)
                 total += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
-        return total / len(continuation)
+                lead += leads(logits, target)
+        return total / len(continuation), lead
 
     def nll_note(self) -> str:
         if self.config.static_cache:

@@ -1,7 +1,7 @@
 """Hardware and software facts: what this machine is and which libraries it has.
 
 Every result records `collect_env()`, and the configuration registry decides availability
-from `platform()`; both are computed once per process.
+from `platform()`; both are computed once per process (again after `track` adds a package).
 """
 
 from __future__ import annotations
@@ -19,22 +19,26 @@ from typing import Any
 
 from arena.core.units import MiB
 
-# Distribution names whose versions go into every result.
-TRACKED_PACKAGES = (
+# Distribution names whose versions go into every result: the stack here, and every package a
+# configuration needs (bitsandbytes, torchao, flash-attn, ...), added by the registry (`track`).
+TRACKED_PACKAGES: list[str] = [
     "torch",
     "transformers",
     "accelerate",
     "optimum",
-    "optimum-onnx",
     "onnxruntime-gpu",
     "onnxruntime",
-    "bitsandbytes",
-    "torchao",
-    "mslk-cuda",  # torchao's optional int4 / float8 kernel package
-    "flash-attn",
-    "flash-attn-3",
     "gradio",
-)
+]
+
+
+def track(*dists: str) -> None:
+    """Record these distributions' versions in every result too (and let `Platform.has` see them)."""
+    new = [d for d in dict.fromkeys(dists) if d not in TRACKED_PACKAGES]
+    if new:
+        TRACKED_PACKAGES.extend(new)
+        platform.cache_clear()
+        collect_env.cache_clear()
 
 
 def package_version(dist: str) -> str | None:
@@ -143,7 +147,9 @@ class Platform:
     gpu_count: int = 0
 
     def has(self, dist: str) -> bool:
-        return self.packages.get(dist) is not None
+        if dist in self.packages:
+            return self.packages[dist] is not None
+        return package_version(dist) is not None  # a package no configuration declared (yet)
 
     @property
     def device(self) -> str:
@@ -235,4 +241,6 @@ def collect_env() -> dict[str, Any]:
         "tensorrt_loadable": plat.tensorrt_loadable,
     }
     env["hardware"] = hardware_label(env)
+    if os.environ.get("ARENA_INDUCTOR_FLAGS"):  # an A/B run of the compile flags (arena/backends/inductor.py)
+        env["inductor_flags"] = os.environ["ARENA_INDUCTOR_FLAGS"]
     return env

@@ -43,6 +43,9 @@ MAX_BATCH = 256
 MAX_REPEATS = 20
 MAX_PROMPT_CHARS = 200_000  # refuse before tokenizing something absurd
 MAX_SYNTHETIC_PROMPT_TOKENS = 32_768
+MAX_SEED = 2**31 - 1
+MAX_TEMPERATURE = 10.0  # sampling: temperature in (0, MAX_TEMPERATURE], top_p in (0, 1]
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1.0, 24 * 3600.0
 # A sweep's own ceilings (its batch and repeats share the ones above).
 SWEEP_MAX_SEQ = 131_072
 SWEEP_MAX_PADDING = 0.9

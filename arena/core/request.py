@@ -1,4 +1,6 @@
-"""RunRequest and its validation: every bad input becomes one clear line (RequestError)."""
+"""A run's request: its settings with their defaults (RunRequest), the error a bad one raises
+(RequestError: one line fit to show a user), and the checks of one value each. Validating a
+whole request against the registry and the model is arena/execute/prepare.py's."""
 
 from __future__ import annotations
 
@@ -7,22 +9,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from arena.core import registry
-from arena.core.errors import one_line_text, short_repr
-from arena.core.limits import (
-    DEFAULT_TIMEOUT_S,
-    MAX_BATCH,
-    MAX_NEW_TOKENS,
-    MAX_PROMPT_CHARS,
-    MAX_REPEATS,
-    MAX_SYNTHETIC_PROMPT_TOKENS,
-    ServerLimits,
-)
-from arena.models import placement
-from arena.models.dtypes import resolve_dtype
-from arena.models.sources import context_length
-from arena.models.spec import ModelError, ModelSpec, parse_model
-from arena.models.tokenizers import encode_prompt, load_tokenizer
+from arena.core.errors import short_repr
+from arena.core.limits import DEFAULT_TIMEOUT_S
 
 
 class RequestError(ValueError):
@@ -68,20 +56,6 @@ class RunRequest:
         return cls(**data)
 
 
-@dataclass
-class PreparedRun:
-    """A validated request with everything derived from it."""
-
-    request: RunRequest
-    spec: ModelSpec
-    config_names: list[str]
-    dtype: str
-    prompt_ids: list[int]
-    context: int
-    limits: ServerLimits = field(default_factory=ServerLimits)  # the runner enforces the run's share
-    placement: placement.Placement = field(default_factory=placement.Placement)
-
-
 def int_in(name: str, value: Any, lo: int, hi: int) -> int:
     whole = isinstance(value, int) or isinstance(value, float) and math.isfinite(value) and value.is_integer()
     if isinstance(value, bool) or not whole:
@@ -105,7 +79,7 @@ def float_in(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = Fal
     return number
 
 
-def _text(name: str, value: Any) -> str:
+def text_in(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise RequestError(f"{name} must be text (got {type(value).__name__})")
     try:
@@ -113,106 +87,3 @@ def _text(name: str, value: Any) -> str:
     except UnicodeEncodeError:  # lone surrogates: not text any tokenizer or file can hold
         raise RequestError(f"{name} is not valid unicode text (it holds a lone surrogate)") from None
     return value
-
-
-def _config_names(value: Any, limits: ServerLimits) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
-        raise RequestError("configs must be a list of configuration names (or one comma-separated text)")
-    try:
-        names = registry.parse_names(list(items))
-    except registry.UnknownConfigError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
-    if limits.max_configs is not None and len(names) > limits.max_configs:
-        raise RequestError(f"{len(names)} configurations asked; the limit here is {limits.max_configs} per run")
-    return names
-
-
-def checked_model(value: Any, limits: ServerLimits, allow_local: bool) -> ModelSpec:
-    text = _text("model", value).strip() or "default"
-    if len(text) > 4096:
-        raise RequestError(f"the model id is {len(text)} characters long; that is no model id")
-    # Where local paths are refused, checked on what was typed before anything looks at the
-    # disk; always on the resolved id before anything loads ("/models/../etc" is not under
-    # "/models"; a Hub id is fetched only when allowed).
-    if not allow_local and not limits.model_allowed(text):
-        raise RequestError(f"model {short_repr(text)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
-    try:
-        spec = parse_model(text, allow_local=allow_local)
-    except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
-    if not limits.model_allowed(spec.id):
-        raise RequestError(f"model {short_repr(spec.id)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
-    return spec
-
-
-def _placement(req: RunRequest, limits: ServerLimits) -> placement.Placement:
-    """gpus and max_memory, checked against the devices here; the request keeps their
-    normalized form (a list of indices, budgets in bytes) so that it validates again as is."""
-    empty = (None, "")
-    if req.gpus in empty and req.max_memory in empty:
-        req.gpus = req.max_memory = None
-        return placement.Placement()
-    try:
-        where = placement.parse(None if req.gpus == "" else req.gpus,
-                                None if req.max_memory == "" else req.max_memory,
-                                worker_memory_mb=limits.worker_memory_mb)
-    except placement.PlacementError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
-    req.gpus = list(where.gpus) or None
-    req.max_memory = dict(where.max_memory) or None
-    return where
-
-
-def validate(req: RunRequest, *, allow_local_models: bool | None = None,
-             limits: ServerLimits | None = None) -> PreparedRun:
-    """Check a request against the server's limits and prepare its prompt; RequestError (one
-    line) for anything wrong. `limits` defaults to the generous `ServerLimits()`;
-    `allow_local_models`, when given, overrides `limits.allow_local_models`."""
-    limits = limits or ServerLimits()
-    allow_local = limits.allow_local_models if allow_local_models is None else bool(allow_local_models)
-    names = _config_names(req.configs, limits)
-    req.max_new_tokens = int_in("max_new_tokens", req.max_new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
-    req.batch_size = int_in("batch_size", req.batch_size, 1, min(MAX_BATCH, limits.max_batch))
-    req.repeats = int_in("repeats", req.repeats, 1, min(MAX_REPEATS, limits.max_repeats))
-    req.seed = int_in("seed", req.seed, 0, 2**31 - 1)
-    # synthetic models only; limits.max_prompt_tokens applies below, to every model's prompt
-    req.prompt_tokens = int_in("prompt_tokens", req.prompt_tokens, 1, MAX_SYNTHETIC_PROMPT_TOKENS)
-    req.temperature = float_in("temperature", req.temperature, 0.0, 10.0, lo_open=True)
-    req.top_p = float_in("top_p", req.top_p, 0.0, 1.0, lo_open=True)
-    req.timeout_s = float_in("timeout_s", req.timeout_s, 1.0, 24 * 3600.0)
-    if not isinstance(req.do_sample, bool):
-        raise RequestError(f"do_sample must be true or false (got {short_repr(req.do_sample)})")
-    if not isinstance(req.isolation, str) or req.isolation not in ("process", "inline"):
-        raise RequestError("isolation must be 'process' or 'inline'")
-    try:
-        dtype = resolve_dtype(_text("dtype", req.dtype))
-    except ValueError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
-    where = _placement(req, limits)
-    spec = checked_model(req.model, limits, allow_local)
-
-    prompt = _text("prompt", req.prompt)
-    if not spec.synthetic and not prompt.strip():
-        raise RequestError("the prompt is empty")
-    max_chars = min(MAX_PROMPT_CHARS, limits.max_prompt_chars)
-    if len(prompt) > max_chars:
-        raise RequestError(f"the prompt is {len(prompt)} characters; the limit here is {max_chars}")
-    try:
-        context = context_length(spec)
-        tokenizer = load_tokenizer(spec)
-    except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
-    prompt_ids = encode_prompt(spec, tokenizer, prompt, prompt_tokens=req.prompt_tokens)
-    if len(prompt_ids) >= context:
-        raise RequestError(
-            f"the prompt is {len(prompt_ids)} tokens, longer than the model's context of {context}"
-        )
-    if limits.max_prompt_tokens is not None and len(prompt_ids) > limits.max_prompt_tokens:
-        raise RequestError(f"the prompt is {len(prompt_ids)} tokens; the limit here is {limits.max_prompt_tokens}")
-    if len(prompt_ids) + req.max_new_tokens > context:
-        raise RequestError(
-            f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({req.max_new_tokens}) exceeds "
-            f"the model's context of {context} tokens"
-        )
-    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where)

@@ -75,6 +75,10 @@ class Result:
     baseline: str = ""
     token_agreement: float | None = None
     first_divergence: int | None = None
+    # at the first divergence: the baseline's lead of its token over the next (logits), and the most
+    # this configuration moved that lead where the two agree; a margin within the noise is a near-tie
+    divergence_margin: float | None = None
+    divergence_noise: float | None = None
     nll: float | None = None
     compared_tokens: int | None = None  # baseline tokens compared: up to and including its first end-of-text
     quality_note: str = ""  # why agreement is n/a (sampling, no baseline) or not a quality (random weights)
@@ -138,6 +142,8 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("token_agreement", "agree"),
     ("compared_tokens", "compared"),
     ("first_divergence", "diverge@"),
+    ("divergence_margin", "margin@"),
+    ("divergence_noise", "noise@"),
     ("nll", "NLL"),
     ("reason", "reason"),
 )

@@ -1,5 +1,6 @@
-"""Blind side-by-side check: the server draws two configurations' outputs of a finished run,
-shows them as A and B in random order without their names, and accepts one vote per pair.
+"""Blind side-by-side check: the server draws two configurations' outputs of a finished run
+(the session's last run, or a blind run of two configurations it drew at random), shows them as
+A and B in random order without their names, and accepts one vote per pair.
 
 Only pairs this server produced for a session can be voted on, once: the pair id is a random
 token kept server-side with the session that received it; the names are revealed after the vote.
@@ -53,9 +54,18 @@ class _Run:
     run_id: str
     model_id: str
     prompt: str
-    outputs: dict[str, str]  # config -> text
+    outputs: dict[str, str]  # config -> text, the configurations that finished
+    left_out: dict[str, str] = field(default_factory=dict)  # config -> why it has no output to compare
+    synthetic: bool = False
     pairs: dict[frozenset, str] = field(default_factory=dict)  # {a, b} -> pair id
     recorded_at: float = 0.0
+
+
+def _why_left_out(result: dict[str, Any]) -> str:
+    reason = str(result.get("reason") or "")
+    if "cancelled" in reason:
+        return "cancelled"
+    return f"{result.get('status')}: {reason[:80]}" if reason else str(result.get("status"))
 
 
 class BlindCheck:
@@ -93,17 +103,31 @@ class BlindCheck:
             del self._votes[key]
 
     def record_run(self, session: str, results: list[dict[str, Any]]) -> int:
-        """Remember a session's finished run; returns how many outputs can be compared."""
-        ok = [r for r in results if r.get("status") == "ok" and not r.get("synthetic")]
-        if not ok:
-            return 0
-        outputs = {r["config"]: r.get("text") or "" for r in ok}
+        """Remember a session's finished run, whatever became of it (a cancelled or failed run
+        replaces the previous one too, so that the reason given is this run's); returns how many
+        outputs can be compared."""
+        ok = [r for r in results if r.get("status") == "ok"]
+        synthetic = any(r.get("synthetic") for r in results)
+        outputs = {} if synthetic else {r["config"]: r.get("text") or "" for r in ok}
+        first = results[0] if results else {}
+        run = _Run(str(first.get("run_id") or ""), str(first.get("model_id") or ""),
+                   "" if synthetic else str(first.get("prompt") or ""), outputs,
+                   {r["config"]: _why_left_out(r) for r in results if r.get("status") != "ok"}, synthetic,
+                   recorded_at=self.clock())
         with self._lock:
             self._runs.pop(session, None)  # re-inserted last: the newest
-            self._runs[session] = _Run(ok[0]["run_id"], ok[0]["model_id"], ok[0].get("prompt") or "", outputs,
-                                       recorded_at=self.clock())
+            self._runs[session] = run
             self._expire()
         return len(outputs)
+
+    def draw_configs(self, candidates: list[str]) -> list[str]:
+        """Two different configurations for a blind run, drawn at random from `candidates` (in
+        random order: which runs first says nothing about which is shown as A)."""
+        names = list(dict.fromkeys(candidates))
+        if len(names) < 2:
+            raise VoteError(f"a blind run draws two configurations, and only {len(names)} can run here for this "
+                            f"model ({', '.join(names) or 'none'})")
+        return self.rng.sample(names, 2)
 
     def draw(self, session: str) -> Pair:
         """Two configurations of the session's last run not yet shown to it, with different
@@ -111,8 +135,13 @@ class BlindCheck:
         with self._lock:
             self._expire()
             run = self._runs.get(session)
-            if run is None or len(run.outputs) < 2:
+            if run is None:
                 raise VoteError("run at least two configurations on a real (not synthetic) model first")
+            if run.synthetic:
+                raise VoteError("your last run was on a synthetic model, whose random weights write noise: run "
+                                "at least two configurations on a real (not synthetic) model first")
+            if len(run.outputs) < 2:
+                raise VoteError(_too_few(run))
             names = sorted(run.outputs)
             unseen = [frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]
                       if frozenset((a, b)) not in run.pairs]
@@ -137,13 +166,16 @@ class BlindCheck:
         winner = CHOICES.get(choice, choice if choice in CHOICES.values() else None)
         if winner is None:
             raise VoteError(f"the choice must be one of: {', '.join(CHOICES)}")
+        if not pair_id:
+            raise VoteError("no pair is shown yet: draw two outputs (or make a blind run) first")
         with self._lock:
             self._expire()
             pair = self._pairs.get(str(pair_id))
             if pair is None or pair.session != session:
                 raise VoteError("this pair was not shown to this session (or it expired): vote refused")
             if pair.voted:
-                raise VoteError("this pair has already been voted on")
+                raise VoteError(f"you have already voted on this pair (A was {pair.config_a}, B was "
+                                f"{pair.config_b}): one vote per pair; draw another pair or make a blind run")
             t = self.clock()
             keys = [f"session:{session}"] + ([f"client:{client}"] if client else [])
             for key in keys:
@@ -161,3 +193,13 @@ class BlindCheck:
                                  prompt=pair.prompt, config_a=pair.config_a, config_b=pair.config_b,
                                  winner=winner, created_at=now()))
         return {"A": pair.config_a, "B": pair.config_b, "winner": winner}
+
+
+def _too_few(run: _Run) -> str:
+    """Why a run with fewer than two finished outputs offers no pair, in its own terms."""
+    done = ", ".join(run.outputs) or "none"
+    missing = ", ".join(f"{c} ({why})" for c, why in run.left_out.items())
+    head = (f"your last run finished {len(run.outputs)} configuration{'s' if len(run.outputs) != 1 else ''} "
+            f"with text ({done})")
+    return head + (f"; not finished: {missing}" if missing else "") + \
+        ": a pair needs two finished outputs, so run at least two configurations again (or make a blind run)"

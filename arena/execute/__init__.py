@@ -1,2 +1,3 @@
-"""Running a request: the runner, the worker that measures one configuration, the supervisor of
-spawned workers (events, cancel, time limit) and the worker memory limit."""
+"""Running a request: the runner, the launchers and their one supervising loop (a warm pool
+worker, this process, one process per tensor-parallel rank), the worker that measures one
+configuration, the worker memory limit and the fault points tests reach."""

@@ -1,5 +1,6 @@
 """Inline runs (ZeroGPU, where the GPU belongs to the decorated call's own process, and
-`--inline`): the configuration runs in this process, with the same stop checks between tokens
+`--inline`): the configuration runs in this process (in a thread, supervised by the launchers'
+loop, arena/execute/launcher.py), with the same stop checks between tokens
 and the same warm rule as the pool's: the last loaded model stays cached, with its key, when
 it fits the warm budget, and serves the next identical job. Only one is kept, so a model
 measured here never shares the process's memory with another one; every other is freed
@@ -7,35 +8,34 @@ measured here never shares the process's memory with another one; every other is
 
 from __future__ import annotations
 
+import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from arena.core.errors import one_line
 from arena.core.limits import warm_budget_mb
+from arena.execute.launcher import Launcher, Limit, OnEvent, Outcome, Source, supervise
 from arena.execute.pool import PoolSettings, warm_key
 from arena.execute.stopping import deadline_check
 from arena.execute.worker import Job, Loaded, load_phase, measure_phase, report_error
-
-OnEvent = Callable[[dict[str, Any]], None]
+from arena.execute.worker_entry import install_fault_hooks
 
 _lock = threading.Lock()
 _cached: tuple[tuple, Loaded] | None = None
 
 
 def _fits(loaded: Loaded, settings: PoolSettings) -> bool:
-    import psutil
-
     from arena.core.units import MiB
+    from arena.measure import probes
 
-    if loaded.device.startswith("cuda"):
+    if loaded.device.startswith("cuda"):  # this process's own numbering of the GPUs
         import torch
 
         index = torch.device(loaded.device).index or 0
         total = torch.cuda.get_device_properties(index).total_memory / MiB
     else:
-        total = psutil.virtual_memory().total / MiB
+        total = probes.total_mb("cpu")
     return loaded.weights_mb <= warm_budget_mb(settings.budget_mb, total)
 
 
@@ -60,47 +60,73 @@ def cached() -> list[dict[str, Any]]:
              "weights_mb": round(held[1].weights_mb, 1), "inline": True}]
 
 
-def run_inline(job: Job, on_event: OnEvent, *, compiled: bool, timeout_s: float, timeout_reason: str,
-               cancel: threading.Event | None, settings: PoolSettings) -> tuple[dict | None, str | None, bool]:
-    """(metrics, error, warm). The time limit and cancel end generation between tokens."""
-    global _cached
-    metrics, error = None, None
+class _ThreadSource(Source):
+    """A job run in a thread of this process, its events through a queue. Asked to stop, it
+    ends between tokens; it cannot be killed, so the loop waits for it (stop_grace_s None): the
+    next configuration never loads beside it."""
 
-    def emit(event: dict[str, Any]) -> None:
-        nonlocal metrics, error
-        if event["type"] == "metrics":
-            metrics = event["metrics"]
-        elif event["type"] == "nll":  # its own step, after the timings
-            if metrics is not None:
-                metrics.update(event["fields"])
-        elif event["type"] in ("error", "stopped"):
-            error = event["reason"]
-        else:
-            on_event({**event, "config": job.config})
+    stop_grace_s = None
 
-    key = warm_key(job, compiled)
-    stop = deadline_check(time.monotonic() + timeout_s, timeout_reason, cancel.is_set if cancel else None)
-    with _lock:
-        held, _cached = _cached, None
-    warm = held is not None and held[0] == key and settings.keep_warm
-    if held is not None and not warm:
-        held[1].close()  # freed before the next configuration loads
-    loaded = held[1] if warm else None
-    try:
-        if loaded is None:
-            loaded = load_phase(job, emit)
-        measure_phase(loaded, job, emit, warm=warm, stop=stop)
-    except Exception as exc:
+    def __init__(self, body: Callable[[Callable[[dict[str, Any]], None], Callable[[], bool]], None]) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(body,), name="arena-inline", daemon=True)
+        self.thread.start()
+
+    def _run(self, body) -> None:
         try:
-            report_error(exc, job, emit)
-        except Exception:  # report_error words errors; this is a last resort
-            error = one_line(exc)
-    if metrics is not None:
-        metrics.setdefault("stage_s", {})["start"] = 0.0
-    keep = loaded is not None and error is None and settings.keep_warm and _fits(loaded, settings)
-    if keep:
+            body(self.events.put, self.stop_flag.is_set)
+        except BaseException as exc:  # body reports its own errors; this is a last resort
+            self.events.put({"type": "error", "reason": one_line(exc)})
+        finally:
+            self.events.put({"type": "done"})
+
+    def death(self) -> str | None:
+        return None if self.thread.is_alive() or not self.events.empty() else "the inline job ended without a word"
+
+    def request_stop(self) -> None:
+        self.stop_flag.set()
+
+
+class InlineLauncher(Launcher):
+    """Runs a job in this process (a thread of it, so the launchers' one loop supervises it),
+    keeping the last model loaded when it fits the warm budget."""
+
+    def __init__(self, settings: PoolSettings, *, compiled: bool) -> None:
+        self.settings, self.compiled = settings, compiled
+
+    def launch(self, job: Job, on_event: OnEvent, limit: Limit) -> Outcome:
+        global _cached
+        install_fault_hooks()  # tests' fault injection, where ARENA_FAULT_INJECT asks for it
+        key = warm_key(job, self.compiled)
         with _lock:
-            _cached = (key, loaded)
-    elif loaded is not None:
-        loaded.close()
-    return metrics, error, warm
+            held, _cached = _cached, None
+        warm = held is not None and held[0] == key and self.settings.keep_warm
+        if held is not None and not warm:
+            held[1].close()  # freed before the next configuration loads
+        loaded = held[1] if warm else None
+        kept = False
+
+        def body(emit, stopping) -> None:
+            nonlocal loaded, kept
+            stop = deadline_check(limit.deadline, limit.reason, stopping)
+            failed = False
+            try:
+                if loaded is None:
+                    loaded = load_phase(job, emit)
+                measure_phase(loaded, job, emit, warm=warm, stop=stop)
+            except Exception as exc:
+                failed = True
+                report_error(exc, job, emit)
+            kept = loaded is not None and not failed and self.settings.keep_warm and _fits(loaded, self.settings)
+            if loaded is not None and not kept:
+                loaded.close()
+
+        out = supervise(_ThreadSource(body), on_event, limit)
+        if kept:
+            with _lock:
+                _cached = (key, loaded)
+        if out.metrics is not None:
+            out.metrics.setdefault("stage_s", {})["start"] = 0.0
+        out.warm = warm
+        return out

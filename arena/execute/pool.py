@@ -6,8 +6,15 @@ Isolation stays: one process per configuration and key, one job at a time in the
 error is killed and replaced. Warm workers live under a memory budget (host and GPU,
 `ServerLimits.warm_memory_mb`, else a share of the device's memory): least recently used out
 first, and out at once when a cold run needs their memory; idle ones expire after
-`ServerLimits.warm_idle_s`. A spare worker, torch and transformers already imported, waits for
-the next cold start.
+`ServerLimits.warm_idle_s`.
+
+A spare worker, torch and transformers already imported, waits for the next cold start. It is
+made between runs, and during a job's untimed stages (warm-up, NLL scoring) when another
+configuration follows: there it imports while the current configuration is not being timed,
+and is SIGSTOPped during the stages that are (export, load, the timed repeats), so the next
+configuration does not wait ~10 s of imports (2-core CPU) and no measured figure shares the CPU.
+
+`WorkerLauncher` is the launcher interface over the pool (arena/execute/launcher.py).
 """
 
 from __future__ import annotations
@@ -22,15 +29,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from arena.core.errors import process_death
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
-from arena.core.units import MiB
-from arena.execute import launcher
-from arena.execute.supervisor import Ending
+from arena.execute import memory_limit, processes
+from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome, supervise
+from arena.execute.processes import ProcessSource
 from arena.execute.worker_entry import serve
+from arena.measure import probes
 
 STOP_GRACE_S = 1.0  # a worker told to stop answers within a token; past this it is killed
-READ_EVERY_S = 0.05
+# The stages of a job during which a spare worker may import beside it: nothing there is timed.
+# Every other stage (exporting, loading, running) is, and pauses the spare.
+UNTIMED_STAGES = frozenset({"warming up", "scoring"})
 
 
 def warm_key(job: Any, compiled: bool) -> tuple:
@@ -77,16 +86,12 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.is_alive()
 
+    def mark_ready(self, event: dict[str, Any]) -> None:
+        self.ready, self.imports_s, self.foreign = True, event["imports_s"], event["foreign"]
 
-@dataclass
-class Outcome:
-    """How a pooled run ended, and what the pool knows of it."""
-
-    ending: Ending
-    warm: bool
-    start_s: float  # waiting for a worker to take the job (spawn and interpreter start)
-    imports_s: float | None  # imports that happened while waiting (None: a ready worker)
-    stopped: str | None = None  # the worker's own stop reason (cancel or time limit seen between tokens)
+    def source(self) -> ProcessSource:
+        """Its events for the launchers' loop; told to stop, it has STOP_GRACE_S to answer."""
+        return ProcessSource(self.proc, self.events, self.stop, STOP_GRACE_S)
 
 
 @dataclass
@@ -106,66 +111,13 @@ def _signal(worker: Worker, sig: int) -> None:
     """SIGSTOP / SIGCONT a pooled worker's process group (a no-op once it is gone)."""
     try:
         os.killpg(worker.pid, sig)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:  # just spawned, not leading its own group yet: the process alone
+        try:
+            os.kill(worker.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    except PermissionError:
         pass
-
-
-def _host_mb(pid: int) -> float:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return (proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))) / MiB
-    except psutil.Error:
-        return 0.0
-
-
-def _gpu_index(device: str) -> int | None:
-    if not device.startswith("cuda"):
-        return None
-    return int(device.split(":")[1]) if ":" in device else 0
-
-
-def _gpu_mb(pid: int, device: str) -> float:
-    index = _gpu_index(device)
-    if index is None:
-        return 0.0
-    from arena.measure.nvml import Nvml
-
-    used = Nvml(index).process_used_bytes(pid)
-    return used / MiB if used else 0.0
-
-
-def _free_mb(device: str) -> float | None:
-    index = _gpu_index(device)
-    if index is None:
-        import psutil
-
-        return psutil.virtual_memory().available / MiB
-    from arena.measure.nvml import Nvml
-
-    nvml = Nvml(index)
-    if not nvml.ok:
-        return None
-    try:
-        return nvml.pynvml.nvmlDeviceGetMemoryInfo(nvml.handle).free / MiB
-    except Exception:
-        return None
-
-
-def _total_mb(device: str) -> float | None:
-    index = _gpu_index(device)
-    if index is None:
-        import psutil
-
-        return psutil.virtual_memory().total / MiB
-    from arena.measure.nvml import Nvml
-
-    nvml = Nvml(index)
-    try:
-        return nvml.pynvml.nvmlDeviceGetMemoryInfo(nvml.handle).total / MiB if nvml.ok else None
-    except Exception:
-        return None
 
 
 class Pool:
@@ -182,14 +134,15 @@ class Pool:
 
     # ---- workers
     def _spawn(self) -> Worker:
-        ctx = launcher.CONTEXT
+        ctx = processes.CONTEXT
         jobs, events, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-        proc = launcher.spawn(serve, (os.getpid(), jobs, events, stop), "arena-worker")
+        proc = processes.spawn(serve, (os.getpid(), jobs, events, stop), "arena-worker")
         return Worker(proc, jobs, events, stop)
 
     def prestart(self) -> None:
-        """Have a spare worker importing (or ready) for the next cold start. Called between runs,
-        never during one: its imports would take CPU time from a measured configuration."""
+        """Have a spare worker importing (or ready) for the next cold start. Called between runs
+        and in a job's untimed stages, never in a timed one: its imports would take CPU time
+        from a measured configuration."""
         if not self.settings.spare or self._closed:
             return
         with self._lock:
@@ -212,16 +165,16 @@ class Pool:
             worker.jobs.put(None)
         except (OSError, ValueError):
             pass
-        launcher.kill(worker.proc)
+        processes.kill(worker.proc)
         if worker.job is not None:
-            launcher.wait_gpu_released(worker.pid, worker.job.device)
+            processes.wait_gpu_released(worker.pid, worker.job.device)
         for q in (worker.jobs, worker.events):
             q.close()
             q.cancel_join_thread()
 
     # ---- budget
     def budget_mb(self, device: str) -> float:
-        total = _total_mb(device)
+        total = probes.total_mb(device)
         return warm_budget_mb(self.settings.budget_mb, total)
 
     def _snapshot(self) -> list[Worker]:
@@ -254,10 +207,10 @@ class Pool:
         if need is None:  # not seen yet: what another configuration of the model held, else a guess
             same = [mb for (kind, ref, _, dev), mb in self._needs.items()
                     if (kind, ref, dev) == (job.model_kind, job.model_ref, job.device)]
-            total = _total_mb(job.device)
+            total = probes.total_mb(job.device)
             need = max(same) if same else WARM_SHARE * total if total else None
         while any(w.job.device == job.device for w in self._snapshot()):
-            free = _free_mb(job.device)
+            free = probes.free_mb(job.device)
             if need is not None and free is not None and free >= 1.5 * need + 512:
                 return
             self._evict_lru(job.device)
@@ -278,31 +231,49 @@ class Pool:
             except Exception:  # never let the reaper die on one bad worker
                 pass
 
-    # ---- running
-    def run(self, job: Any, handle: Callable[[dict[str, Any]], None], *, compiled: bool, timeout_s: float,
-            timeout_reason: str, cancel: threading.Event | None = None,
-            on_start: Callable[[int], None] | None = None,
-            death_reason: Callable[[], str | None] | None = None) -> Outcome:
-        """Run `job` on a warm worker with its key, else a fresh one; pass its events but "error",
-        "done" and "stopped" to `handle`. Cancel and the deadline are checked at every event."""
-        with self._running:
+    # ---- the spare, paused while a job is timed
+    def _spare_signal(self, sig: int) -> None:
+        with self._lock:
             spare = self._spare
-            if spare is not None:
-                _signal(spare, signal.SIGSTOP)  # still importing: not beside a measured job
+        if spare is not None:
+            _signal(spare, sig)
+
+    def _stage_watch(self, handle: OnEvent, prepare_next: bool) -> OnEvent:
+        """`handle` that first pauses the spare as a timed stage begins and lets it run (made
+        first, when `prepare_next`) as an untimed one does."""
+        def on_event(event: dict[str, Any]) -> None:
+            if event["type"] == "status":
+                if event["stage"] in UNTIMED_STAGES:
+                    if prepare_next:
+                        self.prestart()
+                    self._spare_signal(signal.SIGCONT)
+                else:
+                    self._spare_signal(signal.SIGSTOP)
+            handle(event)
+        return on_event
+
+    # ---- running
+    def run(self, job: Any, handle: OnEvent, *, compiled: bool, limit: Limit,
+            on_start: Callable[[int], None] | None = None, death_reason: Callable[[], str | None] | None = None,
+            prepare_next: bool = False) -> Outcome:
+        """Run `job` on a warm worker with its key, else a fresh one (the spare when there is
+        one); pass its events but "error", "done", "stopped", "metrics" and "nll" to `handle`.
+        `prepare_next`: another configuration follows, so a spare is made in this job's untimed
+        stages for it."""
+        with self._running:
+            self._spare_signal(signal.SIGSTOP)  # still importing: not beside a measured job
             try:
                 t0 = time.monotonic()
-                out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason)
+                handle = self._stage_watch(handle, prepare_next)
+                out = self._run(job, handle, compiled, t0, limit, on_start, death_reason)
                 if out is None:  # the warm worker had died before it took the job: a fresh one
-                    out = self._run(job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start,
-                                    death_reason, cold=True)
+                    out = self._run(job, handle, compiled, t0, limit, on_start, death_reason, cold=True)
                 return out
             finally:
-                if spare is not None:
-                    _signal(spare, signal.SIGCONT)
+                self._spare_signal(signal.SIGCONT)
 
-    def _run(self, job, handle, compiled, t0, timeout_s, timeout_reason, cancel, on_start, death_reason,
+    def _run(self, job: Any, handle: OnEvent, compiled: bool, t0: float, limit: Limit, on_start, death_reason,
              cold: bool = False) -> Outcome | None:
-        deadline = t0 + timeout_s
         self.expire()
         key = warm_key(job, compiled)
         with self._lock:
@@ -316,111 +287,42 @@ class Pool:
         if worker is None:
             self.make_room(job)
             worker = self._take_fresh()
-        waited_imports = None
-        was_ready = worker.ready
-        error: str | None = None
-        stopped: str | None = None
-        start_s = 0.0
-
-        def outcome(ending: Ending) -> Outcome:
-            return Outcome(ending, warm, start_s, waited_imports, stopped)
-
         try:
-            while not worker.ready:  # a fresh worker: wait until its imports are done
-                ending = self._check(worker, cancel, deadline, timeout_reason, death_reason, None)
-                if ending is not None:
-                    start_s = time.monotonic() - t0
+            waited_imports = None
+            if not worker.ready:  # a fresh worker: wait until its imports are done
+                ready = supervise(worker.source(), handle, limit, until="ready", explain=death_reason, stop_grace_s=0)
+                if ready.last is None:  # cancelled, timed out or died while importing
                     self._discard(worker)
-                    return outcome(ending)
-                try:
-                    event = worker.events.get(timeout=READ_EVERY_S)
-                except _queue.Empty:
-                    continue
-                if event["type"] == "ready":
-                    worker.ready, worker.imports_s, worker.foreign = True, event["imports_s"], event["foreign"]
-                    if not was_ready:  # (part of) its imports happened while this job waited
-                        waited_imports = min(event["imports_s"], time.monotonic() - t0)
-            start_s = time.monotonic() - t0 - (waited_imports or 0.0)
+                    return Outcome(ready.ending, warm=warm, stage_s={"start": time.monotonic() - t0})
+                worker.mark_ready(ready.last)
+                waited_imports = min(worker.imports_s, time.monotonic() - t0)  # (part of) them while this job waited
+            stage_s = {"start": time.monotonic() - t0 - (waited_imports or 0.0)}
+            if waited_imports is not None:
+                stage_s["imports"] = waited_imports
             if on_start is not None:
                 on_start(worker.pid)
             worker.stop.clear()
-            worker.jobs.put((job, key, max(0.0, deadline - time.monotonic()), timeout_reason))
-            died_at = None
-            answered = False  # any event of this job yet
-            while True:
-                ending = self._check(worker, cancel, deadline, timeout_reason, death_reason, error)
-                if ending is not None and ending.kind in ("cancelled", "timeout"):
-                    worker.stop.set()  # it ends between tokens and answers "stopped", then "done"
-                    stopped = self._drain(worker, handle, ending.kind == "cancelled")
-                    if stopped is None or ending.kind == "timeout":
-                        self._discard(worker)  # a time limit always kills; so does no answer
-                    else:
-                        self._keep(worker, key, job)
-                    return outcome(ending)
-                try:
-                    event = worker.events.get(timeout=READ_EVERY_S)
-                except _queue.Empty:
-                    if worker.alive():
-                        continue
-                    died_at = died_at or time.monotonic()  # read what it sent before dying
-                    if time.monotonic() - died_at < 0.5:
-                        continue
-                    self._discard(worker)
-                    if warm and not answered:
-                        return None  # it died while idle (killed, or a crash after its last run)
-                    return outcome(self._death(worker, death_reason, error))
-                answered = True
-                kind = event["type"]
-                if kind == "error":
-                    error = event["reason"]
-                elif kind == "stopped":
-                    stopped = event["reason"]
-                elif kind == "done":
-                    if event.get("reusable") and error is None and (stopped is None or stopped.startswith("cancelled")):
-                        self._keep(worker, key, job, event.get("gpu_mb") or 0.0)
-                    else:
-                        self._discard(worker)
-                    if stopped is not None:
-                        kind = "cancelled" if stopped.startswith("cancelled") else "timeout"
-                        return outcome(Ending(kind, stopped))
-                    return outcome(Ending("done", error))
+            worker.jobs.put((job, key, limit.left_s(), limit.reason))
+            out = supervise(worker.source(), handle, limit, explain=death_reason)
+            out.warm, out.stage_s = warm, stage_s
+            done = out.last
+            if out.ending.kind == "died":
+                self._discard(worker)
+                return None if warm and not out.answered else out  # None: it died while idle
+            if done is None:  # the loop stopped it: a cancelled worker that stopped cleanly stays
+                if out.clean_stop and out.ending.kind == "cancelled":
+                    self._keep(worker, key, job)
                 else:
-                    handle(event)
+                    self._discard(worker)  # a time limit always kills; so does no answer
+            elif done.get("reusable") and (out.ending.kind == "cancelled"
+                                           or out.ending.kind == "done" and out.ending.reason is None):
+                self._keep(worker, key, job, done.get("gpu_mb") or 0.0)
+            else:
+                self._discard(worker)
+            return out
         except BaseException:
             self._discard(worker)
             raise
-
-    def _check(self, worker: Worker, cancel, deadline: float, timeout_reason: str, death_reason,
-               error: str | None) -> Ending | None:
-        if cancel is not None and cancel.is_set():
-            return Ending("cancelled", "cancelled by the user")
-        if time.monotonic() > deadline:
-            return Ending("timeout", timeout_reason)
-        return None
-
-    def _drain(self, worker: Worker, handle, keep_events: bool) -> str | None:
-        """After a stop request: the worker's events until "done" (its stop reason), or None if
-        it does not answer within STOP_GRACE_S."""
-        end = time.monotonic() + STOP_GRACE_S
-        reason = None
-        while time.monotonic() < end:
-            try:
-                event = worker.events.get(timeout=READ_EVERY_S)
-            except _queue.Empty:
-                if not worker.alive():
-                    return None
-                continue
-            if event["type"] == "stopped":
-                reason = event["reason"]
-            elif event["type"] == "done":
-                return reason if event.get("reusable") else None
-            elif event["type"] not in ("error", "metrics") and keep_events:
-                handle(event)
-        return None
-
-    def _death(self, worker: Worker, death_reason, error: str | None) -> Ending:
-        explained = death_reason() if death_reason is not None else None
-        return Ending("died", explained or error or f"worker process died: {process_death(worker.proc.exitcode)}")
 
     def _keep(self, worker: Worker, key: tuple, job: Any, reported_gpu_mb: float = 0.0) -> None:
         if not self.settings.keep_warm or self._closed:
@@ -428,8 +330,8 @@ class Pool:
             return
         worker.key, worker.job, worker.runs = key, job, worker.runs + 1
         worker.idle_since = time.monotonic()
-        worker.host_mb = _host_mb(worker.pid)
-        worker.gpu_mb = max(_gpu_mb(worker.pid, job.device), reported_gpu_mb)
+        worker.host_mb = probes.host_mb(worker.pid)
+        worker.gpu_mb = max(probes.gpu_mb(worker.pid, job.device), reported_gpu_mb)
         self._needs[(job.model_kind, job.model_ref, job.config, job.device)] = (
             worker.gpu_mb if job.device.startswith("cuda") else worker.host_mb)
         with self._lock:
@@ -462,9 +364,9 @@ class Pool:
                 except _queue.Empty:
                     event = None
                 if event is not None and event["type"] == "ready":
-                    spare.ready, spare.imports_s, spare.foreign = True, event["imports_s"], event["foreign"]
+                    spare.mark_ready(event)
             return {"pid": spare.pid, "ready": spare.ready, "imports_s": spare.imports_s,
-                    "host_mb": round(_host_mb(spare.pid), 1), "foreign_modules": list(spare.foreign)}
+                    "host_mb": round(probes.host_mb(spare.pid), 1), "foreign_modules": list(spare.foreign)}
 
     def free_all(self) -> int:
         """End every warm worker (not a running one); returns how many."""
@@ -516,3 +418,35 @@ def shared_pool(limits: ServerLimits | None = None) -> Pool:
 
 def existing_pool() -> Pool | None:
     return _shared
+
+
+class WorkerLauncher(Launcher):
+    """A configuration's job on a worker of `pool` (warm when one has its key). Where the
+    worker computes on the CPU its resident memory is watched from here against the job's
+    memory limit; on CUDA the worker caps its own allocator (arena/execute/memory_limit.py)."""
+
+    def __init__(self, pool: Pool, *, compiled: bool, watch_rss: bool, prepare_next: bool = False) -> None:
+        self.pool, self.compiled, self.watch_rss, self.prepare_next = pool, compiled, watch_rss, prepare_next
+
+    def launch(self, job: Any, on_event: OnEvent, limit: Limit) -> Outcome:
+        watch: memory_limit.RssWatch | None = None
+
+        def start_watch(pid: int) -> None:
+            nonlocal watch
+            if self.watch_rss and job.memory_limit_mb:
+                watch = memory_limit.RssWatch(pid, job.memory_limit_mb).start()
+
+        def over_limit() -> str | None:
+            if watch is not None and watch.exceeded_mb is not None:
+                return memory_limit.exceeded(job.memory_limit_mb, watch.exceeded_mb)
+            return None
+
+        try:
+            out = self.pool.run(job, on_event, compiled=self.compiled, limit=limit, on_start=start_watch,
+                                death_reason=over_limit, prepare_next=self.prepare_next)
+        finally:
+            if watch is not None:
+                watch.stop()
+        if over_limit() and out.ending.kind not in ("cancelled", "timeout"):
+            out.ending, out.metrics = Ending("died", over_limit()), None
+        return out

@@ -1,6 +1,7 @@
-"""Runs a validated request: availability first, then each available configuration in its
-own spawned worker, one after another (never two at once on one device), baseline first.
-Every finished configuration is stored at once; events go to `on_event` as they come."""
+"""Runs a validated request: availability first, then each available configuration through
+its launcher (arena/execute/launcher.py: a pool worker, this process, or one process per
+rank), one after another (never two at once on one device), baseline first. Every finished
+configuration is stored at once; events go to `on_event` as they come."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import time
 import uuid
 from typing import Any, Callable
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import collect_env, platform
-from arena.core.request import PreparedRun, RunRequest, validate
+from arena.core.request import RunRequest
+from arena.execute.prepare import PreparedRun, validate
 from arena.core.results import Result
 from arena.data.store import Store, now
-from arena.execute import inline, memory_limit, tensor_parallel
-from arena.execute.pool import Pool, PoolSettings, shared_pool
+from arena.execute.inline import InlineLauncher
+from arena.execute.launcher import Launcher, Limit
+from arena.execute.pool import Pool, PoolSettings, WorkerLauncher, shared_pool
+from arena.execute.tensor_parallel import RanksLauncher
 from arena.execute.worker import Job
-from arena.measure.quality import compare, decode_speedup
-from arena.models.sources import load_config
+from arena.measure.quality import compare, decode_speedup, near_tie
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -30,48 +33,51 @@ def pick_baseline(names: list[str], available: set[str]) -> str | None:
     return next((n for n in names if n in available), None)
 
 
-def _run_process(job: Job, on_event: OnEvent, pool: Pool, *, compiled: bool, timeout_s: float,
-                 cancel: threading.Event | None, limit_note: str = "time limit per configuration",
-                 watch_rss: bool = False) -> tuple[dict | None, str | None, dict[str, Any]]:
-    """(metrics, error, what the pool adds: warm and the start / imports stages)."""
-    metrics: dict | None = None
-    watch: memory_limit.RssWatch | None = None
+def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: list[int] | None,
+             is_baseline: bool) -> Job:
+    """The job of configuration `name`: the request's settings, and the baseline's tokens to
+    score NLL against (the baseline scores its own)."""
+    req = prepared.request
+    return Job(
+        config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
+        dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
+        batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
+        sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
+        reference_ids=None if is_baseline else reference_ids,
+        baseline_failed=not is_baseline and reference_ids is None,
+        memory_limit_mb=prepared.limits.worker_memory_mb,
+        gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
+    )
 
-    def handle(event: dict[str, Any]) -> None:
-        nonlocal metrics
-        if event["type"] == "metrics":
-            metrics = event["metrics"]
-        elif event["type"] == "nll":  # its own step, after the timings (which it never loses)
-            if metrics is not None:
-                metrics.update(event["fields"])
-        else:
-            on_event({**event, "config": job.config})
 
-    def start_watch(pid: int) -> None:
-        nonlocal watch
-        if watch_rss and job.memory_limit_mb:
-            watch = memory_limit.RssWatch(pid, job.memory_limit_mb).start()
+def _fill(result: Result, metrics: dict[str, Any]) -> set[int]:
+    """Copy a measurement into its Result; returns the model's end-of-text ids."""
+    metrics.pop("eos_at", None)
+    metrics.pop("warm", None)
+    metrics.pop("leads", None)  # read by the runner for the near-tie check, not kept
+    eos = set(metrics.pop("eos_ids", []))
+    for key, value in metrics.items():
+        setattr(result, key, value)
+    return eos
 
-    def over_limit() -> str | None:
-        if watch is not None and watch.exceeded_mb is not None:
-            return memory_limit.exceeded(job.memory_limit_mb, watch.exceeded_mb)
-        return None
 
-    try:
-        out = pool.run(job, handle, compiled=compiled, timeout_s=timeout_s,
-                       timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
-                       on_start=start_watch, death_reason=over_limit)
-    finally:
-        if watch is not None:
-            watch.stop()
-    stages = {"start": out.start_s, **({"imports": out.imports_s} if out.imports_s is not None else {})}
-    extra = {"warm": out.warm, "stage_s": stages}
-    end = out.ending
-    if end.kind in ("cancelled", "timeout") or over_limit():
-        return None, end.reason, extra
-    if end.kind == "died" and metrics is not None:
-        return metrics, None, extra  # it measured everything, then died on the way out
-    return metrics, end.reason, extra
+def choose_launcher(cfg: registry.Config, prepared: PreparedRun, device: str, plat: Any, pool: Pool | None,
+                    *, more_follow: bool) -> Launcher:
+    """The launcher of configuration `cfg` in this run: one process per rank for tensor
+    parallel (whatever the isolation asked; never kept warm), this process for inline runs,
+    else a worker of the warm pool. `more_follow`: another configuration runs after this one
+    (the pool prepares its worker meanwhile)."""
+    limits = prepared.limits
+    if cfg.tensor_parallel:
+        (pool or shared_pool(limits)).free_all()  # every GPU's memory for the ranks
+        return RanksLauncher(int(registry.tensor_parallel_world(plat, prepared.placement)))
+    if prepared.request.isolation == "inline":
+        return InlineLauncher(PoolSettings.from_limits(limits), compiled=cfg.compiled)
+    # Resident memory is watched from here where the worker computes on the CPU; on CUDA the
+    # worker caps its own allocator (arena/execute/memory_limit.py).
+    on_cpu = device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
+    return WorkerLauncher(pool or shared_pool(limits), compiled=cfg.compiled, watch_rss=on_cpu,
+                          prepare_next=more_follow)
 
 
 def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEvent | None = None,
@@ -96,16 +102,13 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         settings={k: v for k, v in req.to_dict().items() if k not in ("prompt", "configs")}, env=env,
     )
     device = prepared.placement.device(plat.device)  # "cuda:1" for a GPU choice, cpu for a cpu budget
-    verdicts = {}
-    try:
-        model_config = load_config(prepared.spec)  # validated already; here for model-specific availability
-    except Exception:
-        model_config = None
-    for name in prepared.config_names:
-        cfg = registry.get(name)
-        verdicts[name] = registry.availability(cfg, registry.run_dtype(cfg, prepared.dtype), plat,
-                                              placement=prepared.placement, model_config=model_config,
-                                              positions=len(prepared.prompt_ids) + req.max_new_tokens)
+    # Each configuration resolved once: its row, the dtype it runs in, and whether it can run here.
+    configs = {name: registry.get(name) for name in prepared.config_names}
+    dtypes = {name: registry.run_dtype(cfg, prepared.dtype) for name, cfg in configs.items()}
+    verdicts = {name: registry.availability(cfg, dtypes[name], plat, placement=prepared.placement,
+                                            model_config=prepared.model_config,
+                                            positions=len(prepared.prompt_ids) + req.max_new_tokens)
+                for name, cfg in configs.items()}
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)
     order = ([baseline] if baseline else []) + [n for n in prepared.config_names if n != baseline]
@@ -113,6 +116,7 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
 
     results: list[Result] = []
     baseline_ids: list[int] | None = None
+    baseline_leads: list[float] | None = None
     baseline_speed: float | None = None
     status = "complete"
 
@@ -122,10 +126,10 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             store.add(result)
         on_event({"type": "result", "config": result.config, "result": result.to_dict()})
 
-    for name in order:
-        cfg = registry.get(name)
+    for position, name in enumerate(order):
+        cfg = configs[name]
         base = Result(config=name, status="ok", label=cfg.label, family=cfg.family, created_at=now(),
-                      dtype=registry.run_dtype(cfg, prepared.dtype), baseline=baseline or "", **common)
+                      dtype=dtypes[name], baseline=baseline or "", **common)
         if not verdicts[name].ok:
             base.status, base.reason = "unavailable", verdicts[name].reason
             finish(base)
@@ -145,39 +149,17 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
             if left < timeout_s:
                 timeout_s, limit_note = left, f"the run's time limit of {limits.max_run_s:g} s"
         on_event({"type": "status", "config": name, "stage": "starting"})
-        job = Job(
-            config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
-            dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
-            batch_size=req.batch_size, max_new_tokens=req.max_new_tokens, repeats=req.repeats,
-            sampling=dict(do_sample=req.do_sample, temperature=req.temperature, top_p=req.top_p, seed=req.seed),
-            reference_ids=baseline_ids if name != baseline else None,
-            baseline_failed=name != baseline and baseline_ids is None,
-            memory_limit_mb=limits.worker_memory_mb,
-            gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
-        )
-        if cfg.tensor_parallel:  # one process per rank, whatever the isolation asked; never kept warm
-            (pool or shared_pool(limits)).free_all()  # every GPU's memory for the ranks
-            world = registry.tensor_parallel_world(plat, prepared.placement)
-            metrics, error = tensor_parallel.run_ranks(
-                job, int(world), lambda event, name=name: on_event({**event, "config": name}), timeout_s=timeout_s,
-                timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel)
-            extra = {"warm": False}
-        elif req.isolation == "inline":
-            metrics, error, warm = inline.run_inline(
-                job, on_event, compiled=cfg.compiled, timeout_s=timeout_s,
-                timeout_reason=f"timed out after {timeout_s:.0f} s ({limit_note})", cancel=cancel,
-                settings=PoolSettings.from_limits(limits))
-            extra = {"warm": warm}
-        else:
-            # Resident memory is watched from here where the worker computes on the CPU; on
-            # CUDA the worker caps its own allocator (arena/execute/memory_limit.py).
-            on_cpu = device == "cpu" or cfg.backend == "onnxruntime" and not cfg.needs_cuda
-            metrics, error, extra = _run_process(job, on_event, pool or shared_pool(limits), compiled=cfg.compiled,
-                                                 timeout_s=timeout_s, cancel=cancel, limit_note=limit_note,
-                                                 watch_rss=on_cpu)
+        job = make_job(prepared, name, device, reference_ids=baseline_ids, is_baseline=name == baseline)
+        launcher = choose_launcher(cfg, prepared, device, plat, pool,
+                                   more_follow=any(n in available for n in order[position + 1:]))
+        out = launcher.launch(job, lambda event, name=name: on_event({**event, "config": name}),
+                              Limit(timeout_s, f"timed out after {timeout_s:.0f} s ({limit_note})", cancel))
+        metrics, error = out.metrics, out.failure()
+        if error is not None:
+            metrics = None
         base.created_at = now()
-        base.warm = bool(metrics.get("warm") if metrics is not None and "warm" in metrics else extra.get("warm"))
-        stages = dict(extra.get("stage_s") or {})
+        base.warm = bool(metrics.get("warm") if metrics is not None and "warm" in metrics else out.warm)
+        stages = dict(out.stage_s)
         if metrics is not None:
             stages.update(metrics.pop("stage_s", None) or {})
         base.stage_s = {k: round(v, 4) for k, v in stages.items()}
@@ -192,16 +174,17 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
                 status = "cancelled"
                 break
             continue
-        metrics.pop("eos_at", None)
-        metrics.pop("warm", None)
-        eos = set(metrics.pop("eos_ids", []))
-        for key, value in metrics.items():
-            setattr(base, key, value)
+        own_leads = metrics.get("leads")
+        eos = _fill(base, metrics)
         if name == baseline:
-            baseline_ids = list(base.token_ids)
+            baseline_ids, baseline_leads = list(base.token_ids), own_leads
         quality = compare(baseline_ids, base.token_ids, eos, sampled=req.do_sample, synthetic=prepared.spec.synthetic)
         base.token_agreement, base.first_divergence = quality.token_agreement, quality.first_divergence
         base.compared_tokens, base.quality_note = quality.compared_tokens, quality.quality_note
+        tie = near_tie(baseline_leads, own_leads, base.first_divergence) if not req.do_sample else None
+        if tie is not None:
+            base.divergence_margin, base.divergence_noise = round(tie.margin, 4), round(tie.noise, 4)
+            base.quality_note = "; ".join(n for n in (base.quality_note, tie.note()) if n)
         if name == baseline:
             baseline_speed = base.decode_tokens_per_s
         base.speedup = decode_speedup(base.decode_tokens_per_s, baseline_speed)

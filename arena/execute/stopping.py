@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from arena.testing import faults
+from arena.execute import hooks
 
 StopCheck = Callable[[], "str | None"]
 
@@ -40,7 +40,7 @@ class Guarded:
 
     def __init__(self, inner: Any, stop: StopCheck | None, config: str = "") -> None:
         self.inner, self.stop = inner, stop
-        self.delay_s = faults.token_delay_s(config)
+        self.delay_s = hooks.fire("token_delay", config) or 0.0
 
     def put(self, value: Any) -> None:
         if self.stop is not None:

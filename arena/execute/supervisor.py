@@ -1,27 +1,13 @@
-"""Runs one spawned worker process and supervises it: events, cancel, time limit, death.
-
-The arena's runner and the sweep both measure in workers spawned one at a time; this is the
-one place that decides how such a worker ends and why."""
+"""A one-job spawned worker (the sweep's): spawn `target(job, queue)`, supervise it with the
+launchers' loop (arena/execute/launcher.py), and leave no process behind."""
 
 from __future__ import annotations
 
 import os
-import queue as _queue
 import threading
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from arena.core.errors import process_death
-
-
-@dataclass
-class Ending:
-    """How a worker ended: "done" (reason: its own error event, if any), "cancelled",
-    "timeout" or "died" (reason says how)."""
-
-    kind: Literal["done", "cancelled", "timeout", "died"]
-    reason: str | None = None
+from arena.execute.launcher import Ending, Limit, supervise
 
 
 def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str, Any]], None], *,
@@ -30,47 +16,24 @@ def run_worker(target: Callable, job: Any, name: str, handle: Callable[[dict[str
                death_reason: Callable[[], str | None] | None = None) -> Ending:
     """Spawn `target(job, queue)` and pass every event but "error" and "done" to `handle`;
     `on_start(pid)` once it runs; `death_reason()` may explain a death first (e.g. a memory
-    limit). The worker is always gone when this returns; cancel and the deadline are checked at
-    every event, not only when the worker is quiet."""
-    from arena.execute import launcher
+    limit). The worker is always gone when this returns."""
+    from arena.execute import processes
     from arena.execute.worker_entry import run_target
 
-    events = launcher.CONTEXT.Queue()
-    proc = launcher.spawn(run_target, (os.getpid(), target, job, events), name)
+    limit = Limit(timeout_s, timeout_reason, cancel)
+    events = processes.CONTEXT.Queue()
+    proc = processes.spawn(run_target, (os.getpid(), target, job, events), name)
     if on_start is not None:
         on_start(proc.pid)
-    deadline = time.monotonic() + timeout_s
-    error: str | None = None
-    died_at: float | None = None
-    done = False
+    out = None
     try:
-        while not done:
-            if cancel is not None and cancel.is_set():
-                return Ending("cancelled", "cancelled by the user")
-            if time.monotonic() > deadline:
-                return Ending("timeout", timeout_reason)
-            try:
-                event = events.get(timeout=0.2)
-            except _queue.Empty:
-                if proc.is_alive():
-                    continue
-                died_at = died_at or time.monotonic()  # read what it sent before dying
-                if time.monotonic() - died_at < 0.5:
-                    continue
-                explained = death_reason() if death_reason is not None else None
-                return Ending("died", explained or error or f"worker process died: {process_death(proc.exitcode)}")
-            if event["type"] == "error":
-                error = event["reason"]
-            elif event["type"] == "done":
-                done = True
-            else:
-                handle(event)
-        return Ending("done", error)
+        out = supervise(processes.ProcessSource(proc, events), handle, limit, explain=death_reason)
+        return out.ending
     finally:
         if proc.is_alive():
-            proc.join(timeout=5 if done else 0)
+            proc.join(timeout=5 if out is not None and out.ending.kind == "done" else 0)
         if proc.is_alive():
-            launcher.kill(proc)
+            processes.kill(proc)
             device = getattr(job, "device", "")
             if isinstance(device, str):
-                launcher.wait_gpu_released(proc.pid, device)
+                processes.wait_gpu_released(proc.pid, device)

@@ -11,7 +11,8 @@ run goes on:
   parent (PR_SET_PDEATHSIG);
 - events come back through one queue: rank 0's status, tokens and metrics, every rank's metrics
   (its own GPU's peak and shard) and errors;
-- one failing or dying rank, a cancel or the time limit end the run: every rank's whole process
+- the launchers' loop (arena/execute/launcher.py) reads them; one failing or dying rank, a
+  cancel or the time limit end the run: every rank's whole process
   group is killed (a peer would otherwise wait forever in a collective). No process is left.
 """
 
@@ -28,7 +29,9 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from arena.core.errors import one_line, process_death
+from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise
 from arena.execute.worker import Job, run_job
+from arena.execute.worker_entry import install_fault_hooks
 
 NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}  # kept as set; never unset
 PR_SET_PDEATHSIG = 1
@@ -62,6 +65,7 @@ def rank_main(rank: int, world: int, port: int, job: Job, events: Any, parent_pi
               visible: str | None, threads: int, body: Callable[[Job, Callable], None] = run_job) -> None:
     """Entry of one rank (spawned): join the group, run `body(job, emit)` on this rank's device."""
     _die_with_parent(parent_pid)
+    install_fault_hooks()
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                        "TOKENIZERS_PARALLELISM": "false"})
@@ -146,62 +150,97 @@ def merge(per_rank: dict[int, dict[str, Any]], gpus: list[int]) -> dict[str, Any
     return metrics
 
 
+class _RanksSource(Source):
+    """Every rank's events from their one queue, as one job's: rank 0's events pass, the
+    ranks' metrics (and NLL) are held and sent merged once every rank is done, an error names
+    its rank, and a death is any rank's."""
+
+    def __init__(self, procs: list[Any], events: Any, gpus: list[int]) -> None:
+        self.procs, self.events, self.gpus = procs, events, gpus
+        self.world = len(procs)
+        self.done: set[int] = set()
+        self.metrics: dict[int, dict[str, Any]] = {}
+        self.pending: list[dict[str, Any]] = []
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        if self.pending:
+            return self.pending.pop(0)
+        try:
+            event = self.events.get(timeout=timeout)
+        except _queue.Empty:
+            return None
+        rank = event.pop("rank", 0)
+        kind = event["type"]
+        if kind == "done":
+            self.done.add(rank)
+            if len(self.done) < self.world:
+                return None
+            if len(self.metrics) < self.world:
+                self.pending = [{"type": "done"}]
+                return {"type": "error", "reason": "a tensor-parallel rank ended without a result"}
+            self.pending = [{"type": "done"}]
+            return {"type": "metrics", "metrics": merge(self.metrics, self.gpus)}
+        if kind == "error":
+            return {"type": "error", "reason": event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}"}
+        if kind == "metrics":
+            self.metrics[rank] = event["metrics"]
+        elif kind == "nll":  # its own step, after the timings
+            if rank in self.metrics:
+                add_nll(self.metrics[rank], event)
+        elif rank == 0:
+            return event
+        return None
+
+    def death(self) -> str | None:
+        dead = [(r, p.exitcode) for r, p in enumerate(self.procs) if r not in self.done and p.exitcode is not None]
+        if not dead:
+            return None
+        rank, code = dead[0]
+        return f"tensor-parallel rank {rank} died: {process_death(code)}"
+
+
+class RanksLauncher(Launcher):
+    """A tensor-parallel job over `world` ranks (one spawned process each); never kept warm."""
+
+    def __init__(self, world: int, *, grace_s: float = GRACE_S,
+                 body: Callable[[Job, Callable], None] = run_job) -> None:
+        self.world, self.grace_s, self.body = world, grace_s, body
+
+    def launch(self, job: Job, on_event: Callable[[dict[str, Any]], None], limit: Limit) -> Outcome:
+        """Rank 0's events (but metrics and errors) go to `on_event`; the metrics are every
+        rank's merged. Every rank is gone on return."""
+        world = self.world
+        ctx = mp.get_context("spawn")
+        events = ctx.Queue()
+        on_cuda = job.device.startswith("cuda")
+        gpus = list(job.gpus or range(world)) if on_cuda else []
+        visible = visible_devices(gpus) if on_cuda else None
+        threads = max(1, (os.cpu_count() or 1) // world)
+        port = free_port()
+        procs = [ctx.Process(target=rank_main, name=f"arena-{job.config}-rank{r}", daemon=False,
+                             args=(r, world, port, job, events, os.getpid(), visible, threads, self.body))
+                 for r in range(world)]
+        source = _RanksSource(procs, events, gpus)
+        try:
+            for proc in procs:
+                proc.start()
+            # the first error ends the run: a peer may be waiting in a collective for the failed rank
+            out = supervise(source, on_event, limit, end_on_error=True)
+            if out.ending.kind != "done" or out.ending.reason is not None:
+                out.metrics = None
+            return out
+        finally:
+            if len(source.done) == world:  # all finished: let them leave on their own first
+                end = time.monotonic() + self.grace_s
+                for proc in procs:
+                    proc.join(timeout=max(0.0, end - time.monotonic()))
+            _kill(procs)
+            events.close()
+
+
 def run_ranks(job: Job, world: int, handle: Callable[[dict[str, Any]], None], *, timeout_s: float,
               timeout_reason: str, cancel: Any = None, grace_s: float = GRACE_S,
               body: Callable[[Job, Callable], None] = run_job) -> tuple[dict | None, str | None]:
-    """Run `job` over `world` ranks; rank 0's events (but metrics and errors) go to `handle`.
-    Returns (merged metrics, None) or (None, one-line reason). Every rank is gone on return."""
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    on_cuda = job.device.startswith("cuda")
-    gpus = list(job.gpus or range(world)) if on_cuda else []
-    visible = visible_devices(gpus) if on_cuda else None
-    threads = max(1, (os.cpu_count() or 1) // world)
-    port = free_port()
-    procs = [ctx.Process(target=rank_main, name=f"arena-{job.config}-rank{r}", daemon=False,
-                         args=(r, world, port, job, events, os.getpid(), visible, threads, body))
-             for r in range(world)]
-    deadline = time.monotonic() + timeout_s
-    metrics: dict[int, dict[str, Any]] = {}
-    done: set[int] = set()
-    died_at: float | None = None
-    try:
-        for proc in procs:
-            proc.start()
-        while len(done) < world:
-            if cancel is not None and cancel.is_set():
-                return None, "cancelled by the user"
-            if time.monotonic() > deadline:
-                return None, timeout_reason
-            try:
-                event = events.get(timeout=0.2)
-            except _queue.Empty:
-                dead = [(r, p.exitcode) for r, p in enumerate(procs) if r not in done and p.exitcode is not None]
-                if dead:
-                    died_at = died_at or time.monotonic()
-                    if time.monotonic() - died_at > 0.5:  # read what it sent before dying
-                        rank, code = dead[0]
-                        return None, f"tensor-parallel rank {rank} died: {process_death(code)}"
-                continue
-            rank = event.pop("rank", 0)
-            if event["type"] == "done":
-                done.add(rank)
-            elif event["type"] == "error":
-                return None, event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}"
-            elif event["type"] == "metrics":
-                metrics[rank] = event["metrics"]
-            elif event["type"] == "nll":  # its own step, after the timings
-                if rank in metrics:
-                    metrics[rank].update(event["fields"])
-            elif rank == 0:
-                handle(event)
-        if len(metrics) < world:
-            return None, "a tensor-parallel rank ended without a result"
-        return merge(metrics, gpus), None
-    finally:
-        if len(done) == world:  # all finished: let them leave on their own first
-            end = time.monotonic() + grace_s
-            for proc in procs:
-                proc.join(timeout=max(0.0, end - time.monotonic()))
-        _kill(procs)
-        events.close()
+    """Run `job` over `world` ranks; returns (merged metrics, None) or (None, one-line reason)."""
+    out = RanksLauncher(world, grace_s=grace_s, body=body).launch(job, handle, Limit(timeout_s, timeout_reason, cancel))
+    return out.metrics, out.failure()

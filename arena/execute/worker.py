@@ -9,7 +9,7 @@ worker (arena/execute/worker_entry.py) keeps what `load_phase` returned and runs
     {"type": "status", "stage": "exporting" | "loading" | "warming up" | "running" | "scoring", ...}
     {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
-    {"type": "nll", "fields": {...}}      nll and nll_note: its own step after the timings are out
+    {"type": "nll", "fields": {...}, "scoring_s": s}  nll and nll_note: its own step after the timings are out
     {"type": "error", "reason": "..."}    one line
     {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
 """
@@ -99,7 +99,7 @@ def load_phase(job: Job, emit: Emit) -> Loaded:
     """Load `job`'s configuration (timed as load_s). Raises; `report_error` words it."""
     import torch
 
-    from arena.core import registry
+    from arena.techniques import registry
     from arena.measure.memory import MemoryTracker
     from arena.models.placement import Placement
     from arena.models.spec import ModelSpec
@@ -137,15 +137,15 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
 
     from arena.backends import make_backend
     from arena.backends.base import Backend
-    from arena.core import registry
+    from arena.execute import hooks
+    from arena.techniques import registry
     from arena.measure import bandwidth
-    from arena.testing import faults
 
     config, spec, device, where, on_gpus = out.config, out.spec, out.device, out.where, out.on_gpus
     if job.memory_limit_mb and device.startswith("cuda"):
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
-    faults.at_load(job.config)
+    hooks.fire("load", job.config)
     out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
     out.export_s = None
@@ -264,7 +264,9 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})
     emit({"type": "status", "stage": "scoring"})
-    emit({"type": "nll", "fields": score_nll(job, backend, new_ids, eos)})
+    t_scoring = time.perf_counter()
+    fields = score_nll(job, backend, new_ids, eos)
+    emit({"type": "nll", "fields": fields, "scoring_s": time.perf_counter() - t_scoring})
 
 
 def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
@@ -281,7 +283,7 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
         reason = memory_limit.exceeded(job.memory_limit_mb, what="GPU memory")
     elif reason is None and os.environ.get("ARENA_DEBUG"):
         traceback.print_exception(exc)
-    from arena.core import registry
+    from arena.techniques import registry
 
     reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
     emit({"type": "error", "reason": reason})
@@ -304,8 +306,8 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
     """NLL of the baseline's continuation over its compared span (up to and including its first
     end-of-text), teacher-forced and chunked; its own try, so a failure here (out of memory: the
     timings were already sent) leaves a reason, not a lost row."""
+    from arena.execute import hooks
     from arena.measure.quality import compared_span
-    from arena.testing import faults
 
     if job.baseline_failed:
         return {"nll": None, "nll_note": "n/a: the baseline failed, so there is no reference continuation to score"}
@@ -315,13 +317,13 @@ def score_nll(job: Job, backend, own_ids: list[int], eos: set[int]) -> dict[str,
         return {"nll": None, "nll_note": "n/a: no reference tokens"}
     whose = "its own tokens (baseline)" if job.reference_ids is None else "the baseline's tokens"
     try:
-        faults.at_nll(job.config)
-        value = backend.nll(job.prompt_ids, reference)
+        hooks.fire("nll", job.config)
+        value, lead = backend.scores(job.prompt_ids, reference)
     except Exception as exc:
         return {"nll": None, "nll_note": "not computed: " + (oom_reason(exc) or one_line(exc))}
     note = f"{whose}, {len(reference)} positions"
     extra = backend.nll_note()
-    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else "")}
+    return {"nll": value, "nll_note": note + (f"; {extra}" if extra else ""), "leads": lead}
 
 
 def durable_put(queue) -> Emit:

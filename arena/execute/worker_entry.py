@@ -22,6 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from arena.core import quiet
+
+quiet.silence()  # library noise off before torch is imported (ARENA_VERBOSE=1 keeps it)
+
 FOREIGN_MODULES = ("gradio", "pandas", "plotly")  # the web app's; never needed in a worker
 WATCH_PARENT_S = 0.5
 PR_SET_PDEATHSIG = 1
@@ -77,6 +81,18 @@ def gpu_reserved_mb() -> float:
     return sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())) / MiB
 
 
+def install_fault_hooks() -> None:
+    """The tests' fault injection: only when ARENA_FAULT_INJECT is set are the hooks of
+    arena/testing/faults.py registered (arena/execute/hooks.py); a production worker never
+    imports them."""
+    if os.environ.get("ARENA_FAULT_INJECT"):
+        from arena.execute import hooks
+        from arena.testing import faults
+
+        for point, hook in faults.HOOKS.items():
+            hooks.register(point, hook)
+
+
 def prepare() -> float:
     """Import what every job needs; returns the seconds it took."""
     t0 = time.perf_counter()
@@ -101,6 +117,7 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
     time limit in seconds and its reason; None ends the worker) and answer with its events,
     ending each with {"type": "done", "reusable": ...}."""
     die_with_parent(parent_pid)
+    install_fault_hooks()
     imports_s = prepare()
     events.put({"type": "ready", "pid": os.getpid(), "imports_s": imports_s, "foreign": foreign_modules()})
 
@@ -142,5 +159,6 @@ def run_target(parent_pid: int, target: Callable[[Any, Any], None], job: Any, ev
     """A one-job worker (the sweep's): the same parent-death and process-group setup, then
     `target(job, events)`."""
     die_with_parent(parent_pid)
+    install_fault_hooks()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     target(job, events)

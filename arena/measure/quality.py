@@ -56,6 +56,51 @@ def compare(baseline: list[int] | None, other: list[int], eos: set[int], *, samp
     return Agreement(share, first, n, SYNTHETIC_NOTE if synthetic else "")
 
 
+def leads(logits, targets) -> list[float]:
+    """Per position, the target token's logit minus the best other token's: positive where the
+    target is the argmax (by that much), negative where another token leads. `logits`: a
+    (positions, vocabulary) float tensor, `targets`: the (positions,) token ids."""
+    import torch
+
+    chosen = logits.gather(1, targets.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, targets.view(-1, 1), float("-inf")).amax(dim=1)
+    return [round(float(v), 4) for v in (chosen - others).tolist()]
+
+
+@dataclass
+class NearTie:
+    margin: float  # the baseline's lead of its own token at the first divergence (logits)
+    noise: float  # the largest change this configuration made to the baseline's lead where they agree
+    tie: bool  # the margin is within that noise
+
+    def note(self) -> str:
+        if self.tie:
+            return (f"diverged at a near-tie (margin {self.margin:.3g}, within the {self.noise:.3g} this "
+                    "configuration moves the baseline's logits where they agree)")
+        return (f"diverged where the baseline was sure (margin {self.margin:.3g}, beyond the {self.noise:.3g} "
+                "this configuration moves the baseline's logits where they agree)")
+
+
+def near_tie(baseline_leads: list[float] | None, own_leads: list[float] | None,
+             first_divergence: int | None) -> NearTie | None:
+    """Was the first divergence a near-tie? Both lists score the baseline's tokens teacher-forced
+    (one lead per position: arena/backends/base.py). The noise is the most this configuration
+    moves the baseline's lead at the other positions where both still put the baseline's token
+    first: the kernel, dtype or quantization difference observed in this run, on these tokens. A
+    margin within it could have gone either way. None when there is no divergence, or no position
+    to observe the noise at."""
+    if first_divergence is None or not baseline_leads or not own_leads:
+        return None
+    d = first_divergence
+    if d >= len(baseline_leads) or d >= len(own_leads):
+        return None
+    moved = [abs(b - c) for i, (b, c) in enumerate(zip(baseline_leads, own_leads)) if i != d and b > 0 and c > 0]
+    if not moved:
+        return None
+    noise, margin = max(moved), baseline_leads[d]
+    return NearTie(margin, noise, margin <= noise)
+
+
 def decode_speedup(decode_tokens_per_s: float | None, baseline_tokens_per_s: float | None) -> float | None:
     """A run's speedup: this configuration's decode tokens/s over the run baseline's."""
     if not decode_tokens_per_s or not baseline_tokens_per_s:

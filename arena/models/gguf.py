@@ -81,7 +81,9 @@ def default_model_dir(progress: Callable[[int, int, str], None] | None = None) -
         return target
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, modeling_gguf_pytorch_utils
+
+    from arena.core import quiet
 
     gguf = default_gguf_path()
     steps = tqdm(total=3, desc="Converting embedded SmolLM2 (once)", unit="step")
@@ -95,7 +97,8 @@ def default_model_dir(progress: Callable[[int, int, str], None] | None = None) -
     steps.update()
     report(2, 3, CONVERSION_STEPS[1])
     # Q4_1 tensors are de-quantized to fp32 by transformers' GGUF loader.
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with quiet.bars_off(modeling_gguf_pytorch_utils):  # its per-tensor bar, nested in ours
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     steps.update()
     report(3, 3, CONVERSION_STEPS[2])
     with building(target, "converted from " + gguf.name) as tmp:

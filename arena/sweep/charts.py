@@ -14,13 +14,18 @@
 Points that did not run are kept in each chart's data (status, reason) and named in its
 legend; they are never silently missing. Each sweep (run_id) gets its own charts, so points
 of several sweeps (from the store, or several JSON files) are never mixed in one line.
+Each point's spread over its timed repeats (stored in its `spread`) is drawn as an error bar
+(min to max); a speedup whose spread is larger than its effect (its range high/low wider than
+its distance from 1x, as ratios) is drawn hollow, named under the chart and flagged `noisy` in
+its data: a measurement that does not support its number.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -30,8 +35,10 @@ COLUMNS = (
     "model_id", "model_display", "hardware", "mode", "quant", "config", "label", "status", "reason",
     "dtype", "batch_size", "seq_len", "padding", "padding_achieved", "latency_ms", "speedup",
     "tokens_per_s", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb",
-    "memory_method", "run_id",
+    "memory_method", "run_id", "baseline", "repeats", "latency_ms_low", "latency_ms_high", "ttft_ms_low",
+    "ttft_ms_high", "decode_tokens_per_s_low", "decode_tokens_per_s_high", "speedup_low", "speedup_high", "noisy",
 )
+_SPREAD = ("latency_ms", "ttft_ms", "decode_tokens_per_s")  # metrics whose repeats are kept
 PADDED = "sweep-generate-padded"
 _GROUP = ["run_id", "model_id", "hardware", "mode", "quant"]  # one sweep's points at one quantization
 
@@ -57,7 +64,14 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
             continue
         settings = d.get("settings") or {}
         peak, weights = d.get("peak_memory_mb"), d.get("weights_mb")
+        spread = d.get("spread") or {}
+        ranges = {}
+        for metric in _SPREAD:
+            values = [v for v in spread.get(metric) or [] if v is not None]
+            ranges[f"{metric}_low"] = min(values) if values else None
+            ranges[f"{metric}_high"] = max(values) if values else None
         rows.append({
+            **ranges, "baseline": d.get("baseline"), "repeats": len(spread.get("latency_ms") or []) or None,
             **{k: d.get(k) for k in ("model_id", "model_display", "hardware", "mode", "config", "label",
                                      "status", "reason", "dtype", "batch_size", "padding", "latency_ms",
                                      "speedup", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb",
@@ -73,8 +87,36 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     # stable: implementations keep the order they ran in (eager first)
-    return frame.sort_values(["model_id", "quant", "seq_len", "padding", "batch_size"],
-                             kind="stable", ignore_index=True)
+    frame = frame.sort_values(["model_id", "quant", "seq_len", "padding", "batch_size"],
+                              kind="stable", ignore_index=True)
+    return _speedup_spread(frame)
+
+
+def _speedup_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each speedup's range over the repeats: the baseline's slowest and fastest repeat at the
+    same point over this point's fastest and slowest (the baseline itself: its median over its
+    own range); `noisy` where that range is wider than the speedup's distance from 1, both as
+ratios (log scale)."""
+    if not len(frame):
+        return frame
+    point = ["run_id", "model_id", "hardware", "mode", "quant", "seq_len", "padding", "batch_size"]
+    base = frame[frame["config"] == frame["baseline"]][point + ["latency_ms", "latency_ms_low",
+                                                                "latency_ms_high"]]
+    base = base.drop_duplicates(point).rename(columns={"latency_ms": "_b", "latency_ms_low": "_b_low",
+                                                       "latency_ms_high": "_b_high"})
+    joined = frame.merge(base, on=point, how="left")
+    own = joined["config"] == joined["baseline"]
+    low = pd.Series(joined["_b_low"] / joined["latency_ms_high"], dtype=float)
+    high = pd.Series(joined["_b_high"] / joined["latency_ms_low"], dtype=float)
+    low[own] = joined["_b"][own] / joined["latency_ms_high"][own]
+    high[own] = joined["_b"][own] / joined["latency_ms_low"][own]
+    frame = frame.copy()
+    frame["speedup_low"], frame["speedup_high"] = low.to_numpy(), high.to_numpy()
+    # On a log scale, so that 2x faster and 2x slower are the same effect.
+    effect = np.log(frame["speedup"].astype(float)).abs()
+    width = np.log(frame["speedup_high"] / frame["speedup_low"])
+    frame["noisy"] = (width > effect).fillna(False).astype(bool) & ~own.to_numpy()
+    return frame
 
 
 def _slug(text: Any) -> str:
@@ -86,9 +128,11 @@ def _padding_text(padding: float) -> str:
 
 
 def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> None:
-    """One line per configuration (input order kept); what did not run is listed under the
-    plot with its reason, and a line with some points missing says how many."""
-    notes = []
+    """One line per configuration (input order kept), with each point's spread over its
+    repeats as an error bar; what did not run is listed under the plot with its reason (a line
+    with some points missing says how many), and so are speedups whose spread is larger than
+    their effect (drawn hollow)."""
+    notes, noisy = [], []
     for config in dict.fromkeys(data["config"]):
         rows = data[data["config"] == config]
         ok = rows[(rows["status"] == "ok") & rows[y].notna()]
@@ -99,31 +143,50 @@ def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> No
             notes.append(f"{config} ({what}): {reasons[:90]}")
         if len(ok) == 0:
             continue
-        fig.add_trace(go.Scatter(
+        trace = go.Scatter(
             x=ok[x], y=ok[y], name=str(config) + (f" ({len(lost)} not run)" if len(lost) else ""),
-            mode="lines+markers", customdata=ok[["latency_ms", "peak_memory_mb"]].to_numpy(),
-            hovertemplate=hover,
-        ))
-    if notes:
-        fig.add_annotation(text="not run: " + "<br>".join(notes), xref="paper", yref="paper", x=0, y=-0.16,
+            mode="lines+markers", customdata=ok[["latency_ms", "peak_memory_mb", "latency_ms_low",
+                                                 "latency_ms_high"]].to_numpy(),
+            hovertemplate=hover.replace("<extra>", "<br>repeats %{customdata[2]:.1f}–%{customdata[3]:.1f} ms<extra>")
+            if "latency" in hover else hover,
+        )
+        if f"{y}_low" in ok and ok[f"{y}_low"].notna().any():  # the spread over the repeats
+            trace.error_y = dict(type="data", symmetric=False, thickness=1, width=3,
+                                 array=(ok[f"{y}_high"] - ok[y]).clip(lower=0).fillna(0).to_numpy(),
+                                 arrayminus=(ok[y] - ok[f"{y}_low"]).clip(lower=0).fillna(0).to_numpy())
+        if y == "speedup" and ok["noisy"].any():
+            trace.marker = dict(symbol=["circle-open" if n else "circle" for n in ok["noisy"]], size=10)
+            where = ", ".join(str(v) for v in ok.loc[ok["noisy"].astype(bool), x])
+            noisy.append(f"{config} at {'batch' if x == 'batch_size' else 'sequence'} {where}")
+        fig.add_trace(trace)
+    lines = (["not run: " + "<br>".join(notes)] if notes else []) + \
+        (["spread over the repeats larger than the effect (hollow; repeat more before trusting it): "
+          + "; ".join(noisy)] if noisy else [])
+    if lines:
+        fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=-0.16,
                            xanchor="left", yanchor="top", align="left", showarrow=False,
                            font={"size": 11, "color": "#666"})
-        fig.update_layout(margin={"b": 90 + 16 * len(notes)})
+        fig.update_layout(margin={"b": 90 + 16 * (len(notes) + len(noisy))})
 
 
 def _title(main: str, first: pd.Series, hardware: str) -> str:
     return f"{main}<br><sup>{first['model_display']}, {first['dtype']}, {hardware}</sup>"
 
 
+def _unpadded_sweeps(points: Iterable[Result | dict[str, Any]]) -> Iterator[tuple[str, str, str, str, pd.DataFrame]]:
+    """Each sweep's points (one model, hardware, mode and quantization) but generate-padded ones,
+    which have their own charts: (model id, hardware, mode, quantization, points)."""
+    for keys, sweep in points_frame(points).groupby(_GROUP, sort=False, dropna=False):
+        _, model_id, hardware, mode, quant = keys
+        if mode != PADDED:
+            yield model_id, hardware, mode, quant, sweep
+
+
 def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     """Speedup over eager against batch size, for each sequence length and padding; where a
     sweep has a single batch size, against sequence length instead, for each padding."""
-    frame = points_frame(points)
     charts = []
-    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
-        _, model_id, hardware, mode, quant = keys
-        if mode == PADDED:
-            continue
+    for model_id, hardware, mode, quant, sweep in _unpadded_sweeps(points):
         by_batch = sweep["batch_size"].nunique() > 1 or sweep["seq_len"].nunique() == 1
         x, fixed = ("batch_size", "seq_len") if by_batch else ("seq_len", "batch_size")
         what = "one forward pass" if mode == "sweep-forward" else "generate()"
@@ -152,12 +215,8 @@ def speedup_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
 def memory_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
     """Peak memory against sequence length, for each batch size and padding that has two or
     more sequence lengths."""
-    frame = points_frame(points)
     charts = []
-    for keys, sweep in frame.groupby(_GROUP, sort=False, dropna=False):
-        _, model_id, hardware, mode, quant = keys
-        if mode == PADDED:
-            continue
+    for model_id, hardware, mode, quant, sweep in _unpadded_sweeps(points):
         quant_text = "" if quant == "none" else f", weights {quant}"
         for (batch, padding), data in sweep.groupby(["batch_size", "padding"], sort=True):
             if data["seq_len"].nunique() < 2:
@@ -244,3 +303,13 @@ def all_charts(points: Iterable[Result | dict[str, Any]]) -> list[Chart]:
             chart.key += f"-{seen[chart.key]}"
             chart.title += f" (sweep {chart.data['run_id'].iloc[0]})"
     return charts
+
+
+def noisy_points(charts: list[Chart]) -> int:
+    """How many points of these charts have a speedup whose spread is larger than its effect."""
+    seen = set()
+    for chart in charts:
+        rows = chart.data[chart.data["noisy"].astype(bool)] if "noisy" in chart.data else chart.data.iloc[:0]
+        seen.update(map(tuple, rows[["run_id", "config", "quant", "seq_len", "padding", "batch_size"]].astype(str)
+                        .to_numpy()))
+    return len(seen)

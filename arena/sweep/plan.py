@@ -38,7 +38,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from arena.core import registry
 from arena.core.errors import short_repr
 from arena.core.limits import (
     DEFAULT_TIMEOUT_S,
@@ -50,10 +49,12 @@ from arena.core.limits import (
     SWEEP_MAX_SEQ,
     ServerLimits,
 )
-from arena.core.request import RequestError, checked_model, int_in
+from arena.core.request import RequestError, int_in
+from arena.execute.prepare import checked_model
 from arena.models.dtypes import resolve_dtype
 from arena.models.sources import context_length
 from arena.models.spec import ModelError, ModelSpec
+from arena.techniques import registry
 
 NO_QUANT = "none"
 
@@ -139,17 +140,15 @@ def quant_names() -> list[str]:
 
 def group_config(attn: str, quant: str) -> registry.Config:
     """The configuration a group runs: the attention entry, with the quantization entry's
-    weights when one is given (named like the registry's combinations: 'bnb-4bit+sdpa')."""
+    quantizer when one is given (named like the registry's combinations: 'bnb-4bit+sdpa').
+    Everything a quantization needs travels in its quantizer (arena/techniques/base.py)."""
     acfg = registry.get(attn)
     if quant == NO_QUANT:
         return acfg
     qcfg = registry.get(quant)
     return dataclasses.replace(
         acfg, name=f"{quant}+{attn}", label=f"{qcfg.label} + {acfg.label}", family="combination",
-        quant=qcfg.quant, torchao=qcfg.torchao, needs=tuple(dict.fromkeys(acfg.needs + qcfg.needs)),
-        needs_cuda=acfg.needs_cuda or qcfg.needs_cuda, needs_dtype=qcfg.needs_dtype or acfg.needs_dtype,
-        min_capability=max(filter(None, (acfg.min_capability, qcfg.min_capability)), default=None),
-        description=f"{acfg.description} Weights: {qcfg.description}",
+        quant=qcfg.quant, description=f"{acfg.description} Weights: {qcfg.description}",
     )
 
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import collect_env, platform
 from arena.core.errors import one_line
 from arena.core.results import Result

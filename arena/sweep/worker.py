@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from arena.core.errors import one_line, oom_reason
-from arena.core.registry import Config
+from arena.techniques.registry import Config
 from arena.core.units import MiB
-from arena.testing import faults
+from arena.execute import hooks
 
 Emit = Callable[[dict[str, Any]], None]
 REAL_TOKEN_SEED = 0
@@ -94,7 +94,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
     method = "torch.cuda.max_memory_allocated over this point's passes (weights included)"
     try:
         try:
-            faults.at_load(job.config.name)
+            hooks.fire("load", job.config.name)
             backend = make_backend(job.config, spec, job.dtype, job.device)
             t0 = time.perf_counter()
             backend.load()
@@ -118,7 +118,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
             if should_stop is not None and should_stop():
                 return
             try:
-                faults.at_sweep_point(job.config.name, batch)
+                hooks.fire("sweep_point", job.config.name, batch)
                 ids, mask, positions = (t.to(device) for t in padded_batch(batch, seq, pads, vocab, pad_id))
                 real = batch * seq - sum(pads)
 

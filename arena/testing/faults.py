@@ -1,7 +1,8 @@
-"""Fault injection for the fault-tolerance tests, kept out of the measuring code.
+"""Fault injection for the fault-tolerance tests, kept out of the measuring code: a worker
+registers `HOOKS` at the points of arena/execute/hooks.py only when ARENA_FAULT_INJECT is set
+(arena/execute/worker_entry.py).
 
-ARENA_FAULT_INJECT holds comma-separated items; the workers call these hooks, which do nothing
-when the variable is unset:
+ARENA_FAULT_INJECT holds comma-separated items (read at each call):
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
     name=nll-oom|nll-kill        the arena worker of `name`, when it starts scoring NLL (after its timings)
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
@@ -84,3 +85,8 @@ def token_delay_s(config: str) -> float:
         if name == config and what == "slow" and at.isdigit():
             return int(at) / 1000
     return 0.0
+
+
+# point of arena/execute/hooks.py -> the hook; the worker registers them (worker_entry), so this
+# module, at the bottom of the layers, imports nothing of the arena's
+HOOKS = {"load": at_load, "nll": at_nll, "sweep_point": at_sweep_point, "token_delay": token_delay_s}

@@ -1,4 +1,4 @@
-"""`python -m arena configs|run|sweep|leaderboard|env`: the command line over the same core as the page."""
+"""`python -m arena configs|run|leaderboard|sweep|plan|env`: the command line over the same core as the page."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.limits import DEFAULT_TIMEOUT_S
 from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
 from arena.models.dtypes import DTYPES, resolve_dtype
 
 EXIT_BAD_INPUT = 2
+EXPORT_NOTE_S = 1.0  # an ONNX export this long was a real one (a cached export takes ~0 s)
 
 
 def _fmt(value: Any) -> str:
@@ -33,6 +34,15 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]])
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def table_columns(results: list[Result]) -> tuple[tuple[str, str], ...]:
+    """The run table's columns, with the ONNX export's seconds after "load s" when a row has an
+    export (load_s never includes it)."""
+    if not any(r.export_s is not None for r in results):
+        return TABLE_COLUMNS
+    at = [key for key, _ in TABLE_COLUMNS].index("load_s") + 1
+    return TABLE_COLUMNS[:at] + (("export_s", "export s"),) + TABLE_COLUMNS[at:]
 
 
 def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
@@ -102,7 +112,7 @@ def run_request(args: argparse.Namespace, prompt: str | None) -> Any:
     from arena.ui.forms import request_from
 
     return request_from(
-        model=args.model, prompt=prompt, configs=args.configs, max_new_tokens=args.max_new_tokens,
+        model=args.model, prompt=prompt, configs=args.configs.split(","), max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
         isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
@@ -111,7 +121,8 @@ def run_request(args: argparse.Namespace, prompt: str | None) -> Any:
 
 
 def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool: Any) -> int:
-    from arena.core.request import RequestError, validate
+    from arena.core.request import RequestError
+    from arena.execute.prepare import validate
     from arena.data.store import Store
     from arena.execute import runner
 
@@ -127,11 +138,16 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
     def on_event(event: dict[str, Any]) -> None:
         if event["type"] == "status" and not args.quiet:
             extra = f" {event['repeat']}/{event['repeats']}" if "repeat" in event else ""
+            if event["stage"] == "exporting":  # a no-op when the cache has it
+                extra = " to ONNX (once per model and dtype, then cached)"
             print(f"[{event['config']}] {event['stage']}{extra}", file=sys.stderr, flush=True)
         elif event["type"] == "result" and not args.quiet:
             r = event["result"]
+            exported = r.get("export_s") or 0.0
             print(f"[{r['config']}] {r['status']}" + (f": {r['reason']}" if r["reason"] else "")
-                  + (" (warm)" if r.get("warm") else ""), file=sys.stderr, flush=True)
+                  + (" (warm)" if r.get("warm") else "")
+                  + (f" (ONNX export {exported:.1f} s, cached for next time)" if exported >= EXPORT_NOTE_S else ""),
+                  file=sys.stderr, flush=True)
 
     store = None if args.no_store else Store(args.db)
     everything: list[Result] = []
@@ -146,7 +162,7 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
               f"repeats: {request.repeats} (median)")
         if results:
             print(f"hardware: {results[0].hardware}")
-        print(format_table([r.to_dict() for r in results], TABLE_COLUMNS))
+        print(format_table([r.to_dict() for r in results], table_columns(results)))
         print("wall time by stage, s: " + "; ".join(
             f"{r.config}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.stage_s.items()) for r in results if r.stage_s))
         if args.show_text:
@@ -283,60 +299,122 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help where X says something (not None, not False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unsaid = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if not unsaid and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from arena.core.limits import (
+        MAX_BATCH,
+        MAX_NEW_TOKENS,
+        MAX_PROMPT_CHARS,
+        MAX_REPEATS,
+        MAX_SEED,
+        MAX_SYNTHETIC_PROMPT_TOKENS,
+        MAX_TEMPERATURE,
+        MAX_TIMEOUT_S,
+        MIN_TIMEOUT_S,
+        SWEEP_MAX_NEW_TOKENS,
+        SWEEP_MAX_PADDING,
+        SWEEP_MAX_SEQ,
+    )
+    from arena.core.request import RunRequest
+    from arena.models.spec import DEFAULT_NAME, architectures
     from arena.sweep.plan import MODES
+    from arena.ui.forms import DEFAULT_CONFIGS
 
-    parser = argparse.ArgumentParser(prog="python -m arena", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = (f"default (the embedded {DEFAULT_NAME}, no Hub needed), a Hub id (org/name), a local model "
+                  f"folder, or synthetic:NAME (random weights at a real size; NAME: {', '.join(architectures())})")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own warnings and progress too (as ARENA_VERBOSE=1 does)")
 
-    p = sub.add_parser("configs", help="every configuration and whether it can run here")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser = argparse.ArgumentParser(
+        prog="python -m arena", formatter_class=_HelpFormatter,
+        description="The command line over the same core as the web page: configurations, runs, sweeps, "
+                    "placement plans, the stored leaderboard and this machine's environment. "
+                    "`python -m arena COMMAND --help` tells more.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=epilog, parents=[common],
+                              formatter_class=_HelpFormatter)
+
+    p = command("configs", "every configuration and whether it can run here (with the reason when not)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="check availability for this dtype")
     p.set_defaults(func=cmd_configs)
 
-    # Settings left out take RunRequest's defaults (arena/core/request.py), as on the page and in /run.
-    p = sub.add_parser("run", help="run one prompt through several configurations")
-    p.add_argument("--model", help="default, a Hub id, a local path, or synthetic:NAME")
-    p.add_argument("--configs", help="comma-separated configuration names")
-    p.add_argument("--prompt")
+    # run's defaults are RunRequest's (arena/core/request.py), as on the page and in /run
+    run_defaults = RunRequest()
+    p = command("run", "run one prompt through several configurations, side by side",
+                "The ranges are the request format's own; ARENA_* variables (ARENA_LIMITS=public, "
+                "ARENA_MAX_NEW_TOKENS, ARENA_MAX_BATCH, ARENA_MAX_REPEATS...; see arena/core/limits.py) may lower "
+                "them. Bad input exits with code 2 and one line saying what is wrong.")
+    p.add_argument("--model", default=run_defaults.model, help=model_help)
+    p.add_argument("--configs", default=DEFAULT_CONFIGS,
+                   help="comma-separated configuration names; `python -m arena configs` lists them and whether "
+                        "each can run here (the first is the baseline the others are compared with)")
+    p.add_argument("--prompt", default=run_defaults.prompt,
+                   help=f"the prompt (through the model's chat template where it has one): at most "
+                        f"{MAX_PROMPT_CHARS:,} characters, and shorter than the model's context in tokens")
     p.add_argument("--prompts", metavar="FILE", help="one prompt per line: each runs in turn on the same warm "
-                                                      "workers (a configuration loads once)")
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--dtype")
-    p.add_argument("--repeats", type=int)
+                                                      "workers (a configuration loads once); replaces --prompt")
+    p.add_argument("--max-new-tokens", type=int, default=run_defaults.max_new_tokens, metavar="N",
+                   help=f"tokens to generate per row, 1..{MAX_NEW_TOKENS} (prompt + N within the model's context)"
+                       )
+    p.add_argument("--batch-size", type=int, default=run_defaults.batch_size, metavar="N",
+                   help=f"rows generated together (the prompt repeated), 1..{MAX_BATCH}")
+    p.add_argument("--dtype", default=run_defaults.dtype, metavar="|".join(DTYPES),
+                   help="weights and compute dtype; auto: bf16 on a GPU that supports it, else fp16; fp32 on CPU")
+    p.add_argument("--repeats", type=int, default=run_defaults.repeats, metavar="N",
+                   help=f"timed generations after the warm-up, the median reported, 1..{MAX_REPEATS}")
     p.add_argument("--sample", action="store_true", help="sample (seeded) instead of greedy decoding")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--prompt-tokens", type=int, help="prompt length for synthetic models")
-    p.add_argument("--inline", action="store_true", help="reuse this process instead of one per configuration")
-    p.add_argument("--timeout", type=float, help="seconds per configuration")
+    p.add_argument("--seed", type=int, default=run_defaults.seed, help=f"sampling seed, 0..{MAX_SEED}")
+    p.add_argument("--temperature", type=float, default=run_defaults.temperature,
+                   help=f"sampling temperature, in (0, {MAX_TEMPERATURE:g}]")
+    p.add_argument("--top-p", type=float, default=run_defaults.top_p, help="nucleus sampling share, in (0, 1]")
+    p.add_argument("--prompt-tokens", type=int, default=run_defaults.prompt_tokens, metavar="N",
+                   help=f"synthetic models only: length of the random prompt, 1..{MAX_SYNTHETIC_PROMPT_TOKENS}")
+    p.add_argument("--inline", action="store_true",
+                   help="measure in this process instead of one worker process per configuration")
+    p.add_argument("--timeout", type=float, default=run_defaults.timeout_s, metavar="S",
+                   help=f"seconds per configuration (load, ONNX export, warm-up and repeats), "
+                        f"{MIN_TIMEOUT_S:g}..{MAX_TIMEOUT_S:g}")
     p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
     p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
                                         "PyTorch configurations are split with device_map='auto' within it")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--csv", help="write the results as CSV here")
-    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
+    p.add_argument("--csv", metavar="FILE", help="write the results as CSV here")
+    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
     p.add_argument("--no-store", action="store_true", help="do not record the results")
-    p.add_argument("--show-text", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--show-text", action="store_true", help="print each configuration's generated text")
+    p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("leaderboard", help="stored results, fastest first")
-    p.add_argument("--model")
+    p = command("leaderboard", "stored results, fastest decode first")
+    p.add_argument("--model", help="only this model (as given to run: default, org/name, synthetic:NAME...)")
     p.add_argument("--mode", help="arena, sweep-forward, sweep-generate or sweep-generate-padded (default: all)")
-    p.add_argument("--db")
-    p.add_argument("--json")
-    p.add_argument("--csv")
+    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--json", metavar="FILE", help="write the rows as JSON here")
+    p.add_argument("--csv", metavar="FILE", help="write the rows as CSV here")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("sweep", help="attention speedup and memory over batch sizes, lengths and padding")
-    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p = command("sweep", "attention speedup and memory over batch sizes, lengths and padding")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help=model_help)
     p.add_argument("--attn", default="eager,sdpa", help="attention implementations, comma-separated")
-    p.add_argument("--batch-sizes", default="1,2,4,8")
-    p.add_argument("--seq-lens", default="512,1024,2048,4096", help="tokens per row, padding included (forward, generate)")
-    p.add_argument("--padding", default="0,0.3", help="shares of padding tokens in the batch (0..0.9; forward, generate)")
+    p.add_argument("--batch-sizes", default="1,2,4,8", help=f"comma-separated, each 1..{MAX_BATCH}")
+    p.add_argument("--seq-lens", default="512,1024,2048,4096",
+                   help=f"tokens per row, padding included, each 1..{SWEEP_MAX_SEQ} (forward, generate)")
+    p.add_argument("--padding", default="0,0.3",
+                   help=f"shares of padding tokens in the batch, each 0..{SWEEP_MAX_PADDING:g} (forward, generate)")
     p.add_argument("--mode", default="forward", choices=MODES,
                    help="time one forward pass (prefill), or one generate() of --new-tokens; generate-padded: "
                         "prompts of mixed lengths (--prompt-lens) in one left-padded batch, TTFT and decode tok/s")
@@ -344,31 +422,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generate-padded: each row's prompt length is drawn from LO..HI (the first row is HI)")
     p.add_argument("--length-seed", type=int, default=0, help="generate-padded: seed of the length mix")
     p.add_argument("--quant", default="none", help="none and/or bitsandbytes configurations, comma-separated")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes per point (median)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed passes per point")
-    p.add_argument("--new-tokens", type=int, default=32, help="generate modes: tokens per row")
+    p.add_argument("--dtype", default="auto", metavar="|".join(DTYPES), help="as for run")
+    p.add_argument("--repeats", type=int, default=3, help=f"timed passes per point (median), 1..{MAX_REPEATS}")
+    p.add_argument("--warmup", type=int, default=1, help=f"untimed passes per point, 0..{MAX_REPEATS}")
+    p.add_argument("--new-tokens", type=int, default=32, help=f"generate modes: tokens per row, 1..{SWEEP_MAX_NEW_TOKENS}")
     p.add_argument("--inline", action="store_true", help="measure in this process instead of one per implementation")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per implementation (all its points)")
-    p.add_argument("--json", help="write the points as JSON here")
-    p.add_argument("--csv", help="write the points as CSV here")
-    p.add_argument("--db", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help="seconds per implementation (all its points)")
+    p.add_argument("--json", metavar="FILE", help="write the points as JSON here")
+    p.add_argument("--csv", metavar="FILE", help="write the points as CSV here")
+    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
     p.add_argument("--no-store", action="store_true", help="do not record the points")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("plan", help="the split device_map='auto' would make under --max-memory (no GPU needed)")
-    p.add_argument("--model", default="synthetic:llama-2-7b", help="default, a Hub id, a local path, or synthetic:NAME")
+    p = command("plan", "the split device_map='auto' would make under --max-memory (no GPU needed)")
+    p.add_argument("--model", default="synthetic:llama-2-7b", help=model_help)
     p.add_argument("--max-memory", required=True, help="budget per device, e.g. 0=8GiB,1=40GiB")
     p.add_argument("--dtype", default="bf16", choices=[d for d in DTYPES if d != "auto"])
-    p.add_argument("--json", help="write the plan as JSON here")
+    p.add_argument("--json", metavar="FILE", help="write the plan as JSON here")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("env", help="hardware and library versions")
+    p = command("env", "hardware and library versions, as JSON")
     p.set_defaults(func=cmd_env)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    from arena.core import quiet
+
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ[quiet.VERBOSE_ENV] = "1"  # workers inherit it
+    quiet.silence()
     return args.func(args)

@@ -73,12 +73,19 @@ def register(app: ArenaApp) -> None:
         """Blind-vote ratings per model and configuration, with speed and memory."""
         return leaderboard.public_rows(leaderboard.quality_frame(app.store))
 
+    def cancel(request: gr.Request = None) -> bool:
+        """Stop this session's running /run between tokens (the page's Cancel): the current
+        configuration ends as cancelled, everything measured before it is kept. False when
+        this session has no run in progress."""
+        return app.cancel(session_of(request))
+
     def workers() -> list[dict]:
         """The warm workers: model, configuration, memory held (MB), idle seconds, runs, pid, and
         any web library found imported in the worker (none expected)."""
         return workers_panel.listing()
 
     gr.api(run, api_name="run", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+    gr.api(cancel, api_name="cancel", queue=False)
     gr.api(blind_pair, api_name="blind_pair", queue=False)
     gr.api(vote, api_name="vote", queue=False)
     gr.api(ratings, api_name="ratings", queue=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
 from arena.models.dtypes import DTYPES

@@ -10,6 +10,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
+BANDWIDTH_COLOR = "#2ca02c"
+# What the dashed line is: decode cannot beat reading the weights (and KV cache) once per token.
+BANDWIDTH_LABEL = "memory-bandwidth limit (the most decode tok/s the weights' reads allow)"
+
+
 def _ok(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in results if r.get("status") == "ok"]
 
@@ -34,11 +39,16 @@ def run_speed_memory(results: list[dict[str, Any]]) -> go.Figure:
     fig.add_bar(x=names, y=[r.get("peak_memory_mb") for r in ok], name="peak MB",
                 hovertext=[r.get("memory_method") for r in ok], row=1, col=2)
     limits = [r.get("bandwidth_limit_tokens_per_s") for r in ok if r.get("bandwidth_limit_tokens_per_s")]
+    fig.update_traces(showlegend=False)
     if limits:
-        # Each configuration has its own limit (its weight bytes differ): draw it per bar.
+        # Each configuration has its own limit (its weight bytes differ): drawn per bar, the one
+        # line with a legend entry, so that the dashed line says what it is.
         fig.add_scatter(x=names, y=[r.get("bandwidth_limit_tokens_per_s") for r in ok], mode="markers+lines",
-                        line=dict(dash="dash"), name="bandwidth limit", row=1, col=1)
-    fig.update_layout(height=360, showlegend=False, title="Decode speed and peak memory")
+                        line=dict(dash="dash", color=BANDWIDTH_COLOR), marker=dict(color=BANDWIDTH_COLOR),
+                        name=BANDWIDTH_LABEL, showlegend=True, row=1, col=1,
+                        hovertemplate="%{x}: memory-bandwidth limit %{y:.3g} tok/s<extra></extra>")
+    fig.update_layout(height=360, showlegend=bool(limits), title="Decode speed and peak memory",
+                      legend=dict(orientation="h", x=0, y=-0.18, xanchor="left", yanchor="top"))
     return fig
 
 
@@ -110,18 +120,27 @@ def words_only(fig: go.Figure) -> go.Figure:
 
 
 def quality_vs_speed(quality: pd.DataFrame) -> go.Figure:
-    """Blind-vote rating (95% bootstrap interval) against median decode tokens/s."""
+    """Blind-vote rating (95% bootstrap interval where there are enough votes) against median
+    decode tokens/s; a configuration with too few votes is drawn as an open marker, no bar."""
     data = quality.dropna(subset=["decode_tokens_per_s"]) if len(quality) else quality
     if not len(data):
         return _empty("Quality rating against decode speed (no votes yet)")
+    data = data.assign(
+        interval=[("too few votes" if pd.isna(lo) else f"{lo:,.0f}–{hi:,.0f}")
+                  for lo, hi in zip(data["rating_low"], data["rating_high"])])
     fig = px.scatter(
-        data, x="decode_tokens_per_s", y="rating", color="config", symbol="model_id",
-        error_y=data["rating_high"] - data["rating"], error_y_minus=data["rating"] - data["rating_low"],
-        hover_data=["votes", "peak_memory_mb"],
+        data, x="decode_tokens_per_s", y="rating", color="config", symbol="model_display",
+        error_y=(data["rating_high"] - data["rating"]).fillna(0),
+        error_y_minus=(data["rating"] - data["rating_low"]).fillna(0),
+        hover_data=["votes", "interval", "peak_memory_mb"],
         labels={"decode_tokens_per_s": "median decode tokens/s", "rating": "blind-vote rating (Bradley-Terry)",
-                "model_id": "model", "config": "configuration"},
+                "model_display": "model", "config": "configuration", "interval": "95% interval",
+                "peak_memory_mb": "median peak MB"},
         title="Quality (blind votes) against speed",
     )
+    few = {f"{c}, {m}" for c, m in data.loc[data["rating_low"].isna(), ["config", "model_display"]].itertuples(
+        index=False, name=None)}
+    fig.for_each_trace(lambda t: t.update(marker=dict(symbol="circle-open", size=11)) if t.name in few else None)
     fig.update_xaxes(rangemode="tozero")
     fig.update_layout(height=420)
     return fig

@@ -15,7 +15,7 @@ class TempFiles:
         self.root, self.max_age_s = root, max_age_s
         root.mkdir(parents=True, exist_ok=True)
 
-    def path(self, name: str) -> Path:
+    def _clean(self) -> None:
         cutoff = time.time() - self.max_age_s
         for old in self.root.iterdir():
             try:
@@ -23,4 +23,15 @@ class TempFiles:
                     old.unlink()
             except OSError:
                 pass  # removed by another request meanwhile
+
+    def path(self, name: str) -> Path:
+        """A new file's path (a unique prefix: two requests never share it)."""
+        self._clean()
         return self.root / f"{uuid.uuid4().hex[:12]}-{name}"
+
+    def named(self, name: str) -> Path:
+        """The path `name` always gets, so that writing it again overwrites it (a page's CSV of
+        one chart); `name` is made file-name safe."""
+        self._clean()
+        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:200]
+        return self.root / safe

@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.data.store import PERSISTENT_VOLUME, persistent_volume

@@ -4,14 +4,21 @@ SQL), each run's speedup over its own baseline, charts over a bounded sample, an
 Nothing here reads the whole store: a page is `PAGE_SIZE` rows, the charts use the newest
 `SAMPLE_ROWS` matching rows (a bounded sample, not an aggregate over every row), the CSV (made
 when asked for) the newest `CSV_ROWS`, and the quality table the newest `QUALITY_ROWS` runs of
-each rated (model, configuration)."""
+each rated (model, configuration).
+
+The page shows its tables as plain HTML (`html_table`), sorted on the page by a click on a
+heading: Gradio's Dataframe spends seconds of script on every update of a wide table in this
+page (measured in Chromium: 5-10 s per filter change with ten rows), plain HTML a few ms."""
 
 from __future__ import annotations
 
+import html
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from arena.core.results import (
@@ -174,12 +181,13 @@ def public_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-QUALITY_COLUMNS = ("model_id", "config", "rating", "rating_low", "rating_high", "votes",
-                   "decode_tokens_per_s", "peak_memory_mb")
-
-
-QUALITY_HEADINGS = {"model_id": "model", "config": "configuration", "rating": "rating", "rating_low": "rating low (95%)",
-                    "rating_high": "rating high (95%)", "votes": "votes", "decode_tokens_per_s": "median decode tok/s",
+QUALITY_COLUMNS = ("model_id", "model_display", "config", "rating", "rating_low", "rating_high", "votes",
+                   "decode_tokens_per_s", "peak_memory_mb", "note")
+# Below this many votes for a configuration its bootstrap interval says nothing (one vote
+# resampled is that vote again: an interval of zero width), so none is given.
+MIN_VOTES = 10
+QUALITY_HEADINGS = {"model_display": "model", "config": "configuration", "rating": "rating",
+                    "interval": "95% interval", "votes": "votes", "decode_tokens_per_s": "median decode tok/s",
                     "peak_memory_mb": "median peak MB"}
 
 
@@ -187,27 +195,144 @@ def empty_quality() -> pd.DataFrame:
     return pd.DataFrame(columns=list(QUALITY_COLUMNS))
 
 
+def _interval(row: pd.Series) -> str:
+    if pd.isna(row["rating_low"]) or pd.isna(row["rating_high"]):
+        return f"too few votes ({int(row['votes'])} of {MIN_VOTES})"
+    return f"{row['rating_low']:,.0f}–{row['rating_high']:,.0f}"
+
+
 def quality_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The quality frame with readable headings, for the page (the API keeps the field names)."""
-    return frame.rename(columns=QUALITY_HEADINGS)
+    """The quality frame for the page: the model's display name, the interval as one column
+    ("too few votes" below MIN_VOTES), readable headings (the API keeps the field names)."""
+    if not len(frame):
+        return pd.DataFrame(columns=list(QUALITY_HEADINGS.values()))
+    out = frame.assign(interval=frame.apply(_interval, axis=1), rating=frame["rating"].round(0))
+    return out[list(QUALITY_HEADINGS)].rename(columns=QUALITY_HEADINGS)
+
+
+_RATINGS: dict[tuple, list[dict[str, Any]]] = {}  # (store, votes seen, last vote id, rounds) -> by_group
+_RATINGS_LOCK = threading.Lock()
+
+
+def _ratings(store: Store, rounds: int) -> list[dict[str, Any]]:
+    """Ratings with bootstrap intervals, recomputed only when a vote was added: the bootstrap
+    is the slow part of the tab, and filters do not change it."""
+    from arena.data.ratings import by_group
+
+    votes = store.votes()
+    key = (str(store.path), len(votes), votes[-1]["id"] if votes else 0, rounds)
+    with _RATINGS_LOCK:
+        if key in _RATINGS:
+            return [dict(r) for r in _RATINGS[key]]
+    ratings = by_group(votes, rounds=rounds)
+    with _RATINGS_LOCK:
+        for old in [k for k in _RATINGS if k[0] == key[0]]:
+            del _RATINGS[old]
+        _RATINGS[key] = ratings
+    return [dict(r) for r in ratings]
 
 
 def quality_frame(store: Store, rounds: int = 200) -> pd.DataFrame:
     """Blind-vote ratings per (model, configuration) beside that configuration's median decode
-    tokens/s and peak memory over its newest QUALITY_ROWS stored arena runs."""
-    from arena.data.ratings import by_group
-
+    tokens/s and peak memory over its newest QUALITY_ROWS stored arena runs, and the model's
+    display name as the other tables give it. Below MIN_VOTES votes a configuration has no
+    interval (rating_low and rating_high empty, note says why)."""
     cols = list(QUALITY_COLUMNS)
-    ratings = by_group(store.votes(), rounds=rounds)
+    ratings = _ratings(store, rounds)
     if not ratings:
         return empty_quality()
+    names: dict[str, str] = {}
     for r in ratings:
         rows = rows_frame(store.page({"model_id": [r["model_id"]], "config": [r["config"]], "mode": ["arena"]},
                                      False, "newest", QUALITY_ROWS, 0, ("decode_tokens_per_s", "peak_memory_mb")),
                           ("decode_tokens_per_s", "peak_memory_mb"))
         r["decode_tokens_per_s"] = rows["decode_tokens_per_s"].median() if len(rows) else None
         r["peak_memory_mb"] = rows["peak_memory_mb"].median() if len(rows) else None
-    return round_sig(pd.DataFrame(ratings)[cols].astype({"decode_tokens_per_s": float, "peak_memory_mb": float}))
+        if r["model_id"] not in names:
+            named = store.page({"model_id": [r["model_id"]]}, True, "newest", 1, 0, ("model_display",))
+            names[r["model_id"]] = (named[0]["model_display"] if named else None) or r["model_id"]
+        r["model_display"] = names[r["model_id"]]
+        r["note"] = "" if r["votes"] >= MIN_VOTES else f"too few votes for an interval (fewer than {MIN_VOTES})"
+        if r["votes"] < MIN_VOTES:
+            r["rating_low"] = r["rating_high"] = None
+    frame = pd.DataFrame(ratings)[cols].astype({"decode_tokens_per_s": float, "peak_memory_mb": float,
+                                                "rating_low": float, "rating_high": float})
+    return round_sig(frame)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,.{max(0, 2 - int(np.floor(np.log10(abs(value)))))}f}"
+    return html.escape(str(value))
+
+
+def html_table(frame: pd.DataFrame, empty: str = "No stored results match yet.", sorted_by: str = "") -> str:
+    """A table as plain HTML (headings from the frame's columns; numbers right-aligned, three
+    significant figures), sortable on the page by a click on a heading (SORT_JS); `sorted_by`
+    names the column the rows come sorted by, largest first."""
+    head = "".join(f'<th data-sort="desc">{html.escape(str(c))}</th>' if c == sorted_by
+                   else f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    if not len(frame):
+        return (f'<div class="lb-scroll"><table class="lb-html"><thead><tr>{head}</tr></thead>'
+                f'<tbody></tbody></table><div class="lb-empty">{html.escape(empty)}</div></div>')
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_cell(v)}</td>' if num else f"<td>{_cell(v)}</td>"
+                         for v, num in zip(row, numeric)) + "</tr>"
+        for row in frame.itertuples(index=False, name=None))
+    return (f'<div class="lb-scroll"><table class="lb-html"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def results_html(frame: pd.DataFrame) -> str:
+    """The page's results table (`table`), marked as sorted by decode speed, as the query is."""
+    return html_table(frame, sorted_by=HEADINGS["decode_tokens_per_s"])
+
+
+# gr.HTML(js_on_load=SORT_JS): a click on a heading sorts this page's rows by it (again: the
+# other way). Delegated from the component's element, so it survives each new table.
+SORT_JS = """
+element.addEventListener('click', (event) => {
+  const th = event.target.closest('th');
+  const table = th && th.closest('table');
+  if (!table || !element.contains(table)) return;
+  const col = Array.from(th.parentNode.children).indexOf(th);
+  const down = th.dataset.sort !== 'desc';
+  table.querySelectorAll('th').forEach((h) => delete h.dataset.sort);
+  th.dataset.sort = down ? 'desc' : 'asc';
+  const key = (row) => {
+    const text = row.children[col].textContent.trim();
+    const num = parseFloat(text.replace(/,/g, ''));
+    return text === '–' ? null : (isNaN(num) || !/^[-+]?[\d,.]+/.test(text) ? text : num);
+  };
+  const body = table.tBodies[0];
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === null || y === null) return (x === null) - (y === null);
+    const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+    return down ? -c : c;
+  });
+  rows.forEach((r) => body.appendChild(r));
+});
+"""
+TABLE_CSS = """
+.lb-scroll {overflow-x:auto; max-height:640px; overflow-y:auto; border:1px solid var(--border-color-primary);
+  border-radius:6px;}
+.lb-html {border-collapse:collapse; width:100%; font-size:13px;}
+.lb-html th {position:sticky; top:0; background:var(--block-background-fill); cursor:pointer; text-align:left;
+  padding:6px 8px; border-bottom:1px solid var(--border-color-primary); white-space:nowrap;}
+.lb-html th[data-sort=desc]::after {content:" ▼"; font-size:10px;}
+.lb-html th[data-sort=asc]::after {content:" ▲"; font-size:10px;}
+.lb-html td {padding:4px 8px; border-bottom:1px solid var(--border-color-primary); white-space:nowrap;}
+.lb-html td.num {text-align:right; font-variant-numeric:tabular-nums;}
+.lb-empty {padding:8px; opacity:.7;}
+"""
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from arena.core import registry
 from arena.core.results import TABLE_COLUMNS
+from arena.techniques import registry
 from arena.models.placement import describe
 
 # Share of the progress bar reached when a stage starts; "running" fills the rest by repeat.

@@ -9,7 +9,7 @@ import time
 from typing import Any, Iterator
 
 from arena.core.errors import one_line
-from arena.core.request import PreparedRun
+from arena.execute.prepare import PreparedRun
 from arena.data.store import Store
 from arena.execute.runner import execute
 from arena.ui.web.panels import RunState

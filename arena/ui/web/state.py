@@ -13,10 +13,11 @@ from typing import Iterator
 
 import gradio as gr
 
-from arena.core import registry
+from arena.techniques import registry
 from arena.core.errors import one_line
 from arena.core.limits import ServerLimits
-from arena.core.request import RequestError, RunRequest, validate
+from arena.core.request import RequestError, RunRequest
+from arena.execute.prepare import validate
 from arena.data.blind import BlindCheck
 from arena.data.store import Store
 from arena.models import gguf

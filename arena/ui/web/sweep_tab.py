@@ -17,7 +17,7 @@ from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
 from arena.data.store import Store
 from arena.models.dtypes import DTYPES
-from arena.sweep.charts import Chart, all_charts
+from arena.sweep.charts import Chart, all_charts, noisy_points
 from arena.sweep.plan import (
     MODES,
     NO_QUANT,
@@ -126,23 +126,34 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
         table = gr.Dataframe(columns_frame([], sweep_columns("forward")), label="Points", interactive=False,
                              elem_id="sweep-points")
         chart_pick = gr.Dropdown([], label="Chart")
-        plot = gr.Plot(elem_id="sweep-plot")
+        plot = gr.Plot(label="Sweep chart", elem_id="sweep-plot")
         csv_btn = gr.DownloadButton("Download this chart's data (CSV)")
         key = gr.State("")  # set by the page's load event (see app.new_session_key)
-        points_state = gr.State([])
+        points_state = gr.State({"points": [], "final": False})  # the points so far; final: the sweep is over
 
         def charts_of(points: list[dict[str, Any]]) -> dict[str, Chart]:
             return {c.title: c for c in all_charts(points)} if points else {}
 
-        def show(points: list[dict[str, Any]], title: str | None):
+        def show(points: list[dict[str, Any]], title: str | None, session_key: str = "", write: bool = True):
+            """The chart picked (else the first) and, once the points are final, its data as one
+            CSV file per page and chart, overwritten when written again (not one per update)."""
             charts = charts_of(points)
             if not charts:
                 return gr.update(choices=[], value=None), None, None
             title = title if title in charts else next(iter(charts))
             chart = charts[title]
-            path = app.downloads.path(f"{chart.key}.csv")
+            if not write:
+                return gr.update(choices=list(charts), value=title), chart.figure, None
+            path = app.downloads.named(f"{session_key or 'sweep'}-{chart.key}.csv")
             path.write_text(chart.csv())
             return gr.update(choices=list(charts), value=title), chart.figure, str(path)
+
+        def drawn(shown: dict[str, Any], title: str | None, session_key: str):
+            # the CSV is written when the points are final, not on every streamed update
+            return show(shown["points"], title, session_key, write=shown["final"])
+
+        def pick(shown: dict[str, Any], title: str | None, session_key: str):
+            return show(shown["points"], title, session_key)
 
         @zerogpu.gpu
         def run_sweep_ui(session_key, model_v, attn_v, quant_v, batches_v, seqs_v, padding_v, mode_v, dtype_v,
@@ -164,7 +175,9 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                 text = f"{head}: {len(points)} points" + (f" — stopped: {error}" if error else "")
                 if len(points) != shown or finished:
                     shown = len(points)
-                    yield text, columns_frame(points, columns), list(points)
+                    if finished:
+                        text += _noise_warning(points)
+                    yield text, columns_frame(points, columns), {"points": list(points), "final": finished}
                 else:
                     yield text, gr.skip(), gr.skip()
 
@@ -178,12 +191,22 @@ def build_tab(app: ArenaApp, gpu_queue: str) -> gr.State:
                       concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private")
         # The chart is drawn by its own event when points arrive, never sent a skip: in Gradio
         # 6.17.3 a plot given gr.skip() after a figure parses "undefined" (a console SyntaxError).
-        points_state.change(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+        points_state.change(drawn, [points_state, chart_pick, key], [chart_pick, plot, csv_btn], queue=False,
                             api_visibility="private", show_progress="hidden")
         cancel_btn.click(cancel_sweep, key, None, queue=False, api_visibility="private")
-        chart_pick.input(show, [points_state, chart_pick], [chart_pick, plot, csv_btn], queue=False,
+        chart_pick.input(pick, [points_state, chart_pick, key], [chart_pick, plot, csv_btn], queue=False,
                          api_visibility="private")
     return key
+
+
+def _noise_warning(points: list[dict[str, Any]]) -> str:
+    """A line under the status where some speedups are not supported by their repeats."""
+    noisy = noisy_points(all_charts(points)) if points else 0
+    if not noisy:
+        return ""
+    return (f"\n\n⚠ {noisy} point{'s' if noisy != 1 else ''} vary more over their repeats than the speedup "
+            "they show (hollow markers, named under each chart): repeat more, or measure on a quieter machine, "
+            "before trusting them.")
 
 
 def sweep_model_choices(limits: ServerLimits) -> list[tuple[str, str]]:

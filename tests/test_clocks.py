@@ -1,13 +1,15 @@
+"""Clocks (arena/measure/clocks.py): TTFT, decode tokens/s and per-token latencies from the
+timestamps a streamer takes, the median over repeats, and what the streamer stamps."""
+
 import math
 
 import pytest
+import torch
 
-from arena.core.results import Result, flat_row, from_flat_row
-from arena.measure.clocks import median_timing, percentile, timing_from_stamps
-from arena.measure.quality import agreement
+from arena.measure.clocks import TokenClock, median_timing, percentile, timing_from_stamps
 
 
-def test_timing_definitions():
+def test_ttft_decode_rate_and_latencies_follow_their_definitions():
     # start at 0; first token at 0.5 s (TTFT), then one token every 0.1 s
     stamps = [0.5 + 0.1 * i for i in range(11)]
     t = timing_from_stamps(0.0, stamps, batch=2)
@@ -25,7 +27,7 @@ def test_single_token_has_no_decode_rate():
         timing_from_stamps(0.0, [], batch=1)
 
 
-def test_percentile_and_median():
+def test_percentiles_interpolate_and_the_median_repeat_is_reported_with_the_spread():
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([1, 2, 3, 4, 5], 90) == pytest.approx(4.6)
     a = timing_from_stamps(0.0, [0.1, 0.2, 0.3], 1)
@@ -36,25 +38,7 @@ def test_percentile_and_median():
     assert sorted(spread["ttft_ms"]) == pytest.approx([100, 200, 300])
 
 
-def test_agreement():
-    assert agreement([1, 2, 3, 4], [1, 2, 3, 4]) == (1.0, None)
-    assert agreement([1, 2, 3, 4], [1, 2, 9, 4]) == (0.75, 2)
-    assert agreement([1, 2], [1, 2, 3]) == (2 / 3, 2)
-
-
-def test_result_roundtrip_and_nan_to_none():
-    r = Result(run_id="r", config="eager", status="ok", ttft_ms=float("nan"), token_ids=[1, 2],
-               spread={"ttft_ms": [1.0]}, synthetic=True)
-    back = from_flat_row(flat_row(r))
-    assert back.token_ids == [1, 2] and back.spread == {"ttft_ms": [1.0]} and back.synthetic is True
-    assert back.ttft_ms is None
-
-
 def test_token_clock_streams_row_zero_only():
-    import torch
-
-    from arena.measure.clocks import TokenClock
-
     seen: list[int] = []
     clock = TokenClock(on_tokens=seen.extend)
     clock.begin()

@@ -1,0 +1,294 @@
+"""The configuration registry: a table of rows, each naming the techniques it applies.
+
+A configuration is data: an attention implementation, at most one weight quantization (a
+`Quantizer` instance, arena/techniques/base.py), a compile mode, tensor parallelism or an ONNX
+Runtime provider, and what the row needs from the machine. Each technique's module says why it
+cannot run somewhere (`availability` asks them in turn) and how it changes a model; the backends
+apply them. Adding a configuration is a row here; adding a quantization library is a module
+beside this one and its rows (README: "Adding a technique").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from arena.core.env import Platform, platform, track
+from arena.models.dtypes import resolve_dtype
+from arena.techniques import attention, compilation, onnxruntime, parallel
+from arena.techniques.base import Needs, Quantizer, Site
+from arena.techniques.bitsandbytes import BitsAndBytes
+from arena.techniques.parallel import TP_CPU_WORLD_ENV, tensor_parallel_world  # noqa: F401  (the runner's names)
+from arena.techniques.torchao import TorchAo
+
+if TYPE_CHECKING:
+    from arena.models.placement import Placement
+
+Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "combination"]
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    label: str
+    family: Family
+    description: str
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    attn: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None = "sdpa"
+    sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
+    quant: Quantizer | None = None  # a weight quantization: bitsandbytes.py, torchao.py, ...
+    static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
+    compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
+    bettertransformer: bool = False
+    tensor_parallel: bool = False  # one process per GPU, weights sliced (arena/backends/tp_shard.py)
+    provider: str | None = None  # ONNX Runtime execution provider
+    needs_cuda: bool = False
+    needs_half: bool = False  # fp16/bf16 only
+    needs_dtype: str | None = None  # this run dtype only
+    min_capability: tuple[int, int] | None = None  # least CUDA compute capability, where on CUDA
+    needs: tuple[str, ...] = ()  # distributions that must be installed
+    retired: str | None = None  # reason the technique no longer runs with the pinned stack
+
+    @property
+    def quantized(self) -> bool:
+        return self.quant is not None
+
+    @property
+    def compiled(self) -> bool:
+        return self.static_cache or self.compiled_decode
+
+    def requirements(self) -> Needs:
+        """What this row needs from the machine: its quantization's needs and its own."""
+        own = Needs(self.needs, self.needs_cuda, self.needs_half, self.needs_dtype, self.min_capability)
+        return self.quant.requirements().merged(own) if self.quant else own
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+BASELINE = "eager"
+
+_ENTRIES: tuple[Config, ...] = (
+    Config("eager", "Eager attention (baseline)", "attention",
+           "transformers' plain PyTorch attention: matmul, softmax, matmul.", attn="eager"),
+    Config("sdpa", "PyTorch SDPA", "attention",
+           "torch.nn.functional.scaled_dot_product_attention; PyTorch picks the kernel."),
+    Config("sdpa-flash", "SDPA: flash kernel only", "attention",
+           "SDPA restricted to its FlashAttention kernel (torch.nn.attention.sdpa_kernel).",
+           sdpa_kernel="flash", needs_cuda=True, needs_half=True),
+    Config("sdpa-efficient", "SDPA: memory-efficient kernel only", "attention",
+           "SDPA restricted to its memory-efficient (xFormers-style) kernel.",
+           sdpa_kernel="efficient", needs_cuda=True),
+    Config("sdpa-math", "SDPA: math kernel only", "attention",
+           "SDPA restricted to its unfused math reference kernel.", sdpa_kernel="math"),
+    Config("flash-attention-2", "FlashAttention-2", "attention",
+           "Tri Dao's flash-attn package through attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+    Config("flash-attention-3", "FlashAttention-3 (Hopper)", "attention",
+           "flash-attn's Hopper kernels (the flash_attn_3 package built from its hopper/ folder) through "
+           "attn_implementation='flash_attention_3'; sm_90 only.",
+           attn="flash_attention_3", needs_cuda=True, needs_half=True, needs=("flash-attn-3",)),
+    Config("bettertransformer", "BetterTransformer", "attention",
+           "optimum's to_bettertransformer() fast path.", bettertransformer=True,
+           needs=("optimum",),
+           retired="retired upstream: BetterTransformer was removed in optimum 2.0 and needs "
+                   "transformers<4.49; its decoder fast path lives on as SDPA (run sdpa)"),
+    Config("bnb-8bit", "bitsandbytes LLM.int8", "quantization",
+           "8-bit weights with outlier decomposition (load_in_8bit).", quant=BitsAndBytes("int8")),
+    Config("bnb-4bit", "bitsandbytes 4-bit (fp4)", "quantization",
+           "4-bit float weights (load_in_4bit, bnb_4bit_quant_type='fp4').", quant=BitsAndBytes("fp4")),
+    Config("bnb-nf4", "bitsandbytes NF4", "quantization",
+           "4-bit NormalFloat weights (bnb_4bit_quant_type='nf4').", quant=BitsAndBytes("nf4")),
+    Config("bnb-nf4-double-quant", "bitsandbytes NF4 + double quantization", "quantization",
+           "NF4 with quantized quantization constants (bnb_4bit_use_double_quant=True).",
+           quant=BitsAndBytes("nf4-dq")),
+    Config("static-cache", "Static KV cache + torch.compile", "compile",
+           "generate(cache_implementation='static'): a fixed-size KV cache, the forward compiled "
+           "by torch.compile (CUDA graphs on GPU).", static_cache=True),
+    Config("compiled-decode", "Compiled decode step (CUDA graph)", "compile",
+           "Static KV cache; prefill once, then the whole decode step (forward + token choice on "
+           "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
+           "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
+           compiled_decode=True),
+    Config("flash-attention-2+compiled-decode", "FlashAttention-2 decoding + compiled decode step", "combination",
+           "The compiled decode step (static cache, CUDA graph) with attention through flash-attn's kv-cache "
+           "kernel (split-KV flash decoding): each step reads only the filled cache positions.",
+           attn="flash_attention_2", compiled_decode=True, needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+    Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
+           "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
+           "plan (attention heads and MLP columns; plain tensors, gpt-fast style), one process per GPU "
+           "through torch.distributed (NCCL), one all-reduce after attention and one after the MLP.",
+           tensor_parallel=True),
+    Config("tensor-parallel+static-cache", "Tensor parallel + static KV cache + torch.compile", "parallel",
+           "tensor-parallel with generate(cache_implementation='static'), the forward compiled by "
+           "torch.compile on every rank.", tensor_parallel=True, static_cache=True),
+    Config("ort-cuda", "ONNX Runtime (CUDA)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on CUDAExecutionProvider with IO binding, fp16 export.",
+           backend="onnxruntime", attn=None, provider="CUDAExecutionProvider", needs_cuda=True,
+           needs=("optimum-onnx",)),
+    Config("ort-tensorrt", "ONNX Runtime (TensorRT)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on TensorrtExecutionProvider, fp16 export.",
+           backend="onnxruntime", attn=None, provider="TensorrtExecutionProvider", needs_cuda=True,
+           needs=("optimum-onnx",)),
+    Config("ort-cpu", "ONNX Runtime (CPU)", "onnxruntime",
+           "Optimum ORTModelForCausalLM on CPUExecutionProvider, fp32 export.",
+           backend="onnxruntime", attn=None, provider="CPUExecutionProvider",
+           needs=("optimum-onnx",)),
+    Config("bnb-4bit+flash-attention-2", "4-bit (fp4) + FlashAttention-2", "combination",
+           "The guide's combination: load_in_4bit with attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", quant=BitsAndBytes("fp4"), needs_cuda=True, needs_half=True,
+           needs=("flash-attn",)),
+    Config("bnb-8bit+flash-attention-2", "LLM.int8 + FlashAttention-2", "combination",
+           "The guide's combination: load_in_8bit with attn_implementation='flash_attention_2'.",
+           attn="flash_attention_2", quant=BitsAndBytes("int8"), needs_cuda=True, needs_half=True,
+           needs=("flash-attn",)),
+    Config("bnb-4bit+sdpa-flash", "4-bit (fp4) + SDPA flash kernel", "combination",
+           "The guide's 'combine optimizations' example: 4-bit weights, SDPA restricted to flash.",
+           quant=BitsAndBytes("fp4"), sdpa_kernel="flash", needs_cuda=True, needs_half=True),
+)
+
+
+
+
+def _torchao(name: str, scheme: str, label: str, description: str, **needs: object) -> tuple[Config, Config]:
+    """A torchao weight quantization and the same weights under the compiled decode step."""
+    quant = TorchAo(scheme, Needs(**needs))  # type: ignore[arg-type]
+    plain = Config(name, f"torchao {label}", "quantization", f"torchao {description} Quantized at load "
+                   "(transformers' TorchAoConfig) or in place (synthetic weights); lm_head and embeddings "
+                   "stay in the model dtype.", quant=quant)
+    compiled = Config(f"{name}+compiled-decode", f"torchao {label} + compiled decode", "combination",
+                      f"torchao {description} Run by the compiled decode step (CUDA graph).",
+                      quant=quant, compiled_decode=True)
+    return plain, compiled
+
+
+_FLOAT8 = (8, 9)  # float8 matmuls and Triton's fp8 conversions: Ada / Hopper and newer
+_TORCHAO: tuple[Config, ...] = (
+    *_torchao("torchao-int8wo", "int8wo", "int8 weight-only",
+              "int8 weights, one symmetric scale per output row (Int8WeightOnlyConfig); the matmul "
+              "dequantizes, and under compile fuses into one int8-reading GEMV."),
+    *_torchao("torchao-int4wo", "int4wo-g128", "int4 weight-only (group 128)",
+              "int4 weights, a bf16 scale and zero point per group of 128 (Int4WeightOnlyConfig, "
+              "tile_packed_to_4d: the tinygemm kernel of torch itself); bf16 on CUDA only.",
+              cuda=True, dtype="bf16", min_capability=(8, 0)),
+    *_torchao("torchao-int4wo-g64", "int4wo-g64", "int4 weight-only (group 64)",
+              "int4 weights, a bf16 scale and zero point per group of 64 (tinygemm, as torchao-int4wo "
+              "with finer groups: more accurate, 2x the scales).",
+              cuda=True, dtype="bf16", min_capability=(8, 0)),
+    *_torchao("torchao-int4wo-preshuffled", "int4wo-g128-preshuffled", "int4 weight-only (group 128, MSLK)",
+              "int4 weights in groups of 128, preshuffled for MSLK's bf16i4bf16_shuffled kernel "
+              "(needs the mslk-cuda package); an A/B against tinygemm.",
+              cuda=True, dtype="bf16", min_capability=(9, 0), packages=("mslk-cuda",)),
+    *_torchao("torchao-int4wo-gemlite", "uint4wo-g128-gemlite", "int4 weight-only (group 128, gemlite)",
+              "uint4 weights bit-packed with a scale and zero point per group of 128, multiplied by "
+              "gemlite's Triton GEMV kernels (torchao's prototype UIntxWeightOnlyConfig); an A/B "
+              "against tinygemm at batch-1 decode.",
+              cuda=True, dtype="bf16", min_capability=(8, 0), packages=("gemlite",)),
+    *_torchao("torchao-float8wo", "float8wo", "float8 weight-only",
+              "float8 (e4m3) weights with one scale per output row (Float8WeightOnlyConfig); the "
+              "matmul dequantizes to the model dtype.", min_capability=_FLOAT8),
+    *_torchao("torchao-float8dq", "float8dq", "float8 dynamic (weights + activations)",
+              "float8 (e4m3) weights and activations quantized on the fly per row "
+              "(Float8DynamicActivationFloat8WeightConfig, PerRow): float8 tensor-core matmuls; "
+              "Hopper/Ada only.", cuda=True, dtype="bf16", min_capability=_FLOAT8),
+)
+
+REGISTRY: dict[str, Config] = {}
+FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "combination")
+
+
+def add(*configs: Config) -> None:
+    """Add rows to the table (a name already there is refused). Every result records the version
+    of each package a row needs (arena/core/env.py: `track`)."""
+    for config in configs:
+        if config.name in REGISTRY:
+            raise ValueError(f"configuration {config.name!r} is already in the registry")
+        if config.family not in FAMILIES:
+            raise ValueError(f"{config.name}: unknown family {config.family!r}; valid: {', '.join(FAMILIES)}")
+        bare = Config(config.name, config.label, config.family, config.description, quant=config.quant)
+        if config.family == "quantization" and (config.quant is None or config != bare):
+            # a sweep pairs the row's quantizer with each attention row: nothing else of it travels
+            raise ValueError(f"{config.name}: a quantization row is its quantizer alone (Config.quant); "
+                             f"put what it needs in the quantizer's Needs")
+    for config in configs:
+        REGISTRY[config.name] = config
+    track(*(dist for config in configs for dist in config.requirements().packages))
+
+
+add(*_ENTRIES, *_TORCHAO)
+
+
+class UnknownConfigError(ValueError):
+    pass
+
+
+def get(name: str) -> Config:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UnknownConfigError(
+            f"unknown configuration {str(name)[:60]!r}; {hint}`python -m arena configs` lists all {len(REGISTRY)}"
+        ) from None
+
+
+def parse_names(text: str | list[str]) -> list[str]:
+    """'eager, sdpa' or ['eager','sdpa'] -> validated, de-duplicated names, in order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names: list[str] = []
+    for item in items:
+        name = item.strip()
+        if not name:
+            continue
+        get(name)
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise UnknownConfigError(f"no configuration given; valid: {', '.join(REGISTRY)}")
+    return names
+
+
+def run_dtype(config: Config, dtype: str) -> str:
+    """The dtype a configuration really runs in: ONNX exports are fp16 on GPU, fp32 on CPU."""
+    return onnxruntime.run_dtype(config, dtype) if config.backend == "onnxruntime" else dtype
+
+
+def availability(config: Config, dtype: str, plat: Platform | None = None,
+                 placement: Placement | None = None, model_config: Any = None,
+                 positions: int | None = None) -> Availability:
+    """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
+    the model whose transformers config is `model_config` when given, over `positions` cache
+    positions (prompt + new tokens) when given? If not, a one-line reason: the first technique of
+    the row that refuses, asked in this order."""
+    site = Site(plat or platform(), dtype, placement, model_config, positions)
+    needs = config.requirements()
+    reason = (
+        attention.retired(config, site.plat)
+        or needs.blocker(site)  # a GPU, packages, dtype, compute capability
+        or onnxruntime.blocker(config, site)
+        or attention.blocker(config, site)
+        or needs.import_blocker(site.plat)
+        or parallel.blocker(config, site)
+        or compilation.blocker(config, site)
+        or (config.quant.blocker(site) if config.quant else None)
+    )
+    return Availability(False, reason) if reason else Availability(True)
+
+
+def availability_table(dtype: str = "auto") -> list[dict[str, object]]:
+    """Every configuration with whether it can run here, for `configs` and the Environment tab."""
+    resolved = resolve_dtype(dtype)
+    rows = []
+    for cfg in REGISTRY.values():
+        av = availability(cfg, resolved)
+        rows.append({
+            "config": cfg.name, "label": cfg.label, "family": cfg.family,
+            "available": av.ok, "reason": av.reason, "description": cfg.description,
+        })
+    return rows

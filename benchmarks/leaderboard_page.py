@@ -1,0 +1,117 @@
+"""The Leaderboard tab as a visitor meets it: the real app on a store of N results and a few
+votes, in headless Chromium; times opening the tab and a filter change, from the click until
+the page answers and has not changed for 0.5 s (wall) and the browser's script time in between (Chrome's
+ScriptDuration), each `--repeat` times. `leaderboard_scale.py` times the queries and figures on
+a large store; this times the whole page path, where a small store took 8-17 s before.
+
+    python benchmarks/leaderboard_page.py                  # 100 results (one page), 5 votes
+    python benchmarks/leaderboard_page.py --rows 1000 --repeat 5
+
+Needs Debian's chromium and chromium-driver."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from arena.core.results import Result  # noqa: E402
+from arena.data.store import Store, now  # noqa: E402
+from tests.appserver import running_app  # noqa: E402
+
+QUIET = """
+const done = arguments[arguments.length - 1];
+const t0 = performance.now(); let last = t0;
+const obs = new MutationObserver(() => { last = performance.now(); });
+obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+const tick = () => {
+  const now = performance.now();
+  if (now - last > 500 || now - t0 > 120000) { obs.disconnect(); done(); }
+  else setTimeout(tick, 50);
+};
+setTimeout(tick, 600);
+"""
+
+
+def fill(db: Path, rows: int, votes: int) -> None:
+    store = Store(db)
+    store.add_many(Result(run_id=f"r{i // 2}", config=("eager", "sdpa")[i % 2], status="ok", baseline="eager",
+                          model_id="default", model_display="SmolLM2-135M-Instruct (embedded)", hardware="CPU",
+                          dtype="fp32", family="attention", mode="arena", created_at=now(),
+                          decode_tokens_per_s=30.0 + i % 11, ttft_ms=20.0 + i % 5, peak_memory_mb=700.0 + i % 13,
+                          prompt="p", text="t", batch_size=1, env={}, settings={}) for i in range(rows))
+    for i in range(votes):
+        store.add_vote(dict(pair_id=f"p{i}", run_id="r0", model_id="default", prompt="p", config_a="eager",
+                            config_b="sdpa", winner="ab"[i % 2], created_at=now()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100)
+    ap.add_argument("--votes", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="filter changes timed")
+    args = ap.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    tmp = tempfile.TemporaryDirectory()
+    db = Path(tmp.name) / "arena.sqlite"
+    fill(db, args.rows, args.votes)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--window-size=1400,1000"):
+        opts.add_argument(flag)
+    figures: dict[str, object] = {"rows": args.rows, "votes": args.votes}
+    with running_app(db) as app:
+        browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+        browser.set_script_timeout(180)
+        browser.execute_cdp_cmd("Performance.enable", {})
+
+        def script_s() -> float:
+            metrics = browser.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+            return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
+
+        def timed(action) -> tuple[float, float]:
+            before, start = script_s(), time.monotonic()
+            action()
+            browser.execute_async_script(QUIET)
+            # until the page is responsive and has been quiet for 0.5 s (the wait's own window)
+            return round(time.monotonic() - start - 0.5, 2), round(script_s() - before, 2)
+
+        try:
+            browser.get(app.url)
+            WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#prompt textarea"))
+            browser.execute_async_script(QUIET)
+            tab = browser.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Leaderboard']")
+            figures["open_wall_s"], figures["open_script_s"] = timed(tab.click)
+            caption = browser.find_element(By.ID, "lb-caption").text
+            print(f"open the tab: {figures['open_wall_s']} s until quiet, {figures['open_script_s']} s of script "
+                  f"({caption[:40]}…)", flush=True)
+            walls, scripts = [], []
+            for _ in range(args.repeat):
+                box = browser.find_element(By.XPATH, "//label[contains(., 'include failed')]//input")
+                wall, script = timed(box.click)
+                walls.append(wall)
+                scripts.append(script)
+                print(f"filter change: {wall} s until quiet, {script} s of script", flush=True)
+            figures["filter_wall_s_median"] = statistics.median(walls)
+            figures["filter_script_s_median"] = statistics.median(scripts)
+        finally:
+            browser.quit()
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
