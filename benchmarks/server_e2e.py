@@ -5,7 +5,10 @@ limits), and talks to it only through gradio_client, the page's API: `/run` stre
 `/workers`, `/leaderboard`, `/ratings`, `/blind_pair`. For every request it records, on the
 client's clock, the time from submit to the first streamed text, to each card's metrics, and to
 the end, beside the server's own stage breakdown per configuration (start, imports, load,
-warm-up, timed, after). Phases, in this order on one local server, then the public one:
+warm-up, timed, after) and, from the local server and its workers sampling their own stacks
+(ARENA_SAMPLE_STACKS, arena/core/stack_sampler.py), what their threads did meanwhile: the time
+no stage accounts for, named by function. Phases, in this order on one local server, then the
+public one:
 
   quick     sdpa cold (the spare worker ready) then warm; compiled-decode twice (the second
             skips compile and capture); a six-configuration run cold then warm (wall time
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from gradio_client import Client  # noqa: E402
 
 from arena.testing.appserver import AppServer  # noqa: E402
-from benchmarks import load_test  # noqa: E402
+from arena.bench import load as load_test  # noqa: E402
 
 PROMPT = "What is the capital of France?"
 FINAL = {"done", "unavailable", "failed", "cancelled"}
@@ -407,7 +410,8 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
 
     if {"quick", "cancel", "families", "memory"} & set(phases):
         stacks = out_dir / "stacks-local.jsonl"
-        stacks.unlink(missing_ok=True)
+        for old in out_dir.glob(stacks.name + "*"):
+            old.unlink()
         server = start(home / "local.sqlite", {**base_env, "ARENA_LIMITS": "local", "ARENA_SAMPLE_STACKS": str(stacks)},
                        out_dir / "server-local.log")
         sampler = MemorySampler(server.proc.pid).start()
@@ -487,7 +491,8 @@ def server_lines(req: dict[str, Any]) -> list[str]:
     spans = req.get("server_spans") or []
     if not spans:
         return []
-    return ["", "The server meanwhile (sampled stacks, spans of 0.1 s or more, seconds after submit):",
+    return ["", "The server and its workers meanwhile (sampled stacks, spans of 0.1 s or more, seconds after "
+                "submit; `server`/`worker` thread, innermost frame in the arena's code <- innermost frame):",
             *(f"- {s['from']:.2f}-{s['to']:.2f} {s['thread']}: {s['arena'] or '(outside the arena)'}"
               f" <- {s['leaf']}" for s in spans)]
 
@@ -496,7 +501,7 @@ def stage_rows(req: dict[str, Any]) -> list[str]:
     rows = []
     for r in req["results"]:
         st = r.get("stage_s") or {}
-        cells = [fmt(st.get(k)) for k in ("start", "imports", "load", "warmup", "timed", "after")]
+        cells = [fmt(st.get(k)) for k in ("start", "imports", "load", "warmup", "timed", "after", "scoring")]
         rows.append(f"| {r['config']} | {r['status']} | {fmt(req['metrics_s'].get(r['config']))} | "
                     + " | ".join(cells) + f" | {fmt(r.get('load_s'))} | {fmt(r.get('export_s'))} | "
                     f"{fmt(r.get('ttft_ms'), 1)} | {fmt(r.get('decode_tokens_per_s'), 1)} | "
@@ -506,8 +511,8 @@ def stage_rows(req: dict[str, Any]) -> list[str]:
 
 
 HEAD = ("| configuration | status | metrics on card, s after submit | start | imports | load | warm-up | timed | "
-        "after | load_s | export_s | TTFT ms | decode tok/s | peak MB | warm | reason |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        "after | scoring | load_s | export_s | TTFT ms | decode tok/s | peak MB | warm | reason |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def markdown(report: dict[str, Any]) -> str:

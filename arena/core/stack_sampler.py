@@ -6,6 +6,9 @@ frame of all, and writes one JSON line per span during which neither changed:
      "leaf": "nvml.py:40 __init__"}
 
 Times are `time.time()`, so a client on the same machine can lay its own timeline beside them.
+A worker started by a sampled server samples itself too (`from_env("worker")`), into its own
+file beside the server's. Sampling takes the GIL about every 10 ms: a diagnostic, not for runs
+whose speed is compared.
 benchmarks/server_e2e.py sets it on the server it starts, to say what the server did in the time
 a request spent outside the worker's stages. Spans outside the arena's code are kept where the
 thread was busy (not in a wait, select or sleep: Gradio's and uvicorn's idle loops); spans
@@ -31,7 +34,7 @@ _IDLE = {"wait", "select", "poll", "sleep", "accept", "recv", "recv_into", "_rec
 def _where(frame: FrameType | None) -> tuple[str, str]:
     """(innermost frame in the arena's code or app.py, innermost frame), as "file.py:line function"."""
     leaf = arena = ""
-    while frame is not None:
+    while isinstance(frame, FrameType):  # another thread's stack may change under us: stop there
         code = frame.f_code
         text = f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}"
         leaf = leaf or text
@@ -43,8 +46,8 @@ def _where(frame: FrameType | None) -> tuple[str, str]:
 
 
 class StackSampler:
-    def __init__(self, out: IO[str], every_s: float = 0.01, min_span_s: float = 0.05) -> None:
-        self.out, self.every_s, self.min_span_s = out, every_s, min_span_s
+    def __init__(self, out: IO[str], every_s: float = 0.01, min_span_s: float = 0.05, label: str = "") -> None:
+        self.out, self.every_s, self.min_span_s, self.label = out, every_s, min_span_s, label
         self.open: dict[int, tuple[str, str, float, float]] = {}  # thread id -> (arena, leaf, from, last seen)
         self.names: dict[int, str] = {}
         self._stop = threading.Event()
@@ -58,7 +61,8 @@ class StackSampler:
         arena, leaf, t0, t1 = self.open.pop(ident)
         busy = arena or leaf.rsplit(" ", 1)[-1] not in _IDLE
         if busy and t1 - t0 >= self.min_span_s:
-            self.out.write(json.dumps({"thread": self.names.get(ident, str(ident)), "from": round(t0, 3),
+            name = self.names.get(ident, str(ident))
+            self.out.write(json.dumps({"thread": f"{self.label} {name}" if self.label else name, "from": round(t0, 3),
                                        "to": round(t1, 3), "arena": arena, "leaf": leaf}) + "\n")
 
     def sample(self) -> None:
@@ -83,7 +87,10 @@ class StackSampler:
     def _loop(self) -> None:
         last_flush = time.monotonic()
         while not self._stop.wait(self.every_s):
-            self.sample()
+            try:
+                self.sample()
+            except Exception:  # a stack read while its thread changed it: the next sample is another
+                pass
             if time.monotonic() - last_flush > 1.0:  # a killed server keeps all but its last second
                 self.out.flush()
                 last_flush = time.monotonic()
@@ -96,20 +103,25 @@ class StackSampler:
         self.out.flush()
 
 
-def from_env() -> StackSampler | None:
-    """Start sampling into ARENA_SAMPLE_STACKS (appended) when it is set."""
+def from_env(role: str = "server") -> StackSampler | None:
+    """Start sampling when ARENA_SAMPLE_STACKS is set: the server into that file, a worker
+    (`role`) into FILE.ROLE-PID beside it (a worker inherits the variable)."""
     path = os.environ.get("ARENA_SAMPLE_STACKS")
     if not path:
         return None
-    return StackSampler(open(path, "a", encoding="utf-8")).start()
+    if role != "server":
+        path = f"{path}.{role}-{os.getpid()}"
+    return StackSampler(open(path, "a", encoding="utf-8"), label=role).start()
 
 
 def read(path: str | Path) -> list[dict]:
-    """The spans written to `path` (a last line cut by a kill is skipped)."""
+    """The spans written to `path` and beside it by workers (a last line cut by a kill is skipped)."""
+    path = Path(path)
     spans = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            spans.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
+    for file in sorted(path.parent.glob(path.name + "*")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            try:
+                spans.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
     return spans

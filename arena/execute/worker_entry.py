@@ -142,6 +142,9 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
     ending each with {"type": "done", "reusable": ...}."""
     die_with_parent(parent_pid)
     install_fault_hooks()
+    from arena.core import stack_sampler
+
+    stack_sampler.from_env("worker")  # only under a sampled server (benchmarks/server_e2e.py)
     imports_s = prepare(cuda=True)
     events.put({"type": "ready", "pid": os.getpid(), "imports_s": imports_s, "foreign": foreign_modules()})
 

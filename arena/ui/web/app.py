@@ -7,6 +7,7 @@ once (queue=False), so visitors opening the page never fill the queue."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any, Iterator
 
@@ -18,6 +19,7 @@ from arena.core.limits import ServerLimits
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.data.blind import VoteError
+from arena.execute import prepare
 from arena.models.dtypes import DTYPES
 from arena.ui.web import (
     blind_tab,
@@ -392,6 +394,7 @@ def launch(**kwargs: Any) -> None:
     # Public limits unless only this machine can reach the server (launch's server_name, else
     # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
     app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
+    threading.Thread(target=prepare.preload, name="arena-preload", daemon=True).start()
     if app.isolation == "process":
         from arena.execute.pool import shared_pool
 
