@@ -5,7 +5,10 @@ limits), and talks to it only through gradio_client, the page's API: `/run` stre
 `/workers`, `/leaderboard`, `/ratings`, `/blind_pair`. For every request it records, on the
 client's clock, the time from submit to the first streamed text, to each card's metrics, and to
 the end, beside the server's own stage breakdown per configuration (start, imports, load,
-warm-up, timed, after). Phases, in this order on one local server, then the public one:
+warm-up, timed, after) and, from the local server and its workers sampling their own stacks
+(ARENA_SAMPLE_STACKS, arena/core/stack_sampler.py), what their threads did meanwhile: the time
+no stage accounts for, named by function. Phases, in this order on one local server, then the
+public one:
 
   quick     sdpa cold (the spare worker ready) then warm; compiled-decode twice (the second
             skips compile and capture); a six-configuration run cold then warm (wall time
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from gradio_client import Client  # noqa: E402
 
 from arena.testing.appserver import AppServer  # noqa: E402
-from benchmarks import load_test  # noqa: E402
+from arena.bench import load as load_test  # noqa: E402
 
 PROMPT = "What is the capital of France?"
 FINAL = {"done", "unavailable", "failed", "cancelled"}
@@ -72,6 +75,9 @@ class Request:
     snapshots: int = 0
     # each card's stages as the page saw them: config -> [[status, seconds after submit], ...]
     timeline: dict[str, list] = field(default_factory=dict)
+    submitted_at: float = 0.0  # time.time(), to lay the server's sampled stacks beside this timeline
+    # what the server's threads were doing meanwhile (arena/core/stack_sampler.py), seconds after submit
+    server_spans: list[dict] = field(default_factory=list)
 
     def row(self, name: str) -> dict | None:
         return next((r for r in self.results if r["config"] == name), None)
@@ -82,6 +88,7 @@ def run_request(client: Client, label: str, configs: str, *, on_snapshot=None, *
     kw = dict(prompt=PROMPT, model="default", configs=configs, max_new_tokens=32, repeats=3)
     kw.update(settings)
     t0 = time.monotonic()
+    req.submitted_at = time.time()
     try:
         for snap in client.submit(**kw, api_name="/run"):
             now = time.monotonic() - t0
@@ -351,6 +358,27 @@ def start(db: Path, env: dict[str, str], log: Path) -> AppServer:
     return server
 
 
+def attach_server_spans(node: Any, spans: list[dict], min_s: float = 0.1) -> None:
+    """Give every request in `node` (a report, walked) the sampled server spans within its
+    submit..end, in seconds after submit, that lasted at least `min_s` there."""
+    if isinstance(node, list):
+        for item in node:
+            attach_server_spans(item, spans, min_s)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("submitted_at"):
+        t0 = node["submitted_at"]
+        t1 = t0 + node.get("end_s", 0.0)
+        inside = [{**s, "from": round(max(s["from"], t0) - t0, 2), "to": round(min(s["to"], t1) - t0, 2)}
+                  for s in spans if s["to"] > t0 and s["from"] < t1]
+        node["server_spans"] = sorted((s for s in inside if s["to"] - s["from"] >= min_s),
+                                      key=lambda s: s["from"])[:60]
+        return
+    for value in node.values():
+        attach_server_spans(value, spans, min_s)
+
+
 def run_phases(args: argparse.Namespace) -> dict[str, Any]:
     p = {**PRESETS["ci" if args.ci else "gpu"]}
     for key in list(p):
@@ -381,7 +409,11 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
         (out_dir / "server-e2e.md").write_text(markdown(report))
 
     if {"quick", "cancel", "families", "memory"} & set(phases):
-        server = start(home / "local.sqlite", {**base_env, "ARENA_LIMITS": "local"}, out_dir / "server-local.log")
+        stacks = out_dir / "stacks-local.jsonl"
+        for old in out_dir.glob(stacks.name + "*"):
+            old.unlink()
+        server = start(home / "local.sqlite", {**base_env, "ARENA_LIMITS": "local", "ARENA_SAMPLE_STACKS": str(stacks)},
+                       out_dir / "server-local.log")
         sampler = MemorySampler(server.proc.pid).start()
         client = Client(server.url, verbose=False)
         try:
@@ -406,6 +438,10 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             sampler.stop()
             server.kill()
+            if stacks.exists():
+                from arena.core.stack_sampler import read
+
+                attach_server_spans({k: report.get(k) for k in phases}, read(stacks))
         report["local_memory"] = {"summary": sampler.summary(), "marks": sampler.marks,
                                   "samples": sampler.samples[:: max(1, len(sampler.samples) // 400)]}
     if "load" in phases:
@@ -450,11 +486,22 @@ def page_timeline(req: dict[str, Any]) -> list[str]:
             for config, stages in (req.get("timeline") or {}).items()]
 
 
+def server_lines(req: dict[str, Any]) -> list[str]:
+    """The server's threads meanwhile (sampled): where in the arena's code, and the innermost frame."""
+    spans = req.get("server_spans") or []
+    if not spans:
+        return []
+    return ["", "The server and its workers meanwhile (sampled stacks, spans of 0.1 s or more, seconds after "
+                "submit; `server`/`worker` thread, innermost frame in the arena's code <- innermost frame):",
+            *(f"- {s['from']:.2f}-{s['to']:.2f} {s['thread']}: {s['arena'] or '(outside the arena)'}"
+              f" <- {s['leaf']}" for s in spans)]
+
+
 def stage_rows(req: dict[str, Any]) -> list[str]:
     rows = []
     for r in req["results"]:
         st = r.get("stage_s") or {}
-        cells = [fmt(st.get(k)) for k in ("start", "imports", "load", "warmup", "timed", "after")]
+        cells = [fmt(st.get(k)) for k in ("start", "imports", "load", "warmup", "timed", "after", "scoring")]
         rows.append(f"| {r['config']} | {r['status']} | {fmt(req['metrics_s'].get(r['config']))} | "
                     + " | ".join(cells) + f" | {fmt(r.get('load_s'))} | {fmt(r.get('export_s'))} | "
                     f"{fmt(r.get('ttft_ms'), 1)} | {fmt(r.get('decode_tokens_per_s'), 1)} | "
@@ -464,8 +511,8 @@ def stage_rows(req: dict[str, Any]) -> list[str]:
 
 
 HEAD = ("| configuration | status | metrics on card, s after submit | start | imports | load | warm-up | timed | "
-        "after | load_s | export_s | TTFT ms | decode tok/s | peak MB | warm | reason |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        "after | scoring | load_s | export_s | TTFT ms | decode tok/s | peak MB | warm | reason |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -486,9 +533,11 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{fmt(q['compiled_decode']['warmup_warm_s'])} s warm. Six-configuration warm run: "
                   f"{fmt(q['six']['warm_wall_s'])} s wall against {fmt(q['six']['warm_timed_plus_loads_s'])} s "
                   f"of timed generation plus loads (ratio {fmt(q['six']['ratio'])})."]
-        for key, kind in (("sdpa", "cold"), ("six", "cold"), ("six", "warm")):
+        for key, kind in (("sdpa", "cold"), ("sdpa", "warm"), ("compiled_decode", "cold"),
+                          ("compiled_decode", "warm"), ("six", "cold"), ("six", "warm")):
             lines += ["", f"Stages, {q[key][kind]['label']}:", "", HEAD, *stage_rows(q[key][kind]), "",
-                      "As the page saw it (seconds after submit):", *page_timeline(q[key][kind])]
+                      "As the page saw it (seconds after submit):", *page_timeline(q[key][kind]),
+                      *server_lines(q[key][kind])]
     c = report.get("cancel")
     if c:
         lines += ["", "## Cancel", "", f"/cancel while {c['cancelled_config']} streamed: its card said cancelled "

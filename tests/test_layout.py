@@ -187,6 +187,25 @@ def test_the_direction_check_finds_a_lower_layer_importing_a_higher_one(tmp_path
     assert upward_imports(graph(pkg)[0]) == []
 
 
+def benchmark_imports(folder: Path) -> list[str]:
+    """`file:line module` for every import of the benchmark scripts' modules under `folder`."""
+    out = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            out += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] == "benchmarks"]
+    return out
+
+
+def test_tests_reach_benchmark_scripts_only_as_processes(tmp_path):
+    """What a test and a benchmark share lives in arena/ (arena/bench, arena/testing); a test runs a
+    script as a user does, in a subprocess, never through its internals."""
+    assert benchmark_imports(ROOT / "tests") == []
+    (tmp_path / "test_x.py").write_text("import os\nfrom benchmarks.load_test import check\n")
+    assert benchmark_imports(tmp_path) == ["test_x.py:2 benchmarks.load_test"]
+
+
 @pytest.mark.parametrize("fact, allowed", [
     ("2**20", {"arena/core/units.py", "arena/testing/faults.py"}),
     ("1800", {"arena/core/limits.py"}),

@@ -2,7 +2,7 @@
 
 from gradio_client import Client
 
-from benchmarks.load_test import check, run_sessions, summary
+from arena.bench.load import check, run_sessions, summary
 from tests.appserver import running_app
 
 

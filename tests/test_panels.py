@@ -22,3 +22,20 @@ def test_quality_is_shown_greyed_with_its_reason_on_the_cards():
              "quality_note": SYNTHETIC_NOTE} for c in ("eager", "sdpa")]
     fig = run_speedup_quality(rows, "eager")
     assert set(fig.data[1].marker.color) == {"#b0b0b0"} and "grey: not a quality" in fig.layout.annotations[1].text
+
+
+def test_stages_results_and_a_cards_first_text_reach_the_page_at_once_later_text_on_the_tick():
+    from arena.ui.web.panels import RunState
+    from arena.ui.web.session import urgent
+
+    state = RunState(["eager", "sdpa"])
+    events = [{"type": "status", "config": "eager", "stage": "running"},
+              {"type": "token", "config": "eager", "text": "Paris"},
+              {"type": "token", "config": "eager", "text": " is"},
+              {"type": "token", "config": "sdpa", "text": "Paris"},
+              {"type": "result", "config": "eager", "result": {"config": "eager", "status": "ok", "text": "Paris is"}}]
+    seen = []
+    for event in events:
+        seen.append(urgent(state, event))
+        state.apply(event)
+    assert seen == [True, True, False, True, True]

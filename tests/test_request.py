@@ -54,3 +54,20 @@ def test_valid_request_prepares_chat_prompt():
     assert tok.decode(prepared.prompt_ids) == (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_validation_keeps_a_models_tokenizer_and_reads_it_again_when_its_folder_changes(tmp_path):
+    import os
+
+    from arena.execute.prepare import request_tokenizer
+    from arena.models.spec import parse_model
+    from tests.localmodel import small_local_model
+
+    path = small_local_model(tmp_path / "m")
+    spec = parse_model(str(path))
+    first = request_tokenizer(spec)
+    assert request_tokenizer(spec) is first
+    (path / "added.txt").write_text("x")
+    later = os.stat(path).st_mtime + 5
+    os.utime(path, (later, later))
+    assert request_tokenizer(spec) is not first

@@ -246,12 +246,14 @@ def _stages() -> tuple[Stage, ...]:
               "decode at long context, batch 1, 128 new: eager, sdpa, compiled-decode and the FlashAttention-2 rows "
               "(where split-KV flash decoding wins), Llama-2-7B-32K shape"),
         *(Stage(f"server-{name}", "script", (Part(NOTHING, {"argv": [
-            "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name],
-            "timeout_s": DEFAULT_TIMEOUT_S}),), minutes, about) for name, phases, minutes, about in (
-            ("quick", "quick,cancel", 5, "the server through its API: quick checks (cold, warm, compiled, six "
+            "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name,
+            "--max-run-s", run_s],
+            "timeout_s": DEFAULT_TIMEOUT_S}),), minutes, about) for name, phases, run_s, minutes, about in (
+            ("quick", "quick,cancel", "300", 5, "the server through its API: quick checks (cold, warm, compiled, six "
                                          "configurations) and cancel, local preset (benchmarks/server_e2e.py)"),
-            ("load", "load", 4, "the public server (SPACE_ID set) under 4 sessions and a hostile client for 3 minutes"),
-            ("families", "families,memory", 15, "every configuration in one run through the server, then GPU "
+            ("load", "load", "300", 4, "the public server (SPACE_ID set) under 4 sessions and a hostile client for "
+                                       "3 minutes"),
+            ("families", "families,memory", "540", 15, "every configuration in one run through the server, then GPU "
                                                  "memory: six warm workers and a 7B run after them"))),
         Stage("warm", "script", (Part(named("sdpa") + where("the compile family", lambda c: c.family == "compile"),
                                       {"argv": ["-m", "benchmarks.warm_workers", "--configs", "{configs}",

@@ -4,6 +4,9 @@ prompt's token ids, the placement) travels with the request as a PreparedRun."""
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +26,36 @@ from arena.core.limits import (
 from arena.core.request import RequestError, RunRequest, float_in, int_in, text_in
 from arena.models import placement
 from arena.models.dtypes import resolve_dtype
-from arena.models.sources import context_length, load_config
+from arena.models.sources import context_length, load_config, pretrained_path
 from arena.models.spec import ModelError, ModelSpec, parse_model
 from arena.models.tokenizers import encode_prompt, load_tokenizer
 from arena.techniques import registry
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_tokenizer(spec: ModelSpec, stamp: float | None):
+    return load_tokenizer(spec)
+
+
+def request_tokenizer(spec: ModelSpec):
+    """`spec`'s tokenizer for validation, kept for the next requests on the model (reading it from
+    disk was 0.1 s of every run's way to its first text); read again when its folder changes."""
+    path = None if spec.synthetic else pretrained_path(spec)
+    stamp = os.path.getmtime(path) if path and os.path.isdir(path) else None
+    return _kept_tokenizer(spec, stamp)
+
+
+# One validation at a time (a kept tokenizer serves one request at a time), and none while
+# preload() imports: transformers' lazy module fails an import made while another thread is still
+# initialising it ("cannot import name").
+_LOCK = threading.RLock()
+
+
+def preload() -> None:
+    """What the first validation would import (transformers: 2-3 s on a small machine), done by
+    the server at start in a background thread instead of in the first visitor's request."""
+    with _LOCK:
+        from transformers import AutoConfig, AutoTokenizer  # noqa: F401
 
 
 @dataclass
@@ -98,7 +127,11 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
     """Check a request against the server's limits and prepare its prompt; RequestError (one
     line) for anything wrong. `limits` defaults to the generous `ServerLimits()`;
     `allow_local_models`, when given, overrides `limits.allow_local_models`."""
-    limits = limits or ServerLimits()
+    with _LOCK:
+        return _validate(req, allow_local_models, limits or ServerLimits())
+
+
+def _validate(req: RunRequest, allow_local_models: bool | None, limits: ServerLimits) -> PreparedRun:
     allow_local = limits.allow_local_models if allow_local_models is None else bool(allow_local_models)
     names = _config_names(req.configs, limits)
     req.max_new_tokens = int_in("max_new_tokens", req.max_new_tokens, 1, min(MAX_NEW_TOKENS, limits.max_new_tokens))
@@ -130,7 +163,7 @@ def validate(req: RunRequest, *, allow_local_models: bool | None = None,
     try:
         model_config = load_config(spec)
         context = context_length(spec)
-        tokenizer = load_tokenizer(spec)
+        tokenizer = request_tokenizer(spec)
     except ModelError as exc:
         raise RequestError(one_line_text(str(exc))) from None
     prompt_ids = encode_prompt(spec, tokenizer, prompt, prompt_tokens=req.prompt_tokens)

@@ -18,7 +18,6 @@ run goes on:
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 import os
 import queue as _queue
@@ -28,13 +27,16 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from arena.core.errors import one_line, process_death
-from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise
-from arena.execute.worker import Job, run_job
-from arena.execute.worker_entry import install_fault_hooks
+from arena.core import quiet
+
+quiet.silence()  # a rank's library noise off, as a worker's (before torch is imported)
+
+from arena.core.errors import one_line, process_death  # noqa: E402
+from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
+from arena.execute.worker import Job, run_job  # noqa: E402
+from arena.execute.worker_entry import die_with_parent, install_fault_hooks  # noqa: E402
 
 NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}  # kept as set; never unset
-PR_SET_PDEATHSIG = 1
 GRACE_S = 10.0
 
 
@@ -51,20 +53,10 @@ def visible_devices(gpus: list[int]) -> str:
     return ",".join(ours[g] for g in gpus)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    os.setpgrp()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-
-
 def rank_main(rank: int, world: int, port: int, job: Job, events: Any, parent_pid: int,
               visible: str | None, threads: int, body: Callable[[Job, Callable], None] = run_job) -> None:
     """Entry of one rank (spawned): join the group, run `body(job, emit)` on this rank's device."""
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     install_fault_hooks()
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import uuid
 from typing import Any
 
 import gradio as gr
 
 from arena.core.limits import ServerLimits
+from arena.execute import prepare
 from arena.ui.web import api, arena_tab, blind_tab, environment, frontend_fixes, leaderboard_tab, sweep_tab
 from arena.ui.web.panels import CSS
 from arena.ui.web.queue_bound import bound_measuring_queue
@@ -72,6 +74,7 @@ def launch(**kwargs: Any) -> None:
     # Public limits unless only this machine can reach the server (launch's server_name, else
     # GRADIO_SERVER_NAME) or ARENA_LIMITS=local says otherwise.
     app = ArenaApp(limits=ServerLimits.from_env(server_name=kwargs.get("server_name")))
+    threading.Thread(target=prepare.preload, name="arena-preload", daemon=True).start()
     pool = None
     if app.isolation == "process":
         from arena.execute.pool import shared_pool

@@ -52,6 +52,15 @@ def measured(result: dict[str, Any], stage: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def urgent(state: RunState, event: dict) -> bool:
+    """A change the page shows at once: a stage, a result, a card's first text. Later text waits
+    for the next tick (a card streams hundreds of tokens a second on a GPU)."""
+    if event["type"] != "token":
+        return True
+    panel = state.panels.get(event.get("config", ""))
+    return panel is not None and not panel.text
+
+
 class RunSession:
     def __init__(self, prepared: PreparedRun, store: Store, cancel: threading.Event,
                  times: StageTimes | None = None) -> None:
@@ -93,8 +102,9 @@ class RunSession:
             self.state.expected[(config, stage)] = (seconds, source)
 
     def updates(self, every_s: float = 0.25) -> Iterator[bool]:
-        """Start the run and yield, at most every `every_s` seconds while events come and once
-        at the end, whether new results arrived since the previous yield."""
+        """Start the run and yield whether new results arrived since the previous yield: at once
+        for an urgent change (`urgent`), else at most every `every_s` seconds while events come,
+        and once at the end."""
         self._thread.start()
         changed, last = False, 0.0
         while True:
@@ -102,6 +112,7 @@ class RunSession:
                 event = self._events.get(timeout=every_s)
             except queue.Empty:
                 event = None
+            now = False
             if event is not None:
                 if event["type"] == "end":
                     break
@@ -110,10 +121,11 @@ class RunSession:
                 else:
                     if event["type"] == "status":
                         self._expect(event)
+                    now = urgent(self.state, event)
                     changed |= self.state.apply(event)
                     if event["type"] == "result":
                         self.times.record(self.prepared, event["result"])
-            if time.monotonic() - last >= every_s:
+            if now or time.monotonic() - last >= every_s:
                 yield changed
                 changed, last = False, time.monotonic()
         if self.cancel.is_set():
