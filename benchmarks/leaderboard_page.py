@@ -24,20 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arena.core.results import Result  # noqa: E402
 from arena.data.store import Store, now  # noqa: E402
-from tests.appserver import running_app  # noqa: E402
+from arena.testing.appserver import running_app  # noqa: E402
+from arena.testing.browser import wait_quiet_script  # noqa: E402
 
-QUIET = """
-const done = arguments[arguments.length - 1];
-const t0 = performance.now(); let last = t0;
-const obs = new MutationObserver(() => { last = performance.now(); });
-obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
-const tick = () => {
-  const now = performance.now();
-  if (now - last > 500 || now - t0 > 120000) { obs.disconnect(); done(); }
-  else setTimeout(tick, 50);
-};
-setTimeout(tick, 600);
-"""
+QUIET = wait_quiet_script(120)
 
 
 def fill(db: Path, rows: int, votes: int) -> None:

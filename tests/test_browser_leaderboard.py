@@ -10,7 +10,8 @@ import pytest
 
 from arena.core.results import Result
 from arena.data.store import Store, now
-from tests.appserver import running_app
+from arena.testing.appserver import running_app
+from arena.testing.browser import wait_quiet_script
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -24,19 +25,7 @@ HARDWARE = "CPU: AMD EPYC 7B13 64-Core Processor (2 cores)"
 # 0.3-2 s on a busy 2-core machine, against 5-17 s before the tab lost its Dataframes.
 SCRIPT_BUDGET_S = 3.5
 
-# Resolves once the page has not changed for 500 ms (at most 60 s), with the seconds waited.
-WAIT_QUIET = """
-const done = arguments[arguments.length - 1];
-const t0 = performance.now(); let last = t0;
-const obs = new MutationObserver(() => { last = performance.now(); });
-obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
-const tick = () => {
-  const now = performance.now();
-  if (now - last > 500 || now - t0 > 60000) { obs.disconnect(); done((now - t0) / 1000); }
-  else setTimeout(tick, 50);
-};
-setTimeout(tick, 600);
-"""
+WAIT_QUIET = wait_quiet_script(60)
 # Elements of the tab that scroll sideways, other than the results table's own scroll box.
 SIDEWAYS = """
 const out = [];
