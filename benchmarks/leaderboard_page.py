@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from arena.core.results import Result  # noqa: E402
 from arena.data.store import Store, now  # noqa: E402
 from arena.testing.appserver import running_app  # noqa: E402
-from arena.testing.browser import wait_quiet_script  # noqa: E402
+from arena.testing.browser import chrome, script_s, wait_quiet_script  # noqa: E402
 
 QUIET = wait_quiet_script(120)
 
@@ -48,36 +47,22 @@ def main() -> int:
     ap.add_argument("--votes", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3, help="filter changes timed")
     args = ap.parse_args()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     tmp = tempfile.TemporaryDirectory()
     db = Path(tmp.name) / "arena.sqlite"
     fill(db, args.rows, args.votes)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--window-size=1400,1000"):
-        opts.add_argument(flag)
     figures: dict[str, object] = {"rows": args.rows, "votes": args.votes}
     with running_app(db) as app:
-        browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-        browser.set_script_timeout(180)
-        browser.execute_cdp_cmd("Performance.enable", {})
-
-        def script_s() -> float:
-            metrics = browser.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
-            return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
+        browser = chrome(script_timeout_s=180)
 
         def timed(action) -> tuple[float, float]:
-            before, start = script_s(), time.monotonic()
+            before, start = script_s(browser), time.monotonic()
             action()
             browser.execute_async_script(QUIET)
             # until the page is responsive and has been quiet for 0.5 s (the wait's own window)
-            return round(time.monotonic() - start - 0.5, 2), round(script_s() - before, 2)
+            return round(time.monotonic() - start - 0.5, 2), round(script_s(browser) - before, 2)
 
         try:
             browser.get(app.url)

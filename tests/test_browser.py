@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import time
 import urllib.request
@@ -19,14 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from arena.testing.browser import CHROMIUM, DRIVER, MISSING, chrome, script_s
 from tests.appserver import running_app
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="needs Debian's chromium and chromium-driver (scripts/test.sh installs them where apt-get can)",
-)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=MISSING)
 
 IDLE_SCRIPT_S_PER_5S = 0.2
 TABS = ("Arena", "Blind check", "Leaderboard", "Sweep", "Environment")
@@ -67,17 +62,7 @@ SERVER_LOG_PROBLEMS = ("Traceback", "gradio.exceptions.Error", "StarletteDepreca
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--window-size=1400,1000"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = chrome()
     yield driver
     driver.quit()
 
@@ -139,15 +124,9 @@ class Visit:
 
     def idle(self, when: str, seconds: float = 10.0) -> float:
         """Script seconds per 5 s on the page left alone (DevTools' ScriptDuration)."""
-        self.d.execute_cdp_cmd("Performance.enable", {})
-
-        def script() -> float:
-            metrics = self.d.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
-            return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
-
-        start = script()
+        start = script_s(self.d)
         time.sleep(seconds)
-        per_5s = (script() - start) * 5 / seconds
+        per_5s = (script_s(self.d) - start) * 5 / seconds
         if per_5s > IDLE_SCRIPT_S_PER_5S:
             self.problems.append(f"idle page {when}: {per_5s:.2f} s of script per 5 s (limit {IDLE_SCRIPT_S_PER_5S})")
         return per_5s
@@ -191,7 +170,8 @@ class Visit:
                 pairs.append(("agreement", card["agreement"], row.get("agree")))
             for field, on_card, in_table in pairs:
                 if on_card != in_table:
-                    self.problems.append(f"{card['config']}: {field} {on_card!r} on the card, {in_table!r} in the table")
+                    self.problems.append(
+                        f"{card['config']}: {field} {on_card!r} on the card, {in_table!r} in the table")
 
     def check_console(self) -> None:
         for entry in self.d.get_log("browser"):
@@ -266,7 +246,8 @@ def test_first_visit_on_a_fresh_home(browser, tmp_path):
 
         page.el("#run").click()
         # the embedded model's one-time conversion is a stage of the run, with its steps
-        page.long_wait.until(lambda d: re.search(r"Preparing the embedded model .* step \d of 3", page.el("#panels").text),
+        page.long_wait.until(lambda d: re.search(r"Preparing the embedded model .* step \d of 3",
+                                                 page.el("#panels").text),
                              "no stage while the embedded model is converted")
         page.wait_for_summary("Finished", "stopped", "Not started")
         cards = page.cards()

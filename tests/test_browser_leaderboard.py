@@ -4,21 +4,15 @@ Dataframes and a select listener), shows every row of the page, the filters wrap
 scrolling sideways, the charts carry their own labels, and the quality table names the model as
 the results table does, with "too few votes" for an interval from one vote."""
 
-import shutil
 
 import pytest
 
 from arena.core.results import Result
 from arena.data.store import Store, now
 from arena.testing.appserver import running_app
-from arena.testing.browser import wait_quiet_script
+from arena.testing.browser import CHROMIUM, DRIVER, MISSING, chrome, script_s, wait_quiet_script
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
-    reason="needs Debian's chromium and chromium-driver (scripts/test.sh installs them where apt-get can)",
-)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=MISSING)
 DISPLAY = "SmolLM2-135M-Instruct (embedded)"
 HARDWARE = "CPU: AMD EPYC 7B13 64-Core Processor (2 cores)"
 # Script time (Chrome's own ScriptDuration) one open or one filter change may take; measured at
@@ -53,33 +47,17 @@ def _fill(db, runs: int = 50) -> None:
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--window-size=1400,1000"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    driver.set_script_timeout(90)
-    driver.execute_cdp_cmd("Performance.enable", {})
+    driver = chrome()
     yield driver
     driver.quit()
 
 
-def _script_s(browser) -> float:
-    metrics = browser.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
-    return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
-
-
 def _timed(browser, action) -> float:
     """Script seconds from `action` until the page is quiet again."""
-    before = _script_s(browser)
+    before = script_s(browser)
     action()
     browser.execute_async_script(WAIT_QUIET)
-    return _script_s(browser) - before
+    return script_s(browser) - before
 
 
 def test_leaderboard_tab_is_quick_whole_and_labelled(browser, tmp_path):

@@ -90,7 +90,8 @@ def persistence_note(store_path: Path, volume: Path = PERSISTENT_VOLUME) -> str:
 
 def analytics_note(enabled: bool) -> str:
     if enabled:
-        return "Gradio's usage statistics are **on** (GRADIO_ANALYTICS_ENABLED): Gradio's analytics service hears of this server."
+        return ("Gradio's usage statistics are **on** (GRADIO_ANALYTICS_ENABLED): Gradio's analytics service "
+                "hears of this server.")
     return ("No usage statistics are sent: Gradio's analytics are off (GRADIO_ANALYTICS_ENABLED=true "
             "would turn them on).")
 

@@ -27,7 +27,8 @@ _FINAL = {"done", "unavailable", "failed", "cancelled"}
 class Panel:
     config: str
     label: str
-    status: str = "queued"  # queued | starting | loading | warming up | running | done | unavailable | failed | cancelled
+    # queued | starting | loading | warming up | running | done | unavailable | failed | cancelled
+    status: str = "queued"
     repeat: int = 0
     repeats: int = 0
     text: str = ""
