@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 
-# Developer switch for A/B runs of the flags (benchmarks/fast_path.py): a JSON object merged
+# Developer switch for A/B runs of the flags (benchmarks/fast_path.py, side by side in one call): a JSON object merged
 # over FLAGS, e.g. '{"max_autotune": true}'. Results carry it in their settings when set.
 FLAGS_ENV = "ARENA_INDUCTOR_FLAGS"
 

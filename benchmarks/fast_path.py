@@ -1,0 +1,142 @@
+"""Inductor flag sets for the compiled configurations, side by side in one call (issue 24: bf16 at
+80% of the bandwidth limit, the embedded default at 1,500 tok/s, int4 at twice bf16).
+
+Every compiled configuration compiles under one flag set (arena/backends/inductor.py); the
+developer switch ARENA_INDUCTOR_FLAGS merges a JSON object over it for one process. This script
+runs `python -m arena run` once per flag set and round, alternating the sets (A B C A B C ...),
+each in a fresh process and so a fresh compile, and prints per configuration the median decode
+tok/s, its share of the bandwidth limit and its ratio to the first set's, measured in this one
+call. Results are not stored (--no-store); --json keeps every row.
+
+    python benchmarks/fast_path.py --model synthetic:llama-2-7b --configs compiled-decode,torchao-int4wo+compiled-decode
+    python benchmarks/fast_path.py --model default --configs compiled-decode --sets default,combo,max-autotune
+    python benchmarks/fast_path.py --sets 'default,{"max_autotune": true, "coordinate_descent_tuning": false}'
+
+A set is a name from SETS or a JSON object. On the CPU the same step runs without its CUDA graph:
+the script works there, its figures say nothing about a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each named set merges over arena/backends/inductor.py's FLAGS, and why it is a candidate.
+SETS: dict[str, dict] = {
+    "default": {},
+    # the one-row matmul as a tuned Triton reduction is what the default gets from this: the control
+    "no-coordinate-descent": {"coordinate_descent_tuning": False},
+    # autotuned templates for the matmuls (prefill) and more reduction configs (decode)
+    "max-autotune": {"max_autotune": True},
+    # independent small kernels of a layer (norms, rotary, residual adds) launched as one:
+    # fewer kernels per step for a small model whose step is launch-bound
+    "combo": {"combo_kernels": True},
+    # the reduction split over more blocks when one row leaves SMs idle
+    "split-reductions-off": {"split_reductions": False},
+}
+
+
+def parse_set(text: str) -> tuple[str, dict]:
+    text = text.strip()
+    if text in SETS:
+        return text, SETS[text]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise SystemExit(f"unknown flag set {text!r}: one of {', '.join(SETS)}, or a JSON object") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"a flag set is a JSON object, not {text!r}")
+    return json.dumps(value, sort_keys=True), value
+
+
+def split_sets(text: str) -> list[str]:
+    """Comma-separated names and JSON objects (whose own commas stay inside their braces)."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    return [s for s in out + [current] if s.strip()]
+
+
+def run_once(args: argparse.Namespace, flags: dict, out: Path) -> list[dict]:
+    env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags)}
+    cmd = [sys.executable, "-m", "arena", "run", "--model", args.model, "--configs", args.configs,
+           "--dtype", args.dtype, "--max-new-tokens", str(args.tokens), "--repeats", str(args.repeats),
+           "--prompt-tokens", str(args.prompt_tokens), "--timeout", str(args.timeout),
+           "--no-store", "--quiet", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.exists():
+        raise SystemExit(f"run failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    rows = json.loads(out.read_text())
+    for r in rows:  # the switch reached the run (results carry it in their environment)
+        if (r.get("env") or {}).get("inductor_flags", "{}") != json.dumps(flags):
+            raise SystemExit(f"{r['config']} ran without the flag set {json.dumps(flags)}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="synthetic:llama-2-7b")
+    ap.add_argument("--configs", default="compiled-decode,torchao-int4wo+compiled-decode")
+    ap.add_argument("--sets", default="default,max-autotune,combo",
+                    help=f"flag sets, the first is the reference: names ({', '.join(SETS)}) or JSON objects")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=128, help="synthetic models' prompt length")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="each set this many times, alternating")
+    ap.add_argument("--timeout", type=float, default=540.0, help="per configuration, seconds")
+    ap.add_argument("--json", help="every row, with its flag set and round, here")
+    args = ap.parse_args(argv)
+    sets = [parse_set(s) for s in split_sets(args.sets)]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for name, flags in sets:
+                print(f"round {round_ + 1}, {name} {json.dumps(flags)}", flush=True)
+                for r in run_once(args, flags, Path(tmp) / "out.json"):
+                    rows.append({**r, "flag_set": name, "round": round_ + 1})
+                    print(f"  {r['config']}: {r['status']}, {r.get('decode_tokens_per_s') or 0:.1f} tok/s "
+                          f"{r.get('reason') or ''}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    table = summarize(rows, [n for n, _ in sets])
+    print(f"\n{args.model}, {args.dtype}, batch 1, {args.tokens} new, {args.repeats} repeats, median of "
+          f"{args.rounds} round(s); one call, one machine")
+    print(table)
+    return 0
+
+
+def summarize(rows: list[dict], order: list[str]) -> str:
+    """A markdown table: per configuration and flag set, median tok/s, % of the limit, ratio to the first set."""
+    lines = ["| configuration | flag set | decode tok/s | % of limit | vs first set |", "|---|---|---:|---:|---:|"]
+    for config in dict.fromkeys(r["config"] for r in rows):
+        ref = None
+        for name in order:
+            mine = [r for r in rows if r["config"] == config and r["flag_set"] == name and r["status"] == "ok"]
+            if not mine:
+                lines.append(f"| {config} | {name} | – | – | – |")
+                continue
+            speed = statistics.median(r["decode_tokens_per_s"] for r in mine)
+            share = [r["percent_of_bandwidth_limit"] for r in mine if r.get("percent_of_bandwidth_limit") is not None]
+            ref = speed if ref is None else ref
+            pct = f"{statistics.median(share):.1f}" if share else "–"
+            lines.append(f"| {config} | {name} | {speed:,.1f} | {pct} | {speed / ref:.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
