@@ -84,3 +84,23 @@ def test_verbose_flag_sets_the_variable_workers_inherit(monkeypatch, capsys):
     monkeypatch.delenv("ARENA_VERBOSE", raising=False)  # restored after the test
     assert main(["configs", "--json", "--verbose"]) == 0
     assert os.environ["ARENA_VERBOSE"] == "1"
+
+
+def test_the_app_starts_with_one_line_of_its_own_saying_where_the_page_is(tmp_path):
+    """Gradio's start lines ("To create a public link, set `share=True` in `launch()`") speak to the
+    app's developer; the spare worker that imports beside the server prints nothing either."""
+    import time
+
+    from gradio_client import Client
+
+    from arena.testing.appserver import running_app
+
+    with running_app(tmp_path / "arena.sqlite") as app:
+        client = Client(app.url, verbose=False)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # until the spare's imports are done
+            if any(row.get("spare") and row.get("ready") for row in client.predict(api_name="/workers")):
+                break
+            time.sleep(0.5)
+        lines = [line for line in app.log.read_text().splitlines() if line.strip()]
+    assert lines == [f"Inference Arena: the page is at {app.url} (Ctrl+C stops it)"]

@@ -310,6 +310,17 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text
 
 
+def outputs(p: argparse.ArgumentParser, what: str, *, measures: bool = False) -> None:
+    """--json, --csv and --db of a command that writes `what`; with `measures`, also --no-store
+    and --quiet."""
+    p.add_argument("--json", metavar="FILE", help=f"write the {what} as JSON here")
+    p.add_argument("--csv", metavar="FILE", help=f"write the {what} as CSV here")
+    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
+    if measures:
+        p.add_argument("--no-store", action="store_true", help=f"do not record the {what}")
+        p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from arena.core.limits import (
         MAX_BATCH,
@@ -391,20 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
     p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
                                         "PyTorch configurations are split with device_map='auto' within it")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
-    p.add_argument("--csv", metavar="FILE", help="write the results as CSV here")
-    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
-    p.add_argument("--no-store", action="store_true", help="do not record the results")
+    outputs(p, "results", measures=True)
     p.add_argument("--show-text", action="store_true", help="print each configuration's generated text")
-    p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
     p.set_defaults(func=cmd_run)
 
     p = command("leaderboard", "stored results, fastest decode first")
     p.add_argument("--model", help="only this model (as given to run: default, org/name, synthetic:NAME...)")
     p.add_argument("--mode", help="arena, sweep-forward, sweep-generate or sweep-generate-padded (default: all)")
-    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
-    p.add_argument("--json", metavar="FILE", help="write the rows as JSON here")
-    p.add_argument("--csv", metavar="FILE", help="write the rows as CSV here")
+    outputs(p, "rows")
     p.set_defaults(func=cmd_leaderboard)
 
     p = command("sweep", "attention speedup and memory over batch sizes, lengths and padding")
@@ -429,11 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="measure in this process instead of one per implementation")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help="seconds per implementation (all its points)")
-    p.add_argument("--json", metavar="FILE", help="write the points as JSON here")
-    p.add_argument("--csv", metavar="FILE", help="write the points as CSV here")
-    p.add_argument("--db", metavar="FILE", help="SQLite store (default: ARENA_DB or ARENA_HOME/arena.sqlite)")
-    p.add_argument("--no-store", action="store_true", help="do not record the points")
-    p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
+    outputs(p, "points", measures=True)
     p.set_defaults(func=cmd_sweep)
 
     p = command("plan", "the split device_map='auto' would make under --max-memory (no GPU needed)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -89,7 +90,17 @@ def launch(**kwargs: Any) -> None:
     # locks are released, instead of the process dying with them ("leaked semaphore objects").
     signal.signal(signal.SIGTERM, _stop)
     try:
-        demo.launch(css=CSS, theme=gr.themes.Soft(), head=frontend_fixes.HEAD, **kwargs)
+        # Gradio's own start lines ("set `share=True` in `launch()`") speak to a developer of the
+        # app, not to its user: quiet, and our one line instead.
+        demo.launch(css=CSS, theme=gr.themes.Soft(), head=frontend_fixes.HEAD, quiet=True,
+                    prevent_thread_lock=True, **kwargs)
+        print(f"Inference Arena: the page is at {demo.local_url}"
+              + (f" and {demo.share_url}" if demo.share_url else "") + " (Ctrl+C stops it)", flush=True)
+        while demo.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("Inference Arena: stopping", flush=True)
     finally:
+        demo.close(verbose=False)
         if pool is not None:
             pool.close()
