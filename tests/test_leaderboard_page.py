@@ -79,3 +79,16 @@ def test_the_bandwidth_limit_line_has_a_legend_entry():
     # without a limit (no known bandwidth) there is no line and no legend
     fig = charts.run_speed_memory([{**r, "bandwidth_limit_tokens_per_s": None} for r in results])
     assert not fig.layout.showlegend and all(t.type == "bar" for t in fig.data)
+
+
+def test_agreement_reads_as_on_the_cards(store):
+    from arena.ui.web.panels import agreement_text
+
+    for cfg, agree in (("eager", 1.0), ("sdpa", 0.875), ("sdpa-math", None)):
+        store.add(Result(run_id="r", config=cfg, status="ok", baseline="eager", model_id="default",
+                         model_display=DISPLAY, hardware="CPU", dtype="fp32", family="attention", mode="arena",
+                         created_at=now(), decode_tokens_per_s=30.0, token_agreement=agree, env={}, settings={}))
+    view = leaderboard.view(store, {"mode": ["arena"]}, rounds=10)
+    shown = dict(zip(view.table["configuration"], view.table["agree"]))
+    assert shown == {"eager": agreement_text(1.0), "sdpa": agreement_text(0.875), "sdpa-math": "–"}
+    assert shown["sdpa"] == "88%"

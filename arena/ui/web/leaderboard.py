@@ -29,6 +29,7 @@ from arena.core.results import (
 )
 from arena.data.store import Store
 from arena.measure.quality import decode_speedup
+from arena.ui.web.panels import agreement_text
 
 FILTERS = ("mode", "model_display", "hardware", "family", "dtype")
 FILTER_LABELS = ("kind (arena run or sweep point)", "model", "hardware", "family", "dtype")
@@ -154,7 +155,11 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns shown, with readable headings, in the order the page gives them."""
     if not len(frame):
         return empty_table()
-    return round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=HEADINGS))
+    out = round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=HEADINGS))
+    agree = HEADINGS["token_agreement"]
+    if agree in out.columns:  # as the cards and the run's table write it: 100%, not 1
+        out[agree] = out[agree].map(lambda v: agreement_text(None if v is None or v != v else v))
+    return out
 
 
 def sample(store: Store, selected: dict[str, list[str]], include_failed: bool = False) -> pd.DataFrame:
