@@ -250,3 +250,24 @@ def test_the_blind_tabs_handlers_hide_names_until_the_vote_and_refuse_a_second_v
     assert final[0] == "" and "same text" in final[5] and "eager" in final[5] and "sdpa" in final[5]
     assert final[2]["value"] == final[3]["value"] != ""
     assert sorted(r.config for r in app.store.results()) == ["eager", "sdpa"]
+
+
+def test_a_blind_run_on_a_fresh_install_says_the_embedded_models_one_time_preparation(tmp_path, monkeypatch):
+    from arena.core.limits import ServerLimits
+    from arena.data.store import Store
+    from arena.ui.web.blind_tab import stream_blind_run
+    from arena.ui.web.state import ArenaApp
+
+    monkeypatch.setenv("ARENA_HOME", str(tmp_path / "home"))  # nothing converted yet
+    app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
+    app.isolation = "inline"
+    notes = []
+    run = stream_blind_run(app, "s", "Name the capital of France.", "default", ["eager", "sdpa"], 2)
+    for snap in run:
+        if not snap["note"]:  # converted: the run itself has begun
+            break
+        notes.append(snap["note"])
+    run.close()
+    assert notes and all(n.startswith("Preparing the embedded model (once per installation)") for n in notes)
+    assert any("step 2 of 3, de-quantizing" in n for n in notes), notes
+    assert not any(name in n for n in notes for name in ("eager", "sdpa"))  # blind stays blind

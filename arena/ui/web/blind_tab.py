@@ -58,13 +58,15 @@ def stream_blind_run(app: ArenaApp, session: str, prompt: str, model: str, among
         raise RequestError(one_line_text(str(exc))) from None
     req = RunRequest(model=model or "default", prompt=prompt or "", configs=[registry.BASELINE],
                      max_new_tokens=max_new_tokens, repeats=1, isolation=app.isolation)
+    started = time.monotonic()
+    snap = {"finished": False, "done": 0, "of": 2, "elapsed_s": 0.0, "pair_id": "", "text_a": "", "text_b": "",
+            "note": ""}
+    for converting, _ in app.embedded_first_use(req):  # a fresh install: its one-time stage, said
+        yield {**snap, "note": converting.note, "elapsed_s": round(time.monotonic() - started, 1)}
     prepared = validate(req, limits=app.limits)
     if prepared.spec.synthetic:
         raise RequestError("a blind run needs a real model: a synthetic model's random weights write noise")
     req.configs = app.blind.draw_configs(runnable(prepared, wanted))
-    started = time.monotonic()
-    snap = {"finished": False, "done": 0, "of": 2, "elapsed_s": 0.0, "pair_id": "", "text_a": "", "text_b": "",
-            "note": ""}
     state = None
     for state, _ in app.stream(req, session):
         done = sum(p.status in _FINAL for p in state.panels.values())
@@ -152,7 +154,8 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
                 for snap in stream_blind_run(app, session_key or uuid.uuid4().hex, prompt_v, model_v, among_v or [],
                                              max_new_v):
                     if not snap["finished"]:
-                        text = (f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
+                        text = (f"**Blind run**: {snap['note']}" if snap["note"] else
+                                f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
                                 "(the outputs are shown when both are done)")
                         if text != shown:
                             shown = text

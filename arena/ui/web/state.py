@@ -81,7 +81,7 @@ class ArenaApp:
         """The run's state as it goes. A request refused (bad input, a limit) raises RequestError
         before anything runs; the caller words it (the page in place, the API as an error)."""
         req.isolation = self.isolation
-        yield from self._embedded_first_use(req)
+        yield from self.embedded_first_use(req)
         prepared = validate(req, limits=self.limits)
         with self.tracked(session) as cancel:
             run = RunSession(prepared, self.store, cancel, self.times)
@@ -94,7 +94,7 @@ class ArenaApp:
                 cancel.set()  # a closed page or client stops the run too
                 run.join()
 
-    def _embedded_first_use(self, req: RunRequest) -> Iterator[tuple[RunState, bool]]:
+    def embedded_first_use(self, req: RunRequest) -> Iterator[tuple[RunState, bool]]:
         """The embedded default's one-time conversion (a minute or so), shown as a stage of the
         run with its steps, rather than a silent wait inside validation."""
         if str(req.model or "").strip() not in ("", "default") or gguf.converted():
