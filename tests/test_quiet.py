@@ -81,7 +81,9 @@ def test_only_known_noise_is_dropped_and_verbose_keeps_it():
 def test_verbose_flag_sets_the_variable_workers_inherit(monkeypatch, capsys):
     from arena.ui.cli import main
 
-    monkeypatch.delenv("ARENA_VERBOSE", raising=False)  # restored after the test
+    # setenv, not delenv: monkeypatch restores only what it found, and the CLI sets the variable
+    # itself (a delenv of an unset variable would leave ARENA_VERBOSE=1 to every later test)
+    monkeypatch.setenv("ARENA_VERBOSE", "0")
     assert main(["configs", "--json", "--verbose"]) == 0
     assert os.environ["ARENA_VERBOSE"] == "1"
 

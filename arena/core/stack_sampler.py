@@ -107,7 +107,8 @@ class StackSampler:
             self.open[ident] = (arena, leaf, now, now)
         for ident in [i for i in self.open if i not in stacks]:  # threads that ended
             self._close(ident)
-        self.names = {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
+        # merged, not replaced: a thread that ended after this reading still gets its name
+        self.names.update({t.ident: t.name for t in threading.enumerate() if t.ident is not None})
 
     def _loop(self) -> None:
         last_flush = time.monotonic()
