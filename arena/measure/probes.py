@@ -49,23 +49,23 @@ def _device_memory(index: int):
         return None
 
 
-def free_mb(device: str) -> float | None:
-    """Memory still available on `device` (the host's for "cpu"), in MB; None if unknown."""
+def _memory_mb(device: str, host: str, gpu: str) -> float | None:
+    """Field `host` of psutil's virtual memory for "cpu", else field `gpu` of NVML's memory
+    info for the GPU, in MB; None if unknown."""
     index = gpu_index(device)
     if index is None:
         import psutil
 
-        return psutil.virtual_memory().available / MiB
+        return getattr(psutil.virtual_memory(), host) / MiB
     info = _device_memory(index)
-    return info.free / MiB if info is not None else None
+    return getattr(info, gpu) / MiB if info is not None else None
+
+
+def free_mb(device: str) -> float | None:
+    """Memory still available on `device` (the host's for "cpu"), in MB; None if unknown."""
+    return _memory_mb(device, "available", "free")
 
 
 def total_mb(device: str) -> float | None:
     """The size of `device`'s memory (the host's for "cpu"), in MB; None if unknown."""
-    index = gpu_index(device)
-    if index is None:
-        import psutil
-
-        return psutil.virtual_memory().total / MiB
-    info = _device_memory(index)
-    return info.total / MiB if info is not None else None
+    return _memory_mb(device, "total", "total")
