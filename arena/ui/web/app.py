@@ -68,7 +68,7 @@ def analytics_enabled() -> bool:
 
 
 def _stop(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # Gradio closes its server on this, as on Ctrl-C
+    raise KeyboardInterrupt  # launch() closes the server and the pool on this, as on Ctrl-C
 
 
 def launch(**kwargs: Any) -> None:
