@@ -46,3 +46,20 @@ def test_cpu_headline_is_the_models_share_above_the_idle_baseline():
     assert report.process_peak_memory_mb > report.peak_memory_mb + 100  # but are in the detail
     assert "above the worker's idle baseline" in report.memory_method
     tracker.close()
+
+
+def test_in_place_quantization_does_not_count_the_freed_originals():
+    """bitsandbytes quantizes while loading and frees the bf16 originals; glibc would keep those
+    pages resident, and the first phase's high-water mark would count them as the configuration's
+    memory (the embedded default in bf16: 416 MB for bnb-4bit's 108 MB of weights without the
+    trim after load, 242 MB with it)."""
+    from arena.core.request import RunRequest
+    from arena.execute import runner
+
+    eager, q4 = runner.run(RunRequest(model="default", prompt="What is the capital of France?",
+                                      configs=["eager", "bnb-4bit"], max_new_tokens=2, repeats=1, dtype="bf16"),
+                           store=None)
+    assert eager.status == q4.status == "ok", (eager.reason, q4.reason)
+    assert q4.weights_mb < 0.5 * eager.weights_mb
+    # what the 4-bit run holds beyond its weights stays well under the originals it freed
+    assert q4.peak_memory_mb - q4.weights_mb < 0.75 * eager.weights_mb, (q4.peak_memory_mb, q4.weights_mb)

@@ -165,6 +165,10 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         # (the 7B shape, torchao int8: a 13.6 GB warm-up peak beside 6.7 GB of weights, H200), and
         # any loader its load-time buffers. Each configuration's phases start from what its model holds.
         torch.cuda.empty_cache()
+    else:
+        # The same on the CPU: glibc keeps freed pages resident (VmHWM would count the originals
+        # an in-place quantization freed as the next phase's peak).
+        release_freed_memory()
     out.weights_mb = None  # read after the measured phases (an ONNX file parse is not the model's memory)
     out.placed = backend.placement_used()
 

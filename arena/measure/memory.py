@@ -10,7 +10,9 @@
   stay as detail.
 - CPU headline: resident memory above the worker's idle baseline after its imports (the model's
   own share; library pages differ by installation), from the kernel's high-water mark (VmHWM,
-  reset through /proc/self/clear_refs), no thread. The whole-process peak is detail.
+  reset through /proc/self/clear_refs), no thread. The whole-process peak is detail. The worker
+  gives the heap's freed pages back after loading (malloc_trim), as it empties torch's CUDA cache
+  on a GPU: what an in-place quantization freed is not the configuration's memory.
 """
 
 from __future__ import annotations
