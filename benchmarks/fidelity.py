@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arena.bench import fidelity  # noqa: E402
 from arena.bench.runs import add_run_arguments, request_from  # noqa: E402
+from arena.core import quiet  # noqa: E402
 from arena.core.request import RequestError  # noqa: E402
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                       max_new_tokens=64, repeats=5, timeout_s=600.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved arena/reference rounds")
     args = parser.parse_args(argv)
+    quiet.silence()
     request = request_from(args)
     store = None
     if args.db:

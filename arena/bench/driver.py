@@ -521,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="measure rows that failed again (not the refused)")
     p.add_argument("--no-png", action="store_true", help="sweep docs without PNG charts (tables and CSV)")
     args = p.parse_args(argv)
+    from arena.core import quiet
+
+    quiet.silence()  # the libraries' known noise off, as in the workers (ARENA_VERBOSE=1 keeps it)
     try:
         chosen = expand(args.stages)
     except UnknownStageError as exc:

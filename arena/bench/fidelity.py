@@ -63,6 +63,9 @@ class Sampler:
 def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int], batch: int,
               new_tokens: int, repeats: int, out: Any) -> None:
     """The bare loop, in its own spawned process; puts its medians on `out`."""
+    from arena.core import quiet
+
+    quiet.silence()  # the libraries' known noise off, as in the arena's workers (not a measuring step)
     import psutil
     import torch
     import transformers  # noqa: F401  (before the idle baseline, as the arena's worker)
@@ -76,6 +79,13 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     # Everything load_reference imports, imported before the idle baseline (as the arena's worker
     # has all its modules imported before its own): library pages are not the model's share.
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
+    import importlib
+
+    from arena.execute.worker_entry import PRELOAD
+
+    for name in PRELOAD:  # what transformers imports lazily on the first load (its modeling and
+        if name.startswith("transformers."):  # generation code): the worker imports it before its baseline
+            importlib.import_module(name)
 
     import arena.backends.onnxruntime  # noqa: F401
     import arena.techniques.torchao  # noqa: F401
@@ -111,6 +121,11 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     gen, how = load_reference(cfg, model_id, dtype, device)
     if device == "cuda":  # as the arena does after loading: the headline is what generation holds,
         torch.cuda.empty_cache()  # not what loading (a quantize-at-load) left in torch's cache
+    else:  # the same on the CPU: the heap's freed pages (bitsandbytes' bf16 originals) go back
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
     ids = torch.tensor([prompt_ids] * batch, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
