@@ -41,7 +41,28 @@ SETS: dict[str, dict] = {
     "combo": {"combo_kernels": True},
     # the reduction split over more blocks when one row leaves SMs idle
     "split-reductions-off": {"split_reductions": False},
+    # Programmatic Dependent Launch (Hopper+): each Triton kernel may start while the one before it
+    # finishes, its prologue overlapping the other's tail; inside one CUDA graph (the decode step)
+    # that shortens the gap between dependent kernels, which is most of a small model's step
+    "pdl": {"triton.enable_pdl": True},
+    "combo+pdl": {"combo_kernels": True, "triton.enable_pdl": True},
 }
+
+
+def unknown_flags(flags: dict) -> list[str]:
+    """The keys of `flags` this torch's inductor config does not have (a set written for another
+    release): such a set is reported and skipped, not run under a silently ignored flag."""
+    from torch._inductor import config
+
+    missing = []
+    for key in flags:
+        node = config
+        for part in key.split("."):
+            if not hasattr(node, part):
+                missing.append(key)
+                break
+            node = getattr(node, part)
+    return missing
 
 
 def parse_set(text: str) -> tuple[str, dict]:
@@ -72,6 +93,8 @@ def split_sets(text: str) -> list[str]:
 
 
 def run_once(args: argparse.Namespace, flags: dict, out: Path) -> list[dict]:
+    """One `arena run` under `flags`, in a fresh process: its rows. Raises RuntimeError when the
+    run gave no rows or ran without the flags."""
     env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags)}
     cmd = [sys.executable, "-m", "arena", "run", "--model", args.model, "--configs", args.configs,
            "--dtype", args.dtype, "--max-new-tokens", str(args.tokens), "--repeats", str(args.repeats),
@@ -79,11 +102,11 @@ def run_once(args: argparse.Namespace, flags: dict, out: Path) -> list[dict]:
            "--no-store", "--quiet", "--json", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not out.exists():
-        raise SystemExit(f"run failed (exit {done.returncode}): {done.stderr[-2000:]}")
+        raise RuntimeError(f"run failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     rows = json.loads(out.read_text())
     for r in rows:  # the switch reached the run (results carry it in their environment)
         if (r.get("env") or {}).get("inductor_flags", "{}") != json.dumps(flags):
-            raise SystemExit(f"{r['config']} ran without the flag set {json.dumps(flags)}")
+            raise RuntimeError(f"{r['config']} ran without the flag set {json.dumps(flags)}")
     return rows
 
 
@@ -102,18 +125,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="every row, with its flag set and round, here")
     args = ap.parse_args(argv)
     sets = [parse_set(s) for s in split_sets(args.sets)]
+    import torch
+
     rows: list[dict] = []
+    configs = args.configs.split(",")
+    for name, flags in list(sets):
+        if missing := unknown_flags(flags):  # every configuration of the set: one failed row, no run
+            reason = f"torch {torch.__version__}'s inductor has no {', '.join(missing)}"
+            print(f"{name}: skipped, {reason}", flush=True)
+            rows += [{"config": c, "status": "failed", "reason": reason, "flag_set": name, "round": 0} for c in configs]
+            sets.remove((name, flags))
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for name, flags in sets:
                 print(f"round {round_ + 1}, {name} {json.dumps(flags)}", flush=True)
-                for r in run_once(args, flags, Path(tmp) / "out.json"):
+                try:
+                    got = run_once(args, flags, Path(tmp) / "out.json")
+                except RuntimeError as exc:  # this set's round is lost, not the others' rows
+                    print(f"  {exc}", flush=True)
+                    got = [{"config": c, "status": "failed", "reason": str(exc)} for c in configs]
+                for r in got:
                     rows.append({**r, "flag_set": name, "round": round_ + 1})
                     print(f"  {r['config']}: {r['status']}, {r.get('decode_tokens_per_s') or 0:.1f} tok/s "
                           f"{r.get('reason') or ''}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
-    table = summarize(rows, [n for n, _ in sets])
+    table = summarize(rows, list(dict.fromkeys(r["flag_set"] for r in rows)))
     print(f"\n{args.model}, {args.dtype}, batch 1, {args.tokens} new, {args.repeats} repeats, median of "
           f"{args.rounds} round(s); one call, one machine")
     print(table)
@@ -121,22 +158,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarize(rows: list[dict], order: list[str]) -> str:
-    """A markdown table: per configuration and flag set, median tok/s, % of the limit, ratio to the first set."""
+    """A markdown table: per configuration and flag set, median tok/s, % of the limit, ratio to the
+    first set's (none where the first set has no figure); a set without a figure says why."""
     lines = ["| configuration | flag set | decode tok/s | % of limit | vs first set |", "|---|---|---:|---:|---:|"]
     for config in dict.fromkeys(r["config"] for r in rows):
         ref = None
         for name in order:
-            mine = [r for r in rows if r["config"] == config and r["flag_set"] == name and r["status"] == "ok"]
+            tried = [r for r in rows if r["config"] == config and r["flag_set"] == name]
+            mine = [r for r in tried if r["status"] == "ok"]
             if not mine:
-                lines.append(f"| {config} | {name} | – | – | – |")
+                why = next((r["reason"] for r in tried if r.get("reason")), "")
+                lines.append(f"| {config} | {name} | – {why} | – | – |" if why else f"| {config} | {name} | – | – | – |")
                 continue
             speed = statistics.median(r["decode_tokens_per_s"] for r in mine)
             share = [r["percent_of_bandwidth_limit"] for r in mine if r.get("percent_of_bandwidth_limit") is not None]
-            ref = speed if ref is None else ref
+            if name == order[0]:
+                ref = speed
             pct = f"{statistics.median(share):.1f}" if share else "–"
-            lines.append(f"| {config} | {name} | {speed:,.1f} | {pct} | {speed / ref:.2f}x |")
+            ratio = f"{speed / ref:.2f}x" if ref else "–"
+            lines.append(f"| {config} | {name} | {speed:,.1f} | {pct} | {ratio} |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
