@@ -59,6 +59,45 @@ def test_flash_decoding_in_the_compiled_step_decodes_what_sdpa_does():
     assert torch.equal(backend.generate(prompt, 10, Sampling()), sdpa)
 
 
+
+def test_the_sdpa_kernel_a_row_names_is_the_one_its_compiled_step_is_traced_with():
+    """sdpa-flash+compiled-decode (CUDA) fixes SDPA's kernel when the step is traced, through the
+    backend's generation context. On the CPU the same row with the math kernel shows it: the
+    step's ATen graph (read through an AOT backend that keeps the graph, instead of inductor,
+    whose attention pattern matcher would fuse the math back) has the math path's batched
+    matmuls and no fused attention, where compiled-decode's has the fused kernel; the tokens
+    agree."""
+    import dataclasses
+
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    row = registry.get("sdpa-flash+compiled-decode")
+    assert row.sdpa_kernel == "flash" and row.compiled_decode and row.needs_cuda
+
+    def traced_ops(config) -> tuple[set[str], list[int]]:
+        ops: set[str] = set()
+
+        def keep_graph(gm, inputs):
+            def forward(graph, _):
+                ops.update(str(n.target) for n in graph.graph.nodes if n.op == "call_function")
+                return graph.forward
+            return aot_module_simplified(gm, inputs, fw_compiler=forward)
+
+        backend = make_backend(config, TINY, "fp32", "cpu")
+        backend.load()
+        backend._greedy_step = torch.compile(backend._greedy_step_eager, fullgraph=True, dynamic=False,
+                                             backend=keep_graph)
+        prompt = torch.tensor([encode_prompt(TINY, None, "", prompt_tokens=12)])
+        return ops, backend.generate(prompt, 6, Sampling())[0].tolist()
+
+    torch._dynamo.reset()
+    default_ops, default_tokens = traced_ops(registry.get("compiled-decode"))
+    torch._dynamo.reset()
+    math_ops, math_tokens = traced_ops(dataclasses.replace(row, sdpa_kernel="math", needs_cuda=False))
+    assert any("scaled_dot_product" in op for op in default_ops)
+    assert not any("scaled_dot_product" in op for op in math_ops) and "aten.bmm.default" in math_ops
+    assert math_tokens == default_tokens
+
 def test_sampling_on_the_device_is_seeded_and_honours_top_p():
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
     # top-p so small that only the most likely token survives: sampling equals argmax

@@ -120,7 +120,8 @@ TORCHAO_COMPILED = where("every torchao row under compiled decode", lambda c: to
 INT4_COMPILED = where("every 4-bit torchao row under compiled decode",
                       lambda c: torchao_row(c) and c.compiled_decode and "4" in c.quant.scheme)
 DECODE_LINE = named(registry.BASELINE, "sdpa", "compiled-decode") + where(
-    "every FlashAttention-2 row without quantization", lambda c: c.attn == "flash_attention_2" and not c.quant)
+    "every FlashAttention-2 row and every compiled decode step with its own attention kernel, without quantization",
+    lambda c: not c.quant and (c.attn == "flash_attention_2" or (c.compiled_decode and c.sdpa_kernel is not None)))
 
 # ----------------------------------------------------------------------------- stages
 
@@ -236,9 +237,9 @@ def _stages() -> tuple[Stage, ...]:
               "the 4-bit candidates (tinygemm groups of 128 and 64, gemlite, MSLK where installed) under compiled "
               "decode beside bf16 compiled-decode, Llama-2-7B shape (issue 24's 2x target)"),
         Stage("fast-fa2-decode", "run", (Part(DECODE_LINE, {"model": "default", "dtype": "bf16", "max_new_tokens": 64,
-                                                            "repeats": 3, "timeout_s": 300}),), 2,
-              "FlashAttention-2 decoding in the compiled step against sdpa and compiled-decode on real weights "
-              "(its tokens must be compiled-decode's)"),
+                                                            "repeats": 3, "timeout_s": 300}),), 3,
+              "the compiled step's attention kernel (FlashAttention-2 decoding, SDPA's flash kernel) against sdpa "
+              "and compiled-decode on real weights (their tokens must be compiled-decode's)"),
         Stage("fast-flags", "script", tuple(Part(NOTHING, {"argv": [
             "benchmarks/fast_path.py", "--model", model, "--configs", configs, "--sets", sets,
             "--json", "{out}/fast-flags-" + label + ".json"], "timeout_s": 590}, label) for model, configs, sets, label in (
@@ -252,9 +253,9 @@ def _stages() -> tuple[Stage, ...]:
         Stage("long-context", "run", tuple(
             Part(DECODE_LINE, {"model": "synthetic:llama-2-7b-32k", "dtype": "bf16", "prompt_tokens": n,
                                "max_new_tokens": 128, "repeats": 2, "timeout_s": 540}, f"{n}-token prompt")
-            for n in (2048, 8192, 32640)), 15,
-              "decode at long context, batch 1, 128 new: eager, sdpa, compiled-decode and the FlashAttention-2 rows "
-              "(where split-KV flash decoding wins), Llama-2-7B-32K shape"),
+            for n in (2048, 8192, 32640)), 20,
+              "decode at long context, batch 1, 128 new: eager, sdpa, compiled-decode, its attention-kernel rows and "
+              "the FlashAttention-2 rows (where split-KV flash decoding wins), Llama-2-7B-32K shape"),
         *(Stage(f"server-{name}", "script", (Part(NOTHING, {"argv": [
             "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name,
             "--max-run-s", run_s],

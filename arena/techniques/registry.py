@@ -113,6 +113,14 @@ _ENTRIES: tuple[Config, ...] = (
            "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
            "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
            compiled_decode=True),
+    # The kernel SDPA uses inside the compiled step is fixed when the step is traced: by default the
+    # first that fits (cuDNN's on Hopper in torch 2.11: 32 launches of ~7 us a step on the 7B shape,
+    # 5% of the step); this row traces it with torch's FlashAttention kernel instead. (No math row:
+    # inductor's attention pattern matcher turns the math path back into a fused SDPA call.)
+    Config("sdpa-flash+compiled-decode", "SDPA flash kernel + compiled decode step", "combination",
+           "The compiled decode step (static cache, CUDA graph) with SDPA restricted to its FlashAttention "
+           "kernel when the step is traced (and in the prefill).", sdpa_kernel="flash", compiled_decode=True,
+           needs_cuda=True, needs_half=True),
     Config("flash-attention-2+compiled-decode", "FlashAttention-2 decoding + compiled decode step", "combination",
            "The compiled decode step (static cache, CUDA graph) with attention through flash-attn's kv-cache "
            "kernel (split-KV flash decoding): each step reads only the filled cache positions.",
