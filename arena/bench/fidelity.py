@@ -91,6 +91,7 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     import arena.techniques.torchao  # noqa: F401
     import arena.models.sources  # noqa: F401
     import arena.models.synthetic  # noqa: F401
+    from arena.measure.memory import release_freed_memory
     energy_mj: Callable[[], int] | None = None
     if device == "cuda":
         import pynvml
@@ -122,10 +123,7 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     if device == "cuda":  # as the arena does after loading: the headline is what generation holds,
         torch.cuda.empty_cache()  # not what loading (a quantize-at-load) left in torch's cache
     else:  # the same on the CPU: the heap's freed pages (bitsandbytes' bf16 originals) go back
-        import ctypes
-        import ctypes.util
-
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+        release_freed_memory()
     ids = torch.tensor([prompt_ids] * batch, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 

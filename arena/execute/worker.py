@@ -66,6 +66,8 @@ class Loaded:
         """Free the model (inline mode shares the process with the next configuration)."""
         import gc
 
+        from arena.measure.memory import release_freed_memory
+
         if self.memory is not None:
             self.memory.close()
         job, device = self.job, self.device
@@ -79,20 +81,6 @@ class Loaded:
                 for gpu in self.on_gpus or (torch.device(device).index or 0,):
                     torch.cuda.set_per_process_memory_fraction(1.0, gpu)
             torch.cuda.empty_cache()
-
-
-def release_freed_memory() -> None:
-    """Give the heap's freed pages back to the system (glibc malloc_trim), so that the next
-    configuration in this process starts from a resident-memory baseline without the last
-    model's freed-but-kept pages (its CPU headline is RSS above that baseline)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc: nothing to trim this way
-        pass
 
 
 def load_phase(job: Job, emit: Emit) -> Loaded:
@@ -140,6 +128,7 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
     from arena.execute import hooks
     from arena.techniques import registry
     from arena.measure import bandwidth
+    from arena.measure.memory import release_freed_memory
 
     config, spec, device, where, on_gpus = out.config, out.spec, out.device, out.where, out.on_gpus
     if job.memory_limit_mb and device.startswith("cuda"):

@@ -41,6 +41,21 @@ class MemoryReport:
     device_peak_memory_mb: dict[str, float] = field(default_factory=dict)  # "cuda:0", "cpu" -> MB (headline method)
 
 
+def release_freed_memory() -> None:
+    """Give the heap's freed pages back to the system (glibc malloc_trim): after a load (what an
+    in-place quantization freed) and between configurations of one process, so that resident
+    memory is what the process holds now, not freed-but-kept pages (the CPU headline is RSS
+    above the idle baseline)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to trim this way
+        pass
+
+
 def _status_kb(key: str) -> int | None:
     try:
         match = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
