@@ -129,15 +129,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     configs = args.configs.split(",")
-    for name, flags in list(sets):
+    runnable = []
+    for name, flags in sets:
         if missing := unknown_flags(flags):  # every configuration of the set: one failed row, no run
             reason = f"torch {torch.__version__}'s inductor has no {', '.join(missing)}"
             print(f"{name}: skipped, {reason}", flush=True)
             rows += [{"config": c, "status": "failed", "reason": reason, "flag_set": name, "round": 0} for c in configs]
-            sets.remove((name, flags))
+        else:
+            runnable.append((name, flags))
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            for name, flags in sets:
+            for name, flags in runnable:
                 print(f"round {round_ + 1}, {name} {json.dumps(flags)}", flush=True)
                 try:
                     got = run_once(args, flags, Path(tmp) / "out.json")
@@ -178,6 +180,7 @@ def summarize(rows: list[dict], order: list[str]) -> str:
             ratio = f"{speed / ref:.2f}x" if ref else "–"
             lines.append(f"| {config} | {name} | {speed:,.1f} | {pct} | {ratio} |")
     return "\n".join(lines)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

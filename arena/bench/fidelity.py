@@ -66,6 +66,8 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     from arena.core import quiet
 
     quiet.silence()  # the libraries' known noise off, as in the arena's workers (not a measuring step)
+    import importlib
+
     import psutil
     import torch
     import transformers  # noqa: F401  (before the idle baseline, as the arena's worker)
@@ -79,7 +81,6 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     # Everything load_reference imports, imported before the idle baseline (as the arena's worker
     # has all its modules imported before its own): library pages are not the model's share.
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
-    import importlib
 
     from arena.execute.worker_entry import PRELOAD
 
