@@ -73,8 +73,12 @@ class Request:
     results: list[dict] = field(default_factory=list)
     error: str = ""
     snapshots: int = 0
-    # each card's stages as the page saw them: config -> [[status, seconds after submit], ...]
+    # each card's stages as the page saw them: config -> [[status, seconds after submit on the page,
+    # when the worker sent it, when the server got it], ...] (the last two None where not stamped)
     timeline: dict[str, list] = field(default_factory=dict)
+    # the latest arrival on the page after the worker sent it (else after the server got it), seconds
+    worst_lag_s: float | None = None
+    worst_lag_at: str = ""
     submitted_at: float = 0.0  # time.time(), to lay the server's sampled stacks beside this timeline
     # what the server's threads were doing meanwhile (arena/core/stack_sampler.py), seconds after submit
     server_spans: list[dict] = field(default_factory=list)
@@ -101,7 +105,11 @@ def run_request(client: Client, label: str, configs: str, *, on_snapshot=None, *
                 seen = req.timeline.setdefault(p["config"], [])
                 stage = f"{p['status']} {p.get('repeat') or ''}".strip()
                 if not seen or seen[-1][0] != stage:
-                    seen.append([stage, round(now, 3)])
+                    sent, got = (_after(req.submitted_at, p.get(k)) for k in ("sent_at", "server_at"))
+                    seen.append([stage, round(now, 3), sent, got])
+                    origin = sent if sent is not None else got
+                    if origin is not None and (req.worst_lag_s is None or now - origin > req.worst_lag_s):
+                        req.worst_lag_s, req.worst_lag_at = round(now - origin, 3), f"{p['config']}: {stage}"
             req.results = snap["results"]
             if on_snapshot is not None:
                 on_snapshot(snap, now)
@@ -111,6 +119,29 @@ def run_request(client: Client, label: str, configs: str, *, on_snapshot=None, *
     say(f"{label}: {configs} in {req.end_s:.1f} s, first text {fmt(req.first_text_s)} s"
         + (f", ERROR {req.error}" if req.error else ""))
     return req
+
+
+def _after(t0: float, stamp: float | None) -> float | None:
+    """A time.time() stamp as seconds after submit (None where the event carried none)."""
+    return round(stamp - t0, 3) if stamp else None
+
+
+def worst_lag(node: Any) -> tuple[float | None, str]:
+    """The latest event on the page (after its worker sent it) over every request in `node`."""
+    found: list[tuple[float, str]] = []
+
+    def walk(item: Any, where: str) -> None:
+        if isinstance(item, dict):
+            if item.get("worst_lag_s") is not None:
+                found.append((item["worst_lag_s"], f"{item.get('label', where)}: {item.get('worst_lag_at')}"))
+            for key, value in item.items():
+                walk(value, key)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value, where)
+
+    walk(node, "")
+    return max(found) if found else (None, "")
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -456,6 +487,9 @@ def run_phases(args: argparse.Namespace) -> dict[str, Any]:
             sampler.stop()
             server.kill()
         report["load"]["memory"] = sampler.summary()
+    lag, where = worst_lag({k: report.get(k) for k in phases})
+    report["event_lag"] = {"worst_s": lag, "where": where,
+                           "target: every event on the page within 0.3 s of its worker": _le(lag, 0.3)}
     report["tracebacks_in_server_logs"] = [str(f.name) for f in out_dir.glob("server-*.log")
                                            if "Traceback" in f.read_text(errors="replace")]
     save()
@@ -481,8 +515,13 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def page_timeline(req: dict[str, Any]) -> list[str]:
-    """Each card's stages with the second (after submit) the page first showed them."""
-    return [f"- {config}: " + ", ".join(f"{stage} {t:.1f}" for stage, t in stages)
+    """Each card's stages with the second (after submit) the page first showed them and, in
+    brackets, when its worker sent it (w) and the server got it (s)."""
+    def one(stage: str, page: float, sent: float | None = None, got: float | None = None) -> str:
+        stamps = ", ".join(f"{k} {v:.2f}" for k, v in (("w", sent), ("s", got)) if v is not None)
+        return f"{stage} {page:.2f}" + (f" ({stamps})" if stamps else "")
+
+    return [f"- {config}: " + ", ".join(one(*item) for item in stages)
             for config, stages in (req.get("timeline") or {}).items()]
 
 
@@ -521,6 +560,10 @@ def markdown(report: dict[str, Any]) -> str:
              "| phase | target | met |", "|---|---|---|"]
     for phase, name, ok in targets(report):
         lines.append(f"| {phase} | {name} | {'yes' if ok else 'n/a' if ok is None else '**no**'} |")
+    lag = report.get("event_lag") or {}
+    if lag.get("worst_s") is not None:
+        lines += ["", f"Latest event on the page: {fmt(lag['worst_s'])} s after its worker sent it "
+                  f"({lag['where']})."]
     q = report.get("quick")
     if q:
         lines += ["", "## Quick checks", "", f"Spare worker ready {fmt(q['spare_ready_after_s'])} s after the page "

@@ -23,4 +23,7 @@ def test_server_end_to_end_loses_no_run_and_leaks_no_prompt(tmp_path):
     assert report["cancel"]["kept"] == ["eager"], report["cancel"]
     assert report["cancel"]["cancel_to_card_s"] is not None
     assert report["tracebacks_in_server_logs"] == []
+    # every stage and result reaches the page within a second of its worker sending it
+    lag = report["event_lag"]
+    assert lag["worst_s"] is not None and lag["worst_s"] <= 1.0, lag
     assert "## Public server under load" in (tmp_path / "server-e2e.md").read_text()

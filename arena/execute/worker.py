@@ -335,6 +335,7 @@ def durable_put(queue) -> Emit:
         return queue.put
 
     def put(event: dict[str, Any]) -> None:
+        event.setdefault("sent_at", time.time())  # the page's delay is measured from here
         data = ForkingPickler.dumps(event)
         sem.acquire()  # as Queue.put does: get() releases it
         if lock is None:
