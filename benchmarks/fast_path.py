@@ -95,7 +95,8 @@ def split_sets(text: str) -> list[str]:
 def run_once(args: argparse.Namespace, flags: dict, out: Path) -> list[dict]:
     """One `arena run` under `flags`, in a fresh process: its rows. Raises RuntimeError when the
     run gave no rows or ran without the flags."""
-    env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags)}
+    # over FLAGS alone: a GPU generation's own additions (inductor.GENERATION_FLAGS) are one of the sets
+    env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags), "ARENA_GENERATION_FLAGS": "0"}
     cmd = [sys.executable, "-m", "arena", "run", "--model", args.model, "--configs", args.configs,
            "--dtype", args.dtype, "--max-new-tokens", str(args.tokens), "--repeats", str(args.repeats),
            "--prompt-tokens", str(args.prompt_tokens), "--timeout", str(args.timeout),
