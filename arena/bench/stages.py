@@ -99,10 +99,8 @@ def technique(c: Config) -> str | None:
         return None
     if c.backend == "onnxruntime":
         return c.provider if c.needs_cuda else None  # ORT on CUDA: the CPU export of a 7B is no GPU table
-    if torchao_row(c):
-        return "torchao"
     if c.quant:
-        return "bitsandbytes 8-bit" if c.quant.scheme == "int8" else "bitsandbytes 4-bit"
+        return c.quant.technique()  # bitsandbytes splits 8-bit from 4-bit; another library is its own key
     if c.compiled_decode or c.static_cache:
         return c.name
     return c.attn if plain_attention(c) else None
