@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "arena"
 
-# arena's packages from the top layer down (README: "How the code is laid out"). A package imports
+# arena's packages from the top layer down (docs/architecture.md: "How the code is laid out"). A package imports
 # only packages of the layers below its own: ui, bench -> sweep -> execute -> backends -> techniques
 # -> measure, data -> models -> core. arena/bench (what the benchmark scripts share) stands beside
 # ui; arena/testing (fault hooks, the test server helper) imports nothing of the arena's and sits

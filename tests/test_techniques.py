@@ -1,4 +1,4 @@
-"""Adding a quantization library is one module plus registry rows (README: "Adding a technique").
+"""Adding a quantization library is one module plus registry rows (docs/architecture.md: "Adding a technique").
 
 This file is that module: a tiny fake library, `RoundToGrid`, registered from here and nowhere
 else, is listed by `python -m arena configs`, refused with its reason where it cannot run, run
