@@ -8,9 +8,9 @@ each in a fresh process and so a fresh compile, and prints per configuration the
 tok/s, its share of the bandwidth limit and its ratio to the first set's, measured in this one
 call. Results are not stored (--no-store); --json keeps every row.
 
-    python benchmarks/fast_path.py --model synthetic:llama-2-7b --configs compiled-decode,torchao-int4wo+compiled-decode
-    python benchmarks/fast_path.py --model default --configs compiled-decode --sets default,combo,max-autotune
-    python benchmarks/fast_path.py --sets 'default,{"max_autotune": true, "coordinate_descent_tuning": false}'
+    python -m benchmarks.fast_path --model synthetic:llama-2-7b --configs compiled-decode,torchao-int4wo+compiled-decode
+    python -m benchmarks.fast_path --model default --configs compiled-decode --sets default,combo,max-autotune
+    python -m benchmarks.fast_path --sets 'default,{"max_autotune": true, "coordinate_descent_tuning": false}'
 
 A set is a name from SETS or a JSON object. On the CPU the same step runs without its CUDA graph:
 the script works there, its figures say nothing about a GPU.

@@ -24,8 +24,8 @@ public one:
             --load-s seconds (benchmarks/load_test.py's soak); nothing lost or stored twice, and
             no prompt visible through the public endpoints
 
-    python benchmarks/server_e2e.py --out out/server            # GPU sizes
-    python benchmarks/server_e2e.py --ci --out /tmp/server      # CPU, CI-sized (2 configurations, 20 s load)
+    python -m benchmarks.server_e2e --out out/server            # GPU sizes
+    python -m benchmarks.server_e2e --ci --out /tmp/server      # CPU, CI-sized (2 configurations, 20 s load)
 
 Writes server-e2e.json (everything) and server-e2e.md (the tables) under --out.
 """
@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -44,13 +43,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from gradio_client import Client
 
-from gradio_client import Client  # noqa: E402
+from arena.bench import load as load_test
+from arena.testing.appserver import AppServer
 
-from arena.testing.appserver import AppServer  # noqa: E402
-from arena.bench import load as load_test  # noqa: E402
 
 PROMPT = "What is the capital of France?"
 FINAL = {"done", "unavailable", "failed", "cancelled"}

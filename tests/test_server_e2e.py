@@ -9,7 +9,7 @@ from arena.testing.appserver import ROOT
 
 
 def test_server_end_to_end_loses_no_run_and_leaks_no_prompt(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/server_e2e.py", "--ci", "--phases", "cancel,families,load",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.server_e2e", "--ci", "--phases", "cancel,families,load",
                            "--tokens", "8", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -162,6 +162,51 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
     out.placed = backend.placement_used()
 
 
+def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
+             stages: dict[str, float], stop: Callable[[], str | None] | None) -> float | None:
+    """A full-length warm-up, unless these shapes were warmed in this process: compiled configurations
+    trace and capture at these shapes, and every allocator reaches its steady state before timing.
+    With a streamer and the energy reads, as the timed repeats: its path (host copies, pinned
+    buffers) warms too. Its text goes to the page as it comes (the first text a visitor sees after a
+    cold start); the first timed repeat then does the same streaming work but sends only what is new.
+    Returns the warm-up's peak memory (MB), None when it was skipped."""
+    from arena.execute.stopping import Guarded
+    from arena.measure.clocks import TokenClock
+    from arena.measure.energy import EnergyMeter
+
+    shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
+    if shape in loaded.warmed:
+        return None
+    emit({"type": "status", "stage": "warming up"})
+    t0 = time.perf_counter()
+    stream.enabled = job.stream
+    clock = TokenClock(on_tokens=stream if job.stream else None,
+                       on_first=EnergyMeter(loaded.device, gpus=loaded.on_gpus).begin)
+    loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(clock, stop))
+    stream.again()
+    loaded.warmed.add(shape)
+    stages["warmup"] = time.perf_counter() - t0
+    return loaded.memory.phase_peak_mb()
+
+
+def _timed_repeats(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
+                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int]]:
+    """The timed generations (the text streamed by the first only): their timings, the first's tokens."""
+    from arena.measure.clocks import timing_from_stamps
+
+    timings, new_ids = [], None
+    for i in range(job.repeats):
+        emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
+        stream.enabled = i == 0
+        clock.begin()
+        out = loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
+        energy.end(time.perf_counter())
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+        if new_ids is None:
+            new_ids = out[0].tolist()
+    return timings, new_ids
+
+
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
                   stop: Callable[[], str | None] | None = None) -> None:
     """Warm up (unless these shapes already were, in this process), time the repeats, emit
@@ -174,7 +219,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.execute.livetext import TextStream
     from arena.execute.stopping import Guarded
     from arena.measure import bandwidth_limit
-    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
+    from arena.measure.clocks import TokenClock, median_timing
     from arena.measure.energy import EnergyMeter
     from arena.models.tokenizers import decode
 
@@ -189,37 +234,11 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     guarded = Guarded(clock, stop, job.config)
 
     memory.reset_peak()
-    shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
-    warmup_peak = None
-    if shape not in loaded.warmed:
-        emit({"type": "status", "stage": "warming up"})
-        t0 = time.perf_counter()
-        # A full-length warm-up: compiled configurations trace and capture at these shapes, and
-        # every allocator reaches its steady state before timing. With a streamer and the energy
-        # reads, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        # Its text goes to the page as it comes (the first text a visitor sees after a cold start);
-        # the first timed repeat then does the same streaming work but sends only what is new.
-        stream.enabled = job.stream
-        backend.generate(input_ids, job.max_new_tokens, sampling,
-                         streamer=Guarded(TokenClock(on_tokens=stream if job.stream else None,
-                                                     on_first=EnergyMeter(device, gpus=on_gpus).begin), stop))
-        stream.again()
-        loaded.warmed.add(shape)
-        stages["warmup"] = time.perf_counter() - t0
-        warmup_peak = memory.phase_peak_mb()
+    warmup_peak = _warm_up(loaded, job, emit, stream, input_ids, sampling, stages, stop)
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
     t_timed = time.perf_counter()
 
-    timings, new_ids = [], None
-    for i in range(job.repeats):
-        emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
-        stream.enabled = i == 0
-        clock.begin()
-        out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
-        energy.end(time.perf_counter())
-        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
-        if new_ids is None:
-            new_ids = out[0].tolist()
+    timings, new_ids = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy, guarded)
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
     t_after = time.perf_counter()
