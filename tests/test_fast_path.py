@@ -25,3 +25,16 @@ def test_each_flag_set_reaches_its_run_and_a_set_this_torch_lacks_is_reported(tm
     assert '| compiled-decode | {"coordinate_descent_tuning": false} |' in done.stdout
     assert "| compiled-decode | pdl |" in done.stdout
     assert "has no triton.no_such_flag | – | – |" in done.stdout
+
+
+def test_a_gpu_generation_adds_only_the_flags_this_torch_has_and_the_switch_turns_them_off(monkeypatch):
+    from arena.backends import inductor
+
+    monkeypatch.setitem(inductor.GENERATION_FLAGS, 9, {"combo_kernels": True, "triton.no_such_flag": True})
+    assert inductor.generation_flags((9, 0)) == {"combo_kernels": True}  # a later release's flag is left out
+    assert inductor.generation_flags((8, 0)) == {} and inductor.generation_flags(None) == {}
+    assert inductor.environment((9, 0)) == {"generation_flags": '{"combo_kernels": true}'}
+    assert inductor.environment(None) == {}  # off CUDA nothing is recorded
+    monkeypatch.setenv(inductor.GENERATION_ENV, "0")
+    assert inductor.generation_flags((9, 0)) == {}
+    assert inductor.environment((9, 0)) == {"generation_flags": "{}"}
