@@ -140,6 +140,9 @@ class Result:
     divergence_noise: float | None = metric(unit="logit", heading="noise@", table=True)
     nll: float | None = metric(unit="nats/token", heading="NLL", table=True)
     reason: str = column(heading="reason", table=True, default="")  # why a configuration did not run or failed
+    # how it ended, for the program: a Code value of arena/core/ending.py ("ok", "oom", "cancelled",
+    # ...); `reason` is its words for people. Rows stored before it have "".
+    ending: str = column(heading="ending", default="")
     quality_note: str = ""  # why agreement is n/a (sampling, no baseline) or not a quality (random weights)
     nll_note: str = ""  # what was scored for NLL, or why there is none
     tokens_after_eos: int | None = metric(unit="tokens")  # generated after end-of-text (timing only; not shown)

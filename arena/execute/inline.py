@@ -77,7 +77,7 @@ class _ThreadSource(Source):
         try:
             body(self.events.put, self.stop_flag.is_set)
         except BaseException as exc:  # body reports its own errors; this is a last resort
-            self.events.put({"type": "error", "reason": one_line(exc)})
+            self.events.put({"type": "error", "reason": one_line(exc), "code": "crash"})
         finally:
             self.events.put({"type": "done"})
 

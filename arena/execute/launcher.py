@@ -22,26 +22,41 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from arena.core.ending import CANCELLED, Code, Why, code_of
+
 OnEvent = Callable[[dict[str, Any]], None]
 POLL_S = 0.05  # how long one read waits before cancel, the deadline and death are checked again
 DEATH_DRAIN_S = 0.5  # after a death, how long what it sent last is still read
 
 
+_KIND_CODE = {"cancelled": Code.CANCELLED, "timeout": Code.TIMEOUT, "died": Code.CRASH, "done": Code.ERROR}
+
+
 @dataclass
 class Ending:
     """How a job ended: "done" (reason: its own error, if any), "cancelled", "timeout" or "died"
-    (reason says how)."""
+    (reason says how), and `code` (arena/core/ending.py) that decisions read: given, else the
+    reason's own, else the kind's (OK for "done" without an error)."""
 
     kind: Literal["done", "cancelled", "timeout", "died"]
     reason: str | None = None
+    code: Code | None = None
+
+    def __post_init__(self) -> None:
+        if self.code is None:
+            plain = Code.OK if self.kind == "done" and self.reason is None else _KIND_CODE[self.kind]
+            self.code = code_of(self.reason, plain)
+        self.code = Code(self.code)
 
 
 class Limit:
-    """What ends a job early: its deadline (`timeout_s` from now, ended with `reason`) and the
-    user's cancel."""
+    """What ends a job early: its deadline (`timeout_s` from now, ended with `reason` and `code`:
+    TIMEOUT for the job's own limit, RUN_TIME_LIMIT for its run's) and the user's cancel."""
 
-    def __init__(self, timeout_s: float, reason: str, cancel: threading.Event | None = None) -> None:
-        self.timeout_s, self.reason, self.cancel = timeout_s, reason, cancel
+    def __init__(self, timeout_s: float, reason: str, cancel: threading.Event | None = None,
+                 code: Code = Code.TIMEOUT) -> None:
+        self.timeout_s, self.cancel = timeout_s, cancel
+        self.reason = Why(reason, code_of(reason, code))  # travels to the worker with its code
         self.deadline = time.monotonic() + timeout_s
 
     def left_s(self) -> float:
@@ -49,7 +64,7 @@ class Limit:
 
     def check(self) -> Ending | None:
         if self.cancel is not None and self.cancel.is_set():
-            return Ending("cancelled", "cancelled by the user")
+            return Ending("cancelled", CANCELLED)
         if time.monotonic() > self.deadline:
             return Ending("timeout", self.reason)
         return None
@@ -67,6 +82,15 @@ class Outcome:
     answered: bool = False  # any event came from the worker
     clean_stop: bool = False  # asked to stop, it ended between tokens and said it is reusable
     last: dict[str, Any] | None = None  # the event that ended the loop ("done", "ready")
+
+    @property
+    def code(self) -> Code:
+        """How it ended for the result: OK with a measurement, else the ending's code."""
+        if self.failure() is None:
+            return Code.OK
+        if self.metrics is None and self.ending.kind == "done" and self.ending.reason is None:
+            return Code.NO_RESULT
+        return self.ending.code or Code.ERROR
 
     def failure(self) -> str | None:
         """Why the job has no result; None when it has one (a worker that died on its way out
@@ -110,7 +134,9 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
     grace = source.stop_grace_s if stop_grace_s == "source" else stop_grace_s
     out = Outcome(Ending("done"))
     error: str | None = None
+    error_code = Code.ERROR
     stopped: str | None = None
+    stopped_code = Code.CANCELLED
     died_at: float | None = None
     while True:
         ending = limit.check()
@@ -129,7 +155,9 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
             died_at = died_at or time.monotonic()
             if time.monotonic() - died_at < DEATH_DRAIN_S:
                 continue
-            out.ending = Ending("died", (explain() if explain is not None else None) or error or why)
+            explained = explain() if explain is not None else None  # a memory limit the launcher watched
+            code = Code.OOM if explained else error_code if error else Code.CRASH
+            out.ending = Ending("died", explained or error or why, code)
             return out
         out.answered = True
         kind = event["type"]
@@ -137,12 +165,12 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
             out.last = event
             break
         if kind == "error":
-            error = event["reason"]
+            error, error_code = event["reason"], Code(event.get("code", Code.ERROR))
             if end_on_error:
-                out.ending, out.metrics = Ending("done", error), None
+                out.ending, out.metrics = Ending("done", error, error_code), None
                 return out
         elif kind == "stopped":
-            stopped = event["reason"]
+            stopped, stopped_code = event["reason"], Code(event.get("code", Code.CANCELLED))
         elif kind == "metrics":
             out.metrics = event["metrics"]
         elif kind == "nll":  # its own step, after the timings (which it never loses)
@@ -151,9 +179,9 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
         else:
             on_event(event)
     if stopped is not None:  # the worker's own stop check (its deadline) ended it between tokens
-        out.ending = Ending("cancelled" if stopped.startswith("cancelled") else "timeout", stopped)
+        out.ending = Ending("cancelled" if stopped_code is Code.CANCELLED else "timeout", stopped, stopped_code)
     else:
-        out.ending = Ending("done", error)
+        out.ending = Ending("done", error, error_code if error is not None else None)
     return out
 
 

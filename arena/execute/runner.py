@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Callable
 
 from arena.techniques import registry
+from arena.core.ending import Code
 from arena.core.env import collect_env, platform
 from arena.core.request import RunRequest
 from arena.execute.prepare import PreparedRun, validate
@@ -127,30 +128,32 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         base = Result(config=name, status="ok", label=cfg.label, family=cfg.family, created_at=now(),
                       dtype=dtypes[name], baseline=baseline or "", **common)
         if not verdicts[name].ok:
-            base.status, base.reason = "unavailable", verdicts[name].reason
+            base.status, base.reason, base.ending = "unavailable", verdicts[name].reason, verdicts[name].code
             finish(base)
             continue
         if cancel is not None and cancel.is_set():
             status = "cancelled"
             break
-        timeout_s, limit_note = req.timeout_s, "time limit per configuration"
+        timeout_s, limit_note, limit_code = req.timeout_s, "time limit per configuration", Code.TIMEOUT
         if run_deadline is not None:
             left = run_deadline - time.monotonic()
             if left < 1.0:
                 status = "time limit"  # the run did not run everything it was asked to
-                base.status = "failed"
+                base.status, base.ending = "failed", Code.NOT_RUN
                 base.reason = f"not run: the run reached its time limit of {limits.max_run_s:g} s"
                 finish(base)
                 continue
             if left < timeout_s:
                 timeout_s, limit_note = left, f"the run's time limit of {limits.max_run_s:g} s"
+                limit_code = Code.RUN_TIME_LIMIT
         on_event({"type": "status", "config": name, "stage": "starting"})
         job = make_job(prepared, name, device, reference_ids=baseline_ids, is_baseline=name == baseline)
         launcher = choose_launcher(cfg, prepared, device, plat, pool,
                                    more_follow=any(n in available for n in order[position + 1:]))
         out = launcher.launch(job, lambda event, name=name: on_event({**event, "config": name}),
-                              Limit(timeout_s, f"timed out after {timeout_s:.0f} s ({limit_note})", cancel))
+                              Limit(timeout_s, f"timed out after {timeout_s:.0f} s ({limit_note})", cancel, limit_code))
         metrics, error = out.metrics, out.failure()
+        base.ending = out.code
         if error is not None:
             metrics = None
         base.created_at = now()
@@ -159,10 +162,10 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
         if metrics is not None:
             stages.update(metrics.pop("stage_s", None) or {})
         base.stage_s = {k: round(v, 4) for k, v in stages.items()}
-        if metrics is None and limit_note != "time limit per configuration" and (error or "").startswith("timed out"):
+        if base.ending is Code.RUN_TIME_LIMIT:
             status = "time limit"  # cut by the run's wall time: the run is not complete
         if metrics is None:
-            base.status, base.reason = "failed", error or "no result"
+            base.status, base.reason = "failed", str(error or "no result")
             if name == baseline and len(order) > 1:
                 base.reason += " (baseline: agreement not computed for the others)"
             finish(base)

@@ -32,6 +32,7 @@ from arena.core import quiet
 quiet.silence()  # a rank's library noise off, as a worker's (before torch is imported)
 
 from arena.core.errors import one_line, process_death  # noqa: E402
+from arena.core.ending import Code  # noqa: E402
 from arena.core.results import over_ranks  # noqa: E402
 from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
 from arena.execute.worker import Job, run_job  # noqa: E402
@@ -168,11 +169,13 @@ class _RanksSource(Source):
                 return None
             if len(self.metrics) < self.world:
                 self.pending = [{"type": "done"}]
-                return {"type": "error", "reason": "a tensor-parallel rank ended without a result"}
+                return {"type": "error", "reason": "a tensor-parallel rank ended without a result",
+                        "code": Code.NO_RESULT.value}
             self.pending = [{"type": "done"}]
             return {"type": "metrics", "metrics": merge(self.metrics, self.gpus)}
         if kind == "error":
-            return {"type": "error", "reason": event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}"}
+            return {"type": "error", "reason": event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}",
+                    "code": event.get("code", Code.ERROR.value)}
         if kind == "metrics":
             self.metrics[rank] = event["metrics"]
         elif kind == "nll":  # its own step, after the timings

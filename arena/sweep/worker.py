@@ -8,8 +8,8 @@ decode tokens/s, per-token latencies; greedy, exactly new_tokens per row). A poi
 memory, no kernel for a mask, ...) is reported with its reason and the next point runs.
 Events (small dicts, as arena/execute/worker.py's):
     {"type": "loaded", "load_s": ..., "weights_mb": ...}
-    {"type": "point", "index": i, "metrics": {...}} or {"type": "point", "index": i, "error": "..."}
-    {"type": "error", "reason": "..."}   the group could not start
+    {"type": "point", "index": i, "metrics": {...}} or {"type": "point", "index": i, "error": "...", "code": "oom"}
+    {"type": "error", "reason": "...", "code": "error"}   the group could not start (codes: arena/core/ending.py)
 """
 
 from __future__ import annotations
@@ -101,10 +101,10 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
             _sync(job.device)
             load_s = time.perf_counter() - t0
         except Exception as exc:
-            reason = oom_reason(exc) or one_line(exc)
+            reason = oom_reason(exc)
             if os.environ.get("ARENA_DEBUG"):
                 traceback.print_exc()
-            emit({"type": "error", "reason": reason})
+            emit({"type": "error", "reason": reason or one_line(exc), "code": "oom" if reason else "error"})
             return
         model = backend.model
         emit({"type": "loaded", "load_s": load_s, "weights_mb": backend.weights_bytes() / MiB})
@@ -170,10 +170,11 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                                    spread={"latency_ms": times, **spread})
                 emit({"type": "point", "index": index, "metrics": metrics})
             except Exception as exc:
-                reason = oom_reason(exc) or one_line(exc)
+                reason = oom_reason(exc)
                 if os.environ.get("ARENA_DEBUG"):
                     traceback.print_exc()
-                emit({"type": "point", "index": index, "error": reason})
+                emit({"type": "point", "index": index, "error": reason or one_line(exc),
+                      "code": "oom" if reason else "error"})
             finally:
                 # An out-of-memory point must not starve the next one: drop its tensors and
                 # hand the cached blocks back before going on.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from arena.core.ending import Code, Why
 from arena.core.env import Platform, built_cuda_major
 from arena.models.dtypes import HALF_DTYPES
 
@@ -48,16 +49,17 @@ class Needs:
                      max(filter(None, (self.min_capability, other.min_capability)), default=None))
 
     def blocker(self, site: Site) -> str | None:
-        """The first unmet need, in one line, or None. Import checks come later (`import_blocker`):
+        """The first unmet need, in one line (a `Why`: NEEDS_CUDA, NOT_INSTALLED, else the
+        registry's UNSUPPORTED), or None. Import checks come later (`import_blocker`):
         a missing GPU or package says more than an import error."""
         plat, dtype = site.plat, site.dtype
         if self.cuda and not plat.has_cuda:
-            return "needs a CUDA GPU"
+            return Why("needs a CUDA GPU", Code.NEEDS_CUDA)
         for dist in self.packages:
             if dist == "optimum-onnx" and not plat.ort_providers:
-                return "onnxruntime is not installed"
+                return Why("onnxruntime is not installed", Code.NOT_INSTALLED)
             if not plat.has(dist):
-                return f"{dist} is not installed"
+                return Why(f"{dist} is not installed", Code.NOT_INSTALLED)
         if self.half and dtype not in HALF_DTYPES:
             return f"needs fp16/bf16 (run dtype is {dtype})"
         if self.dtype and dtype != self.dtype:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from arena.core.ending import Code, Why
 from arena.techniques.base import Site
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def blocker(config: Config, site: Site) -> str | None:
     if config.provider and config.provider not in plat.ort_providers:
         return f"{config.provider} is not in onnxruntime's providers"
     if config.provider == "TensorrtExecutionProvider" and not plat.tensorrt_loadable:
-        return "TensorRT libraries (libnvinfer) are not installed"
+        return Why("TensorRT libraries (libnvinfer) are not installed", Code.NOT_INSTALLED)
     placement = site.placement
     if placement is None or not placement.asked:
         return None

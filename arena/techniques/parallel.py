@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from arena.core.ending import Code, Why
 from arena.core.env import Platform
 from arena.techniques.base import Site
 
@@ -31,7 +32,8 @@ def tensor_parallel_world(plat: Platform, placement: Placement | None) -> int | 
         cpu_world = os.environ.get(TP_CPU_WORLD_ENV, "")
         if cpu_world.isdigit() and int(cpu_world) >= 2 and not gpus:
             return int(cpu_world)
-        return "needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has none"
+        return Why("needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has none",
+                   Code.NEEDS_CUDA)
     if gpus and len(gpus) < 2:
         return f"needs at least 2 GPUs in gpus (got {','.join(map(str, gpus))})"
     world = len(gpus) or plat.gpu_count

@@ -178,7 +178,8 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         for note in sorted({r.quality_note for r in results if r.quality_note}):
             print(f"agree: {note}")
         for r in results:
-            if r.status == "ok" and r.energy_j_per_token is None and r.energy_note.startswith("n/a: the decode"):
+            # a GPU run without an energy figure says why (a CPU has no energy counter to explain)
+            if r.status == "ok" and r.energy_j_per_token is None and r.energy_note and r.device != "cpu":
                 print(f"J/token ({r.config}): {r.energy_note}")
         if prepared.placement.asked:
             from arena.models.placement import describe

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from arena.core.ending import Code
 from arena.core.results import table_columns
 from arena.techniques import registry
 from arena.models.placement import describe
@@ -60,7 +61,7 @@ def shown_status(result: dict[str, Any]) -> str:
     "cancelled" for one a cancel stopped (stored as failed, with the reason)."""
     if result.get("status") == "ok":
         return "done"
-    if "cancelled" in (result.get("reason") or ""):
+    if result.get("ending") == Code.CANCELLED:
         return "cancelled"
     return str(result.get("status") or "")
 
