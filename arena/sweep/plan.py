@@ -186,10 +186,6 @@ def parse_prompt_lens(value: Any, hi: int) -> tuple[int, int]:
     return lo, top
 
 
-def achieved_padding(batch: int, seq: int, fraction: float) -> float:
-    return sum(pad_lengths(batch, seq, fraction)) / (batch * seq)
-
-
 # ---------------------------------------------------------------- validation
 
 

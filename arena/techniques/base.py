@@ -10,7 +10,7 @@ cannot run on this platform or model (`blocker`), and how it changes a model. Th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from arena.core.ending import Code, Why
 from arena.core.env import Platform, built_cuda_major
@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     import torch
 
     from arena.models.placement import Placement
+
+
+class Row(Protocol):
+    """What a technique module reads of a registry row (registry.Config has it all): typed here so
+    that the modules the registry imports need not import the registry back."""
+
+    name: str
+    backend: str
+    attn: str | None
+    sdpa_kernel: str | None
+    bettertransformer: bool
+    compiled_decode: bool
+    tensor_parallel: bool
+    provider: str | None
+    needs_cuda: bool
+    retired: str | None
+
+    @property
+    def compiled(self) -> bool: ...
 
 
 @dataclass(frozen=True)

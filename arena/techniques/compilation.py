@@ -10,12 +10,9 @@ captured graph does not replay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from arena.techniques.base import Site
-
-if TYPE_CHECKING:
-    from arena.techniques.registry import Config
+from arena.techniques.base import Row, Site
 
 
 def generate_kwargs(device: str) -> dict[str, Any]:
@@ -44,7 +41,7 @@ def rolling_window(model_config: Any) -> int | None:
     return min(windows) if windows else None
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s compilation cannot run at `site`, or None. Tensor-parallel rows shard every
     layer in their own processes (no device_map): the one-device rule is not theirs."""
     if not config.compiled:

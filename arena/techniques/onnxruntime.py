@@ -8,21 +8,16 @@ one provider runs the whole model on one device: no GPU choice or split.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from arena.core.ending import Code, Why
-from arena.techniques.base import Site
-
-if TYPE_CHECKING:
-    from arena.techniques.registry import Config
+from arena.techniques.base import Row, Site
 
 
-def run_dtype(config: Config, dtype: str) -> str:
+def run_dtype(config: Row, dtype: str) -> str:
     """The dtype the export runs in: fp16 on a GPU, fp32 on the CPU, whatever the run asked."""
     return "fp16" if config.needs_cuda else "fp32"
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s ONNX Runtime provider cannot run at `site`, or None."""
     if config.backend != "onnxruntime":
         return None

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from arena.core.ending import Code, Why
 from arena.core.env import Platform
-from arena.techniques.base import Site
+from arena.techniques.base import Row, Site
 
 if TYPE_CHECKING:
     from arena.models.placement import Placement
-    from arena.techniques.registry import Config
 
 # Developer/CI switch: run tensor-parallel configurations on the CPU over this many gloo ranks
 # (the product refuses them without CUDA GPUs).
@@ -50,7 +49,7 @@ def plan_blocker(model_config: Any) -> str | None:
     return None
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s tensor parallelism cannot run at `site`, or None."""
     if not config.tensor_parallel:
         return None
