@@ -13,8 +13,9 @@ import pytest
 from arena.core.ending import CANCELLED, Code, Why
 from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
-from arena.execute.launcher import Limit, Source, supervise
+from arena.execute.launcher import Limit, Source
 from arena.execute.stopping import deadline_check
+from arena.execute.supervisor import supervise
 
 PACKAGE = Path(__file__).resolve().parent.parent / "arena"
 # names that hold words meant for people: no decision may look inside them

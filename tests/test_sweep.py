@@ -197,6 +197,8 @@ def test_process_workers_survive_oom_and_death(fault):
     assert got[("sdpa-math", 1)][0] == "ok"
     for b in (2, 4):
         assert got[("sdpa-math", b)][0] == "failed" and "worker process died: killed by signal 9" in got[("sdpa-math", b)][1]
+    endings = {(r.config, r.batch_size): r.ending for r in results}  # arena/core/ending.py's codes
+    assert (endings[("sdpa", 1)], endings[("sdpa", 2)], endings[("sdpa-math", 4)]) == ("ok", "oom", "crash")
 
 
 def test_cancel_records_the_points_left():
@@ -208,6 +210,20 @@ def test_cancel_records_the_points_left():
     results = run_sweep(tiny(attn="eager,sdpa"), on_point=on_point, cancel=cancel)
     assert len(results) == 2 * 8 and results[0].status == "ok"
     assert {r.reason for r in results if r.config == "sdpa"} == {"cancelled by the user"}
+    assert {r.ending for r in results if r.status != "ok"} == {"cancelled"}
+
+
+def test_an_inline_sweep_honours_its_time_limit_between_points():
+    """An inline sweep runs through the same launcher loop as a run: its group's time limit
+    ends it between points (the points left fail with the limit's code), not after the last."""
+    from arena.core.limits import ServerLimits
+
+    prepared = validate_sweep(tiny(attn="eager", batch_sizes="1,2,4,8", seq_lens="8,16,32", padding="0,0.5",
+                                   repeats=30, warmup=0), limits=ServerLimits(max_run_s=1.5))
+    results = run_sweep(prepared)
+    assert len(results) == 24
+    cut = [r for r in results if r.status != "ok"]
+    assert cut and {r.ending for r in cut} == {"run-time-limit"}
 
 
 # ---------------------------------------------------------------- charts

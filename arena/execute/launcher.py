@@ -1,15 +1,15 @@
-"""One interface for every way a configuration runs, and the one loop that supervises it.
+"""One interface for every way a configuration runs.
 
 A `Launcher` runs one job, streams its events to `on_event` and honours a `Limit` (the time
-limit and the user's cancel); it returns an `Outcome`. Shaped after optimum-benchmark's
-launchers (inline, process, torchrun), the arena has three:
+limit and the user's cancel); it returns an `Outcome` whose `Ending` carries a code
+(arena/core/ending.py). Shaped after optimum-benchmark's launchers (inline, process, torchrun):
 - `inline.InlineLauncher`: this process (ZeroGPU, `--inline`), the job in a thread;
+  `inline.ThreadLauncher` the same for any job body (a sweep's group);
 - `pool.WorkerLauncher`: a spawned worker of the warm pool;
+- `processes.ProcessLauncher`: a one-job spawned worker (a sweep's group);
 - `tensor_parallel.RanksLauncher`: one spawned process per rank.
-Each turns its worker(s) into a `Source` of events; `supervise` is the loop they all run: read
-events, check cancel and the deadline at every one (not only when the worker is quiet), ask
-the source to stop between tokens and drain its answer, tell a death (after reading what the
-worker sent before dying) from an end, and collect "metrics", "nll", "error" and "stopped".
+Each turns its worker(s) into a `Source` of events, and all run the one loop that supervises
+them, arena/execute/supervisor.py's `supervise`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from typing import Any, Literal
 from arena.core.ending import CANCELLED, Code, Why, code_of
 
 OnEvent = Callable[[dict[str, Any]], None]
-POLL_S = 0.05  # how long one read waits before cancel, the deadline and death are checked again
-DEATH_DRAIN_S = 0.5  # after a death, how long what it sent last is still read
 
 
 _KIND_CODE = {"cancelled": Code.CANCELLED, "timeout": Code.TIMEOUT, "died": Code.CRASH, "done": Code.ERROR}
@@ -121,96 +119,6 @@ class Source(ABC):
 
     def request_stop(self) -> None:
         """Ask the job to end between tokens (sources that can only be killed do nothing)."""
-
-
-def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "done",
-              explain: Callable[[], str | None] | None = None, end_on_error: bool = False,
-              stop_grace_s: float | None | Literal["source"] = "source") -> Outcome:
-    """Read `source` until an `until` event, passing every event but "error", "stopped",
-    "metrics", "nll" and `until` to `on_event`. Cancel or the deadline: ask it to stop and read
-    its answer (events still passed on a cancel) for its grace period. `explain()` may name a
-    death first (a memory limit); `end_on_error`: the first error ends the job (tensor-parallel
-    peers would wait forever in a collective)."""
-    grace = source.stop_grace_s if stop_grace_s == "source" else stop_grace_s
-    out = Outcome(Ending("done"))
-    error: str | None = None
-    error_code = Code.ERROR
-    stopped: str | None = None
-    stopped_code = Code.CANCELLED
-    died_at: float | None = None
-    while True:
-        ending = limit.check()
-        if ending is not None:
-            out.ending = ending
-            if grace is None or grace > 0:
-                source.request_stop()
-                out.clean_stop = _drain(source, on_event if ending.kind == "cancelled" else None, grace)
-            out.metrics = None
-            return out
-        event = source.get(POLL_S)
-        if event is None:
-            why = source.death()
-            if why is None:
-                continue
-            died_at = died_at or time.monotonic()
-            if time.monotonic() - died_at < DEATH_DRAIN_S:
-                continue
-            explained = explain() if explain is not None else None  # a memory limit the launcher watched
-            code = Code.OOM if explained else error_code if error else Code.CRASH
-            out.ending = Ending("died", explained or error or why, code)
-            return out
-        out.answered = True
-        kind = event["type"]
-        if kind == until:
-            out.last = event
-            break
-        if kind == "error":
-            error, error_code = event["reason"], Code(event.get("code", Code.ERROR))
-            if end_on_error:
-                out.ending, out.metrics = Ending("done", error, error_code), None
-                return out
-        elif kind == "stopped":
-            stopped, stopped_code = event["reason"], Code(event.get("code", Code.CANCELLED))
-        elif kind == "metrics":
-            out.metrics = event["metrics"]
-        elif kind == "nll":  # its own step, after the timings (which it never loses)
-            if out.metrics is not None:
-                add_nll(out.metrics, event)
-        else:
-            on_event(event)
-    if stopped is not None:  # the worker's own stop check (its deadline) ended it between tokens
-        out.ending = Ending("cancelled" if stopped_code is Code.CANCELLED else "timeout", stopped, stopped_code)
-    else:
-        out.ending = Ending("done", error, error_code if error is not None else None)
-    return out
-
-
-def add_nll(metrics: dict[str, Any], event: dict[str, Any]) -> None:
-    """Merge an "nll" event into its metrics: the fields, and the scoring step's wall time as
-    a stage of its own."""
-    metrics.update(event["fields"])
-    if event.get("scoring_s") is not None:
-        metrics.setdefault("stage_s", {})["scoring"] = event["scoring_s"]
-
-
-def _drain(source: Source, on_event: OnEvent | None, grace_s: float | None) -> bool:
-    """After a stop request: read until "done"; True when the job stopped between tokens and
-    is reusable (its model intact), False when it ended otherwise or did not answer in time."""
-    end = None if grace_s is None else time.monotonic() + grace_s
-    stopped = False
-    while end is None or time.monotonic() < end:
-        event = source.get(POLL_S)
-        if event is None:
-            if source.death() is not None:
-                return False
-            continue
-        if event["type"] == "stopped":
-            stopped = True
-        elif event["type"] == "done":
-            return stopped and bool(event.get("reusable", True))
-        elif event["type"] not in ("error", "metrics", "nll") and on_event is not None:
-            on_event(event)
-    return False
 
 
 class Launcher(ABC):

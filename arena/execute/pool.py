@@ -32,7 +32,8 @@ from typing import Any
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.execute import memory_limit, processes
 from arena.core.ending import Code
-from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome, supervise
+from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome
+from arena.execute.supervisor import supervise
 from arena.execute.processes import ProcessSource
 from arena.execute.worker_entry import serve
 from arena.measure import probes

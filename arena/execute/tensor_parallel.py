@@ -34,7 +34,8 @@ quiet.silence()  # a rank's library noise off, as a worker's (before torch is im
 from arena.core.errors import one_line, process_death  # noqa: E402
 from arena.core.ending import Code  # noqa: E402
 from arena.core.results import over_ranks  # noqa: E402
-from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
+from arena.execute.launcher import Launcher, Limit, Outcome, Source  # noqa: E402
+from arena.execute.supervisor import add_nll, supervise  # noqa: E402
 from arena.execute.worker import Job, run_job  # noqa: E402
 from arena.execute.worker_entry import die_with_parent, install_fault_hooks  # noqa: E402
 

@@ -12,11 +12,12 @@ from typing import Any, Callable
 from arena.techniques import registry
 from arena.core.ending import CANCELLED, Code, Why, code_of
 from arena.core.env import collect_env, platform
-from arena.core.errors import one_line
 from arena.core.results import Result, measured
 from arena.data.store import Store, now
 from arena.execute.pool import existing_pool
-from arena.execute.supervisor import run_worker
+from arena.execute.inline import ThreadLauncher
+from arena.execute.launcher import Launcher, Limit
+from arena.execute.processes import ProcessLauncher
 from arena.measure.quality import latency_speedup
 from arena.sweep.plan import (
     GENERATE_MODES,
@@ -144,12 +145,9 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
     )
     pending = dict(enumerate(prepared.points))
     load: dict[str, Any] = {}
-    errors: list[Why] = []
 
-    def handle(event: dict[str, Any]) -> None:
-        if event["type"] == "error":  # the group could not start (load failed)
-            errors.append(Why(event["reason"], event.get("code", Code.ERROR)))
-        elif event["type"] == "loaded":
+    def handle(event: dict[str, Any]) -> None:  # (an "error": the group could not start, is the ending's)
+        if event["type"] == "loaded":
             load.update(load_s=event["load_s"], weights_mb=event["weights_mb"])
         elif event["type"] == "point" and event["index"] in pending:
             point = pending.pop(event["index"])
@@ -158,20 +156,17 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
             else:
                 collector.add(group, point, metrics=event["metrics"], load=load)
 
-    error: Why | None
+    # One launcher interface and loop, as a run's configurations: this process (a thread) or a
+    # spawned worker, with the time limit and cancel checked between points.
     if req.isolation == "inline":
-        try:
-            run_group(job, handle, should_stop=cancel.is_set if cancel is not None else None)
-        except Exception as exc:  # run_group reports its own errors; this is a last resort
-            errors.append(Why(one_line(exc), Code.CRASH))
-        error = errors[-1] if errors else None
+        launcher: Launcher = ThreadLauncher(lambda job, emit, stopping: run_group(job, emit, should_stop=stopping))
     else:
         pool = existing_pool()
         if pool is not None:
             pool.free_all()  # warm workers give their memory to the sweep
-        ending = run_worker(worker_main, job, f"arena-sweep-{job.config.name}", handle, timeout_s=timeout[0],
-                            timeout_reason=timeout[1], cancel=cancel)
-        error = Why(ending.reason, ending.code) if ending.reason is not None else None
+        launcher = ProcessLauncher(worker_main, f"arena-sweep-{job.config.name}")
+    ending = launcher.launch(job, handle, Limit(timeout[0], timeout[1], cancel)).ending  # an error ends it
+    error = Why(ending.reason, ending.code) if ending.reason is not None else None
     if error is None and cancel is not None and cancel.is_set():
         error = CANCELLED
     for index in sorted(pending):
