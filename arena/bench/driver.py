@@ -247,7 +247,7 @@ def _sweep_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) 
     ctx.say(f"{tag}{len(prepared.groups)} implementations x {per_group} points")
     run_sweep(prepared, on_point=on_point, cancel=pending.cancel)
     if runs:
-        ctx.store.finish_run(runs[0], "incomplete" if pending.cancel.is_set() else "complete")
+        ctx.store.finish_run(runs[0], "cancelled" if pending.cancel.is_set() else "complete")
 
 
 def _fidelity_row(stage: Stage, part: Part, name: str, ctx: Context, tag: str) -> tuple[str, str, Any]:

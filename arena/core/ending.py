@@ -8,7 +8,12 @@ words: rewording a message changes nothing the program does (tests/test_endings.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
+
+# How a run or a sweep (the `runs` table) ended, the same words for both: all it was asked
+# ran ("complete"), the user or a benchmark's budget stopped it ("cancelled"), its wall time
+# ran out ("time limit"), or the app stopped under it ("incomplete", Store.mark_interrupted).
+RunStatus = Literal["running", "complete", "cancelled", "time limit", "incomplete"]
 
 
 class Code(str, Enum):

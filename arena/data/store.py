@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from arena.core.ending import RunStatus
 from arena.core.paths import arena_home
 from arena.core.results import Result, column_types, flat_row, from_flat_row, result_fields
 
@@ -102,7 +103,7 @@ class Store:
     def start_run(self, run_id: str, request: dict[str, Any]) -> None:
         self._write("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?)", (run_id, now(), json.dumps(request)))
 
-    def finish_run(self, run_id: str, status: str = "complete") -> None:
+    def finish_run(self, run_id: str, status: RunStatus = "complete") -> None:
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", (now(), status, run_id))
 
     def mark_interrupted(self) -> int:
