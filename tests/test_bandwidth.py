@@ -8,10 +8,9 @@ import pytest
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.execute import runner
-from arena.measure.bandwidth import CACHE_FILE, cached, device_bandwidth, hardware_key
+from arena.measure.bandwidth import CACHE_FILE, cached, device_bandwidth
 from arena.measure.bandwidth_limit import (
     kv_bytes_per_position,
-    limit_for,
     limit_tokens_per_s,
 )
 from arena.models.sources import load_config
@@ -75,13 +74,6 @@ def test_every_ok_result_carries_its_limit_and_share(store):
         assert r.bandwidth_limit_tokens_per_s == pytest.approx(expected)
         assert r.percent_of_bandwidth_limit == pytest.approx(
             100 * r.decode_tokens_per_s / r.bandwidth_limit_tokens_per_s)
-        assert limit_for(r) == pytest.approx(r.bandwidth_limit_tokens_per_s)
     stored = {r.config: r for r in store.results()}
     assert stored["sdpa"].percent_of_bandwidth_limit == pytest.approx(results["sdpa"].percent_of_bandwidth_limit)
     assert ("percent_of_bandwidth_limit", "% of BW limit") in TABLE_COLUMNS
-    # a row without the stored limit: computed from the cached bandwidth of its hardware
-    row = results["eager"].to_dict()
-    row["bandwidth_limit_tokens_per_s"] = row["memory_bandwidth_gb_s"] = None
-    row["hardware"] = hardware_key("cpu")
-    assert limit_for(row) == pytest.approx(results["eager"].bandwidth_limit_tokens_per_s, rel=1e-6)
-    assert limit_for({"hardware": "never measured", "weights_mb": 1.0}) is None

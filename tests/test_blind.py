@@ -82,7 +82,7 @@ def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
     blind.record_run("s", _results("r1", {"eager": "Paris.", "sdpa": "Paris."}))  # the same text
     # then a run cancelled while eager was writing: eager failed (cancelled), sdpa never started
     cancelled = _results("r2", {"eager": "Par"})
-    cancelled[0].update(status="failed", reason="cancelled")
+    cancelled[0].update(status="failed", reason="cancelled", ending="cancelled")
     assert blind.record_run("s", cancelled) == 0
     with pytest.raises(VoteError) as exc:
         blind.draw("s")
@@ -90,7 +90,7 @@ def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
     assert "finished 0 configurations with text (none); not finished: eager (cancelled)" in str(exc.value)
     # one finished, one cancelled: named as such
     half = _results("r3", {"eager": "Paris.", "sdpa": "Par"})
-    half[1].update(status="failed", reason="cancelled")
+    half[1].update(status="failed", reason="cancelled", ending="cancelled")
     blind.record_run("s", half)
     with pytest.raises(VoteError, match=r"finished 1 configuration with text \(eager\); not finished: sdpa "
                                         r"\(cancelled\): a pair needs two"):

@@ -13,7 +13,6 @@ from arena.core.request import RequestError
 from arena.sweep.charts import all_charts, memory_charts, speedup_charts
 from arena.sweep.plan import (
     SweepRequest,
-    achieved_padding,
     group_config,
     pad_lengths,
     validate_sweep,
@@ -55,7 +54,6 @@ def swept(tmp_path_factory):
 ])
 def test_pad_lengths(batch, seq, fraction, expected):
     assert pad_lengths(batch, seq, fraction) == expected
-    assert achieved_padding(batch, seq, fraction) == sum(expected) / (batch * seq)
 
 
 def test_padded_batch_is_left_padded_with_mask_and_positions():
@@ -199,6 +197,8 @@ def test_process_workers_survive_oom_and_death(fault):
     assert got[("sdpa-math", 1)][0] == "ok"
     for b in (2, 4):
         assert got[("sdpa-math", b)][0] == "failed" and "worker process died: killed by signal 9" in got[("sdpa-math", b)][1]
+    endings = {(r.config, r.batch_size): r.ending for r in results}  # arena/core/ending.py's codes
+    assert (endings[("sdpa", 1)], endings[("sdpa", 2)], endings[("sdpa-math", 4)]) == ("ok", "oom", "crash")
 
 
 def test_cancel_records_the_points_left():
@@ -210,6 +210,20 @@ def test_cancel_records_the_points_left():
     results = run_sweep(tiny(attn="eager,sdpa"), on_point=on_point, cancel=cancel)
     assert len(results) == 2 * 8 and results[0].status == "ok"
     assert {r.reason for r in results if r.config == "sdpa"} == {"cancelled by the user"}
+    assert {r.ending for r in results if r.status != "ok"} == {"cancelled"}
+
+
+def test_an_inline_sweep_honours_its_time_limit_between_points():
+    """An inline sweep runs through the same launcher loop as a run: its group's time limit
+    ends it between points (the points left fail with the limit's code), not after the last."""
+    from arena.core.limits import ServerLimits
+
+    prepared = validate_sweep(tiny(attn="eager", batch_sizes="1,2,4,8", seq_lens="8,16,32,64", padding="0,0.5",
+                                   repeats=20, warmup=0), limits=ServerLimits(max_run_s=1.5))
+    results = run_sweep(prepared)
+    assert len(results) == 32
+    cut = [r for r in results if r.status != "ok"]
+    assert cut and {r.ending for r in cut} == {"run-time-limit"}
 
 
 # ---------------------------------------------------------------- charts
@@ -296,4 +310,5 @@ def test_the_sweeps_wall_time_limit_fails_what_is_left(store):
     assert len(results) == 3 * 8
     assert {r.reason for r in results if r.config != "sdpa-flash"} == {"the sweep's time limit here (1 s) was reached"}
     assert {r.reason for r in results if r.config == "sdpa-flash"} == {"needs a CUDA GPU"}
-    assert store.runs()[-1]["status"] == "incomplete"
+    assert {r.ending for r in results} == {"not-run", "needs-cuda"} or "run-time-limit" in {r.ending for r in results}
+    assert store.runs()[-1]["status"] == "time limit"  # the run's word for it

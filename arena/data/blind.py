@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from arena.core.ending import Code
 from arena.core.limits import BLIND_MAX_SESSIONS, BLIND_TTL_S
 from arena.data.store import Store, now
 
@@ -63,7 +64,7 @@ class _Run:
 
 def _why_left_out(result: dict[str, Any]) -> str:
     reason = str(result.get("reason") or "")
-    if "cancelled" in reason:
+    if result.get("ending") == Code.CANCELLED:
         return "cancelled"
     return f"{result.get('status')}: {reason[:80]}" if reason else str(result.get("status"))
 

@@ -31,7 +31,9 @@ from typing import Any
 
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.execute import memory_limit, processes
-from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome, supervise
+from arena.core.ending import Code
+from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome
+from arena.execute.supervisor import supervise
 from arena.execute.processes import ProcessSource
 from arena.execute.worker_entry import serve
 from arena.measure import probes
@@ -448,5 +450,5 @@ class WorkerLauncher(Launcher):
             if watch is not None:
                 watch.stop()
         if over_limit() and out.ending.kind not in ("cancelled", "timeout"):
-            out.ending, out.metrics = Ending("died", over_limit()), None
+            out.ending, out.metrics = Ending("died", over_limit(), Code.OOM), None
         return out

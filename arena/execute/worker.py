@@ -10,8 +10,8 @@ worker (arena/execute/worker_entry.py) keeps what `load_phase` returned and runs
     {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
     {"type": "nll", "fields": {...}, "scoring_s": s}  nll and nll_note: its own step after the timings are out
-    {"type": "error", "reason": "..."}    one line
-    {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
+    {"type": "error", "reason": "...", "code": "oom"}  one line; code: arena/core/ending.py's OOM or ERROR
+    {"type": "stopped", "reason": "...", "code": "cancelled"}  cancel or time limit, seen between tokens
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from arena.core.ending import Code
 from arena.core.errors import kernel_reason, one_line, oom_reason
 from arena.core.units import MiB
 from arena.execute import memory_limit
@@ -293,7 +294,7 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
     from arena.execute.stopping import Stopped
 
     if isinstance(exc, Stopped):
-        emit({"type": "stopped", "reason": exc.reason})
+        emit({"type": "stopped", "reason": str(exc.reason), "code": exc.code.value})
         return
     reason = oom_reason(exc)
     if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and job.device.startswith("cuda"):
@@ -302,8 +303,9 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
         traceback.print_exception(exc)
     from arena.techniques import registry
 
+    code = Code.OOM if reason else Code.ERROR
     reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
-    emit({"type": "error", "reason": reason})
+    emit({"type": "error", "reason": reason, "code": code.value})
 
 
 def run_job(job: Job, emit: Emit, stop: Callable[[], str | None] | None = None) -> None:

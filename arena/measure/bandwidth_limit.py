@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arena.core.units import MiB
-from arena.measure.bandwidth import Bandwidth, cached
+from arena.measure.bandwidth import Bandwidth
 from arena.models.dtypes import DTYPE_BYTES
 
 
@@ -49,32 +48,6 @@ def result_fields(bw: Bandwidth, *, weights_bytes: float, model_config: Any, dty
                if decode_tokens_per_s is not None and decode_tokens_per_s == decode_tokens_per_s else None)
     return {"memory_bandwidth_gb_s": bw.gb_s, "bandwidth_limit_tokens_per_s": limit,
             "percent_of_bandwidth_limit": percent}
-
-
-def limit_for(result: Any) -> float | None:
-    """The bandwidth limit in decode tokens/s for a stored result (a Result or its dict), for
-    a chart's reference line: the stored value, else computed from the cached bandwidth of its
-    hardware; None when neither is known."""
-    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    if data.get("bandwidth_limit_tokens_per_s"):
-        return float(data["bandwidth_limit_tokens_per_s"])
-    bw_gb_s = data.get("memory_bandwidth_gb_s")
-    if not bw_gb_s:
-        hit = cached(str(data.get("hardware", "")))
-        bw_gb_s = hit.gb_s if hit else None
-    if not bw_gb_s or not data.get("weights_mb"):
-        return None
-    try:
-        from arena.models.sources import load_config
-        from arena.models.spec import parse_model
-
-        config = load_config(parse_model(str(data.get("model_id") or "default")))
-        kv = kv_bytes_per_position(config, str(data.get("dtype") or "bf16"))
-    except Exception:  # a model whose config cannot be read here: weights alone
-        kv = 0
-    return limit_tokens_per_s(float(bw_gb_s), float(data["weights_mb"]) * MiB, kv,
-                              int(data.get("batch_size") or 1), int(data.get("prompt_tokens") or 0),
-                              int(data.get("new_tokens") or 1))
 
 
 def fields_for(bw: Bandwidth | None, spec: Any, **kwargs: Any) -> dict[str, Any]:

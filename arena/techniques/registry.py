@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from arena.core.ending import Code, code_of
 from arena.core.env import Platform, platform, track
 from arena.models.dtypes import resolve_dtype
 from arena.techniques import attention, compilation, onnxruntime, parallel
@@ -148,6 +149,7 @@ class Config:
 class Availability:
     ok: bool
     reason: str = ""
+    code: Code = Code.OK  # why not, for the program (arena/core/ending.py); `reason` is for people
 
 
 BASELINE = "eager"
@@ -344,20 +346,25 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
     """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
     the model whose transformers config is `model_config` when given, over `positions` cache
     positions (prompt + new tokens) when given? If not, a one-line reason: the first technique of
-    the row that refuses, asked in this order."""
+    the row that refuses, asked in this order, with its code (the reason's own where it carries
+    one, else the check's)."""
     site = Site(plat or platform(), dtype, placement, model_config, positions)
     needs = config.requirements()
-    reason = (
-        attention.retired(config, site.plat)
-        or needs.blocker(site)  # a GPU, packages, dtype, compute capability
-        or onnxruntime.blocker(config, site)
-        or attention.blocker(config, site)
-        or needs.import_blocker(site.plat)
-        or parallel.blocker(config, site)
-        or compilation.blocker(config, site)
-        or (config.quant.blocker(site) if config.quant else None)
+    checks = (
+        (lambda: attention.retired(config, site.plat), Code.RETIRED),
+        (lambda: needs.blocker(site), Code.UNSUPPORTED),  # a GPU, packages, dtype, compute capability
+        (lambda: onnxruntime.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: attention.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: needs.import_blocker(site.plat), Code.UNSUPPORTED),
+        (lambda: parallel.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: compilation.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: config.quant.blocker(site) if config.quant else None, Code.UNSUPPORTED),
     )
-    return Availability(False, reason) if reason else Availability(True)
+    for check, code in checks:
+        reason = check()
+        if reason:
+            return Availability(False, str(reason), code_of(reason, code))
+    return Availability(True)
 
 
 def availability_table(dtype: str = "auto") -> list[dict[str, object]]:

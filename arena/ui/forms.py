@@ -20,7 +20,7 @@ _BLANK_IS_UNSET = ("gpus", "max_memory")
 def request_from(**values: Any) -> RunRequest:
     """A RunRequest from named form values: None (and a blank GPUs or memory box) means the
     field's default; an unknown name is refused (RequestError) like any bad input. Values are
-    checked later by `arena.core.request.validate`, not here."""
+    checked later by `arena.execute.prepare.validate`, not here."""
     given = {}
     for name, value in values.items():
         if isinstance(value, str) and name in _BLANK_IS_UNSET:

@@ -88,7 +88,7 @@ def build_tab(app: ArenaApp) -> ArenaTab:
         # Identifies this page for Cancel (a function with *args cannot receive gr.Request).
         session_key = gr.State("")
         boxes: list[gr.Checkbox] = []
-        families: list[tuple[gr.Accordion, list[gr.Checkbox], int]] = []
+        families: list[tuple[str, gr.Accordion, list[gr.Checkbox], int]] = []
         gr.Markdown("**Configurations**, by family (open one to pick; unavailable ones say why)",
                     elem_id="cfg-head")
         with gr.Row(elem_id="families"):
@@ -110,7 +110,7 @@ def build_tab(app: ArenaApp) -> ArenaTab:
                                 elem_id=f"cfg-{cfg.name.replace('+', '-')}", elem_classes="arena-cfg",
                             ))
                 boxes += group
-                families.append((accordion, group, unavailable))
+                families.append((family, accordion, group, unavailable))
         # The request's fields, by name, in the order of the event's inputs.
         with gr.Accordion("Generation settings", open=False, elem_id="settings"):
             with gr.Row():
@@ -153,8 +153,8 @@ def build_tab(app: ArenaApp) -> ArenaTab:
         # plot given gr.skip() after a figure parses "undefined" (a console SyntaxError).
         shown = gr.State({"results": [], "baseline": ""})
 
-    for accordion, group, unavailable in families:
-        def relabel(*on, family=accordion.label.split(" · ")[0], total=len(group), unavailable=unavailable):
+    for family, accordion, group, unavailable in families:
+        def relabel(*on, family=family, total=len(group), unavailable=unavailable):
             return gr.Accordion(label=family_label(family, sum(on), total, unavailable))
 
         for box in group:

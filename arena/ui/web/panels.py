@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from arena.core.results import TABLE_COLUMNS
+from arena.core.ending import Code
+from arena.core.results import table_columns
 from arena.techniques import registry
 from arena.models.placement import describe
 
@@ -64,7 +65,7 @@ def shown_status(result: dict[str, Any]) -> str:
     "cancelled" for one a cancel stopped (stored as failed, with the reason)."""
     if result.get("status") == "ok":
         return "done"
-    if "cancelled" in (result.get("reason") or ""):
+    if result.get("ending") == Code.CANCELLED:
         return "cancelled"
     return str(result.get("status") or "")
 
@@ -174,8 +175,9 @@ _TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
 
 def run_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per finished configuration, numbers as the cards show them."""
-    keys = [k for k, _ in TABLE_COLUMNS]
-    headings = [_TABLE_HEADINGS.get(k, h) for k, h in TABLE_COLUMNS]
+    columns = table_columns()
+    keys = [k for k, _ in columns]
+    headings = [_TABLE_HEADINGS.get(k, h) for k, h in columns]
     rows = []
     for r in results:
         row = []
