@@ -217,7 +217,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         clock.begin()
         out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
         energy.end(time.perf_counter())
-        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
         if new_ids is None:
             new_ids = out[0].tolist()
     mem = memory.report(torch_backend=config.backend == "torch")
@@ -229,7 +229,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         loaded.weights_mb = backend.weights_bytes() / MiB
     weights_mb = loaded.weights_mb
     timing, spread = median_timing(timings)
-    decode_tokens = job.batch_size * (len(clock.stamps) - 1) * job.repeats
+    decode_tokens = job.batch_size * (clock.tokens - (clock.counts[0] if clock.counts else 0)) * job.repeats
     joules, energy_note = energy.per_token(max(decode_tokens, 1))
 
     cut = next((i for i, t in enumerate(new_ids) if t in eos), None)

@@ -148,7 +148,7 @@ def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None 
                     _sync(job.device)
                     times.append((time.perf_counter() - t0) * 1e3)
                     if clock is not None:
-                        timings.append(timing_from_stamps(clock.start, clock.stamps, batch))
+                        timings.append(timing_from_stamps(clock.start, clock.stamps, batch, clock.counts))
                 mem = memory.report(torch_backend=True)
                 latency = statistics.median(times)
                 produced = real if job.mode == "forward" else batch * job.new_tokens
