@@ -38,6 +38,7 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
     """The job of configuration `name`: the request's settings, and the baseline's tokens to
     score NLL against (the baseline scores its own)."""
     req = prepared.request
+    speculation = registry.get(name).speculation
     return Job(
         config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
         dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
@@ -47,6 +48,7 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
         baseline_failed=not is_baseline and reference_ids is None,
         memory_limit_mb=prepared.limits.worker_memory_mb,
         gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
+        draft=(prepared.draft.kind, prepared.draft.ref) if speculation and speculation.draft and prepared.draft else None,
     )
 
 
@@ -107,7 +109,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     dtypes = {name: registry.run_dtype(cfg, prepared.dtype) for name, cfg in configs.items()}
     verdicts = {name: registry.availability(cfg, dtypes[name], plat, placement=prepared.placement,
                                             model_config=prepared.model_config,
-                                            positions=len(prepared.prompt_ids) + req.max_new_tokens)
+                                            positions=len(prepared.prompt_ids) + req.max_new_tokens,
+                                            batch=req.batch_size, synthetic=prepared.spec.synthetic)
                 for name, cfg in configs.items()}
     available = {n for n, v in verdicts.items() if v.ok}
     baseline = pick_baseline(prepared.config_names, available)

@@ -47,6 +47,7 @@ class Job:
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
     gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
     max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
+    draft: tuple[str, str] | None = None  # the draft model (kind, ref) of an assisted configuration
 
 
 class Loaded:
@@ -158,8 +159,28 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         # The same on the CPU: glibc keeps freed pages resident (VmHWM would count the originals
         # an in-place quantization freed as the next phase's peak).
         release_freed_memory()
+    out.draft_load_s, out.draft_memory_mb = _load_draft(out, job) if job.draft else (None, None)
     out.weights_mb = None  # read after the measured phases (an ONNX file parse is not the model's memory)
     out.placed = backend.placement_used()
+
+
+def _load_draft(out: Loaded, job: Job) -> tuple[float, float | None]:
+    """An assisted configuration's draft model, loaded after the model: its own load time, and the
+    memory it adds (the headline method's reading after its load less the one before)."""
+    import torch
+
+    from arena.measure.memory import release_freed_memory
+    from arena.models.spec import ModelSpec
+
+    before = out.memory.now_mb()
+    t0 = time.perf_counter()
+    out.backend.load_draft(ModelSpec(*job.draft), out.tokenizer)  # type: ignore[arg-type]
+    if out.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    load_s = time.perf_counter() - t0
+    torch.cuda.empty_cache() if out.device.startswith("cuda") else release_freed_memory()
+    after = out.memory.now_mb()
+    return load_s, None if before is None or after is None else max(0.0, after - before)
 
 
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
@@ -210,6 +231,9 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
     t_timed = time.perf_counter()
 
+    drafts, timed_tokens = backend.drafts, 0  # speculative rows: guesses counted over the timed repeats
+    if drafts is not None:
+        drafts.reset()
     timings, new_ids = [], None
     for i in range(job.repeats):
         emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
@@ -218,6 +242,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
         energy.end(time.perf_counter())
         timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
+        timed_tokens += clock.tokens
         if new_ids is None:
             new_ids = out[0].tolist()
     mem = memory.report(torch_backend=config.backend == "torch")
@@ -237,6 +262,9 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics = {
         "load_s": None if warm else loaded.load_s,
         "export_s": None if warm else loaded.export_s,
+        "draft_load_s": None if warm else loaded.draft_load_s,
+        "draft_memory_mb": None if warm else loaded.draft_memory_mb,
+        **(drafts.fields(timed_tokens) if drafts is not None else {}),
         "warm": warm,
         "weights_mb": weights_mb,
         **asdict(timing),

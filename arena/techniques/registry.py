@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from arena.core.env import Platform, platform, track
 from arena.models.dtypes import resolve_dtype
-from arena.techniques import attention, compilation, onnxruntime, parallel
+from arena.techniques import attention, compilation, onnxruntime, parallel, speculative
 from arena.techniques.base import Needs, Quantizer, Site
 from arena.techniques.bitsandbytes import BitsAndBytes
 from arena.techniques.parallel import TP_CPU_WORLD_ENV, tensor_parallel_world  # noqa: F401  (the runner's names)
+from arena.techniques.speculative import Speculation
 from arena.techniques.torchao import TorchAo
 
 if TYPE_CHECKING:
     from arena.models.placement import Placement
 
-Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "combination"]
+Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "speculative", "combination"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Config:
     bettertransformer: bool = False
     tensor_parallel: bool = False  # one process per GPU, weights sliced (arena/backends/tp_shard.py)
     provider: str | None = None  # ONNX Runtime execution provider
+    speculation: Speculation | None = None  # speculative decoding: where guesses come from (speculative.py)
     needs_cuda: bool = False
     needs_half: bool = False  # fp16/bf16 only
     needs_dtype: str | None = None  # this run dtype only
@@ -205,7 +207,8 @@ _TORCHAO: tuple[Config, ...] = (
 )
 
 REGISTRY: dict[str, Config] = {}
-FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "combination")
+FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "speculative",
+                             "combination")
 
 
 def add(*configs: Config) -> None:
@@ -226,7 +229,23 @@ def add(*configs: Config) -> None:
     track(*(dist for config in configs for dist in config.requirements().packages))
 
 
-add(*_ENTRIES, *_TORCHAO)
+# Speculative decoding (arena/techniques/speculative.py): on sdpa, lossless under greedy decoding.
+_SPECULATIVE: tuple[Config, ...] = (
+    Config("prompt-lookup", "Prompt lookup decoding", "speculative",
+           "generate(prompt_lookup_num_tokens=10): up to 10 guessed tokens copied from where the last two "
+           "tokens occurred in the prompt, verified in one forward pass; no second model.",
+           speculation=Speculation("prompt-lookup")),
+    Config("assisted", "Assisted generation (draft model)", "speculative",
+           "generate(assistant_model=draft): a smaller draft model (the request's draft_model; default the "
+           "embedded SmolLM2-135M, a sanity draft) proposes tokens, the model verifies them in one forward pass; "
+           "a draft with another vocabulary goes through assistant_tokenizer.",
+           speculation=Speculation("assisted")),
+    Config("assisted+prompt-lookup", "Assisted generation + prompt lookup", "speculative",
+           "A draft model and prompt lookup together, where transformers combines them.",
+           speculation=Speculation("assisted+prompt-lookup")),
+)
+
+add(*_ENTRIES, *_TORCHAO, *_SPECULATIVE)
 
 
 class UnknownConfigError(ValueError):
@@ -269,12 +288,12 @@ def run_dtype(config: Config, dtype: str) -> str:
 
 def availability(config: Config, dtype: str, plat: Platform | None = None,
                  placement: Placement | None = None, model_config: Any = None,
-                 positions: int | None = None) -> Availability:
+                 positions: int | None = None, batch: int = 1, synthetic: bool = False) -> Availability:
     """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
     the model whose transformers config is `model_config` when given, over `positions` cache
-    positions (prompt + new tokens) when given? If not, a one-line reason: the first technique of
-    the row that refuses, asked in this order."""
-    site = Site(plat or platform(), dtype, placement, model_config, positions)
+    positions (prompt + new tokens) when given, at `batch` rows, on `synthetic` weights or not? If
+    not, a one-line reason: the first technique of the row that refuses, asked in this order."""
+    site = Site(plat or platform(), dtype, placement, model_config, positions, batch, synthetic)
     needs = config.requirements()
     reason = (
         attention.retired(config, site.plat)
@@ -285,6 +304,7 @@ def availability(config: Config, dtype: str, plat: Platform | None = None,
         or parallel.blocker(config, site)
         or compilation.blocker(config, site)
         or (config.quant.blocker(site) if config.quant else None)
+        or speculative.blocker(config, site)
     )
     return Availability(False, reason) if reason else Availability(True)
 
