@@ -14,7 +14,7 @@ from arena.techniques import registry
 from arena.core.env import collect_env, platform
 from arena.core.request import RunRequest
 from arena.execute.prepare import PreparedRun, validate
-from arena.core.results import Result
+from arena.core.results import Result, measured
 from arena.data.store import Store, now
 from arena.execute.inline import InlineLauncher
 from arena.execute.launcher import Launcher, Limit
@@ -53,14 +53,10 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
 
 
 def _fill(result: Result, metrics: dict[str, Any]) -> set[int]:
-    """Copy a measurement into its Result; returns the model's end-of-text ids."""
-    metrics.pop("eos_at", None)
-    metrics.pop("warm", None)
-    metrics.pop("leads", None)  # read by the runner for the near-tie check, not kept
-    eos = set(metrics.pop("eos_ids", []))
-    for key, value in metrics.items():
-        setattr(result, key, value)
-    return eos
+    """Copy a measurement's declared fields into its Result (`warm` is the runner's to set);
+    returns the model's end-of-text ids."""
+    measured(result, {k: v for k, v in metrics.items() if k != "warm"})
+    return set(metrics.get("eos_ids", []))
 
 
 def choose_launcher(cfg: registry.Config, prepared: PreparedRun, device: str, plat: Any, pool: Pool | None,

@@ -32,6 +32,7 @@ from arena.core import quiet
 quiet.silence()  # a rank's library noise off, as a worker's (before torch is imported)
 
 from arena.core.errors import one_line, process_death  # noqa: E402
+from arena.core.results import over_ranks  # noqa: E402
 from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
 from arena.execute.worker import Job, run_job  # noqa: E402
 from arena.execute.worker_entry import die_with_parent, install_fault_hooks  # noqa: E402
@@ -123,7 +124,8 @@ def _device_key(key: str, rank: int, gpus: list[int]) -> str:
 
 def merge(per_rank: dict[int, dict[str, Any]], gpus: list[int]) -> dict[str, Any]:
     """Rank 0's measurement with every rank's peak memory and shard (device_peak_memory_mb,
-    placement); the headline peak and the detail columns are summed over the ranks."""
+    placement); the other fields combine over the ranks by their declared `ranks` rule
+    (arena/core/results.py: memory and energy summed, the rest rank 0's)."""
     metrics = dict(per_rank[0])
     peaks: dict[str, float] = {}
     where: dict[str, Any] = {}
@@ -133,12 +135,9 @@ def merge(per_rank: dict[int, dict[str, Any]], gpus: list[int]) -> dict[str, Any
         for key, value in (m.get("placement") or {}).items():
             where[_device_key(key, rank, gpus)] = value
     metrics["device_peak_memory_mb"], metrics["placement"] = peaks, where
-    metrics["peak_memory_mb"] = sum(peaks.values())
+    metrics.update(over_ranks([per_rank[r] for r in sorted(per_rank)]))
     metrics["memory_method"] = (f"sum over {len(per_rank)} ranks of {metrics.get('memory_method', '')} "
                                 "(per rank in device_peak_memory_mb)")
-    for key in ("torch_allocated_mb", "torch_reserved_mb", "nvml_process_mb", "energy_j_per_token"):
-        values = [m.get(key) for m in per_rank.values()]
-        metrics[key] = sum(values) if all(v is not None for v in values) else None
     return metrics
 
 

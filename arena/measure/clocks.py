@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -110,6 +109,8 @@ def timing_from_stamps(start: float, stamps: list[float], batch: int,
 
 def median_timing(timings: list[Timing]) -> tuple[Timing, dict[str, list[float]]]:
     """The median of each metric over repeats, and the per-repeat values (the spread)."""
+    from arena.core.results import over_repeats  # each field by its declared `repeats` rule
+
     keys = Timing.__dataclass_fields__.keys()
     spread = {k: [getattr(t, k) for t in timings] for k in keys}
-    return Timing(**{k: statistics.median(v) for k, v in spread.items()}), spread
+    return Timing(**{k: over_repeats(k, v) for k, v in spread.items()}), spread

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from arena.techniques import registry
 from arena.core.env import collect_env, platform
 from arena.core.errors import one_line
-from arena.core.results import Result
+from arena.core.results import Result, measured
 from arena.data.store import Store, now
 from arena.execute.pool import existing_pool
 from arena.execute.supervisor import run_worker
@@ -72,10 +72,7 @@ class _Collector:
                 "real_tokens": point.batch * point.seq - sum(pads), **rows},
             **self.common,
         )
-        for key, value in (load or {}).items():
-            setattr(result, key, value)
-        for key, value in (metrics or {}).items():
-            setattr(result, key, value)
+        measured(result, {**(load or {}), **(metrics or {})})
         key = _point_key(group, point)
         if status == "ok" and result.latency_ms:
             if group.attn == registry.BASELINE:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from arena.techniques import registry
 from arena.core.limits import DEFAULT_TIMEOUT_S
-from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
+from arena.core.results import Result, flat_row, headings, result_fields, table_columns as declared_columns
 from arena.models.dtypes import DTYPES, resolve_dtype
 
 EXIT_BAD_INPUT = 2
@@ -39,10 +39,11 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]])
 def table_columns(results: list[Result]) -> tuple[tuple[str, str], ...]:
     """The run table's columns, with the ONNX export's seconds after "load s" when a row has an
     export (load_s never includes it)."""
+    columns = declared_columns()
     if not any(r.export_s is not None for r in results):
-        return TABLE_COLUMNS
-    at = [key for key, _ in TABLE_COLUMNS].index("load_s") + 1
-    return TABLE_COLUMNS[:at] + (("export_s", "export s"),) + TABLE_COLUMNS[at:]
+        return columns
+    at = [key for key, _ in columns].index("load_s") + 1
+    return columns[:at] + (("export_s", headings()["export_s"]),) + columns[at:]
 
 
 def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
@@ -50,10 +51,11 @@ def write_outputs(results: list[Result], json_path: str | None, csv_path: str | 
         Path(json_path).write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
     if csv_path:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(RESULT_FIELDS))
+            keys = result_fields()
+            writer = csv.DictWriter(fh, fieldnames=list(keys))
             writer.writeheader()
             for r in results:
-                writer.writerow({k: flat_row(r).get(k) for k in RESULT_FIELDS})
+                writer.writerow({k: flat_row(r).get(k) for k in keys})
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
@@ -249,7 +251,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     results = Store(args.db).results(**filters)
     rows = [r.to_dict() for r in results if r.status == "ok"]
     rows.sort(key=lambda r: -(r.get("decode_tokens_per_s") or 0))
-    cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
+    cols = [("model_id", "model"), ("hardware", "hardware")] + list(declared_columns()[:-1])
     if any(str(r.get("mode")).startswith("sweep") for r in rows):
         cols[2:2] = [("mode", "mode"), ("batch_size", "batch"), ("prompt_tokens", "prompt"),
                      ("padding", "pad"), ("latency_ms", "latency ms"),

@@ -21,12 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from arena.core.results import (
-    PRIVATE_FIELDS,
-    RESULT_FIELDS,
-    TABLE_COLUMNS,
-    from_flat_row,
-)
+from arena.core.results import PRIVATE_FIELDS, from_flat_row, headings, result_fields, table_columns
 from arena.data.store import Store
 from arena.measure.quality import decode_speedup
 from arena.ui.web.panels import agreement_text
@@ -44,11 +39,6 @@ LEAD_COLUMNS = ("model_display", "config", "decode_tokens_per_s", "ttft_ms", "pe
 CONTEXT_COLUMNS = ("created_at", "hardware", "batch_size", "mode", "family", "dtype", "prompt_tokens",
                    "new_tokens", "padding", "latency_ms", "speedup")
 DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
-HEADINGS = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
-                                  "prompt_tokens": "prompt tok", "new_tokens": "new tok", "mode": "kind",
-                                  "family": "family", "padding": "padding", "latency_ms": "latency ms",
-                                  "speedup": "speedup", "memory_method": "memory method", "hardware": "hardware",
-                                  "run_id": "run", "repeats": "repeats"}
 # The charts' columns (a bounded sample never carries text).
 SAMPLE_COLUMNS = ("run_id", "config", "baseline", "status", "mode", "model_id", "model_display", "hardware",
                   "dtype", "batch_size", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "speedup")
@@ -56,7 +46,7 @@ SAMPLE_COLUMNS = ("run_id", "config", "baseline", "status", "mode", "model_id", 
 
 def shown_columns() -> list[str]:
     out: list[str] = []
-    for c in (*LEAD_COLUMNS, *CONTEXT_COLUMNS, *(k for k, _ in TABLE_COLUMNS), *DETAIL_COLUMNS):
+    for c in (*LEAD_COLUMNS, *CONTEXT_COLUMNS, *(k for k, _ in table_columns()), *DETAIL_COLUMNS):
         if c not in out:
             out.append(c)
     return out
@@ -85,11 +75,11 @@ def round_sig(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=[HEADINGS.get(c, c) for c in shown_columns()])
+    return pd.DataFrame(columns=[headings().get(c, c) for c in shown_columns()])
 
 
-def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str] = RESULT_FIELDS) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(columns))
+def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns or result_fields()))
 
 
 def add_speedup(frame: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
@@ -155,8 +145,8 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns shown, with readable headings, in the order the page gives them."""
     if not len(frame):
         return empty_table()
-    out = round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=HEADINGS))
-    agree = HEADINGS["token_agreement"]
+    out = round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=headings()))
+    agree = headings()["token_agreement"]
     if agree in out.columns:  # as the cards and the run's table write it: 100%, not 1
         out[agree] = out[agree].map(lambda v: agreement_text(None if v is None or v != v else v))
     return out
@@ -296,7 +286,7 @@ def html_table(frame: pd.DataFrame, empty: str = "No stored results match yet.",
 
 def results_html(frame: pd.DataFrame) -> str:
     """The page's results table (`table`), marked as sorted by decode speed, as the query is."""
-    return html_table(frame, sorted_by=HEADINGS["decode_tokens_per_s"])
+    return html_table(frame, sorted_by=headings()["decode_tokens_per_s"])
 
 
 # gr.HTML(js_on_load=SORT_JS): a click on a heading sorts this page's rows by it (again: the

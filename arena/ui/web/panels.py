@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from arena.core.results import TABLE_COLUMNS
+from arena.core.results import table_columns
 from arena.techniques import registry
 from arena.models.placement import describe
 
@@ -168,8 +168,9 @@ _TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
 
 def run_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per finished configuration, numbers as the cards show them."""
-    keys = [k for k, _ in TABLE_COLUMNS]
-    headings = [_TABLE_HEADINGS.get(k, h) for k, h in TABLE_COLUMNS]
+    columns = table_columns()
+    keys = [k for k, _ in columns]
+    headings = [_TABLE_HEADINGS.get(k, h) for k, h in columns]
     rows = []
     for r in results:
         row = []
