@@ -4,6 +4,8 @@ own load measured, and the runs transformers does not support refused before the
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from arena.core.prompts import EDIT_PROMPT
@@ -35,7 +37,8 @@ def test_prompt_lookup_and_a_random_draft_keep_the_baselines_tokens_and_count_th
     assert base.acceptance_rate is None and base.tokens_per_step is None and base.draft_load_s is None
     # the answer copies the passage: many of prompt lookup's guesses are taken, several tokens a step
     lookup = by["prompt-lookup"]
-    assert lookup.acceptance_rate > 0.2 and lookup.tokens_per_step > 1.5, (lookup.acceptance_rate, lookup.tokens_per_step)
+    assert lookup.acceptance_rate > 0.2 and lookup.tokens_per_step > 1.5, (lookup.acceptance_rate,
+                                                                            lookup.tokens_per_step)
     assert lookup.draft_load_s is None and lookup.draft_memory_mb is None  # no second model
     # a random draft: its guesses are rejected, about one token a step, the draft's own load measured apart
     assisted = by["assisted"]
@@ -62,7 +65,8 @@ def test_what_transformers_cannot_run_is_refused_before_the_run():
     assert not combined.ok and "drops the draft model" in combined.reason
     # a static cache or the compiled step: rejected guesses cannot be cropped from their cache
     for flags in ({"static_cache": True}, {"compiled_decode": True}):
-        row = registry.Config("x", "x", "speculative", "", speculation=speculative.Speculation("prompt-lookup"), **flags)
+        row = registry.Config("x", "x", "speculative", "", speculation=speculative.Speculation("prompt-lookup"),
+                              **flags)
         verdict = registry.availability(row, "fp32")
         assert not verdict.ok and "dynamic cache only" in verdict.reason, verdict.reason
     assert registry.availability(registry.get("prompt-lookup"), "fp32").ok
@@ -83,3 +87,43 @@ def test_a_draft_model_is_checked_before_the_run(tmp_path, draft):
     other = tiny_draft_for_default(tmp_path / "words", vocab_size=49152, tokenizer="words")
     with pytest.raises(RequestError, match="vocabulary has the model's size .* but other tokens"):
         check(str(other))
+
+
+def test_the_page_asks_for_a_draft_while_an_assisted_row_is_ticked(tmp_path):
+    """A real headless Chromium on the real app: the draft box appears with an assisted row and
+    goes with it; an example about a pasted passage fills the prompt. No run."""
+    from arena.testing.browser import CHROMIUM, DRIVER, MISSING, chrome
+    from tests.appserver import running_app
+    from tests.test_browser import Visit
+
+    if not (CHROMIUM and DRIVER):
+        pytest.skip(MISSING)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    driver = chrome()
+    try:
+        with running_app(tmp_path / "arena.sqlite") as app:
+            page = Visit(driver, app)
+            page.open()
+
+            def draft_shown() -> bool:
+                return any(e.is_displayed() for e in page.els("#draft-model"))
+
+            assert not draft_shown()
+            page.open_accordion("family-speculative")
+            page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-prompt-lookup input"))).click()
+            time.sleep(1)
+            assert not draft_shown()  # prompt lookup needs no draft
+            page.el("#cfg-assisted input").click()
+            page.wait.until(lambda d: draft_shown(), "the draft box did not appear with assisted ticked")
+            assert page.el("#draft-model input, #draft-model textarea").get_attribute("value") == "default"
+            page.el("#cfg-assisted input").click()
+            page.wait.until(lambda d: not draft_shown(), "the draft box stayed after assisted was unticked")
+            page.d.find_element(By.XPATH, "//*[normalize-space()='Edit a passage (prompt lookup shines)']").click()
+            page.wait.until(lambda d: "lighthouse" in page.el("#prompt textarea").get_attribute("value"))
+            page.check_console()
+            page.check_toasts()
+            page.assert_no_problems()
+    finally:
+        driver.quit()

@@ -48,7 +48,8 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
         baseline_failed=not is_baseline and reference_ids is None,
         memory_limit_mb=prepared.limits.worker_memory_mb,
         gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
-        draft=(prepared.draft.kind, prepared.draft.ref) if speculation and speculation.draft and prepared.draft else None,
+        draft=(prepared.draft.kind, prepared.draft.ref) if speculation and speculation.draft and prepared.draft
+        else None,
     )
 
 
