@@ -127,3 +127,18 @@ def test_the_page_asks_for_a_draft_while_an_assisted_row_is_ticked(tmp_path):
             page.assert_no_problems()
     finally:
         driver.quit()
+
+
+def test_a_draft_with_another_vocabulary_goes_through_both_tokenizers(tmp_path, draft):
+    """Universal assisted decoding: a word-level model of 4,096 words drafted by a model of the
+    default's tokenizer (49,152 tokens); the guesses are translated through text, the tokens stay."""
+    from tests.localmodel import small_local_model
+
+    model = str(small_local_model(tmp_path / "words"))
+    results = runner.run(RunRequest(model=model, prompt=" ".join(f"w{i}" for i in range(1, 40)),
+                                    configs=["sdpa", "assisted"], max_new_tokens=8, repeats=1, isolation="inline",
+                                    draft_model=draft))
+    by = {r.config: r for r in results}
+    assert all(r.status == "ok" for r in results), [(r.config, r.reason) for r in results]
+    assert by["assisted"].token_ids == by["sdpa"].token_ids
+    assert by["assisted"].tokens_per_step is not None and by["assisted"].draft_load_s > 0
