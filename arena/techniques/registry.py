@@ -2,7 +2,8 @@
 
 A configuration is data: an attention implementation, at most one weight quantization (a
 `Quantizer` instance, arena/techniques/base.py), a compile mode, tensor parallelism or an ONNX
-Runtime provider, and what the row needs from the machine. Each technique's module says why it
+Runtime provider, speculative decoding (a `Speculation`, arena/techniques/speculative.py), and what
+the row needs from the machine. Each technique's module says why it
 cannot run somewhere (`availability` asks them in turn) and how it changes a model; the backends
 apply them. Adding a configuration is a row here; adding a quantization library is a module
 beside this one and its rows (README: "Adding a technique").
