@@ -178,6 +178,7 @@ def _load_draft(out: Loaded, job: Job) -> tuple[float, float | None]:
     if out.device.startswith("cuda"):
         torch.cuda.synchronize()
     load_s = time.perf_counter() - t0
+    out.backend.draft.resident()  # untimed, as the model's own first touch is not in load_s
     torch.cuda.empty_cache() if out.device.startswith("cuda") else release_freed_memory()
     after = out.memory.now_mb()
     return load_s, None if before is None or after is None else max(0.0, after - before)

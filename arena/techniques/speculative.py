@@ -98,6 +98,15 @@ class Draft:
     model: Any
     tokenizers: tuple[Any, Any] | None = None  # (the model's, the draft's)
 
+    def resident(self) -> None:
+        """Read every weight once: a checkpoint mapped lazily from its file (safetensors on the CPU)
+        is then in memory, so the memory read after the load holds the draft's weights."""
+        import torch
+
+        with torch.inference_mode():
+            for tensor in (*self.model.parameters(), *self.model.buffers()):
+                tensor.sum()
+
     def reset(self) -> None:
         """Every call starts from the same drafting settings: transformers writes its adapted
         confidence threshold (and a heuristic schedule's length) back into the draft's generation
