@@ -6,7 +6,7 @@ the bandwidth limit for that configuration (measured device bandwidth / bytes re
 step), the share of it reached, agreement with eager greedy decoding, and the speed-up over
 plain sdpa.
 
-    python benchmarks/bandwidth_limit.py --model synthetic:llama-2-7b --dtype bf16 \
+    python -m benchmarks.bandwidth_limit --model synthetic:llama-2-7b --dtype bf16 \
         --prompt-tokens 128 --max-new-tokens 128
 """
 
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench.runs import add_run_arguments, measure_args  # noqa: E402
-from arena.bench.tables import bandwidth_table  # noqa: E402
+from arena.bench.runs import add_run_arguments, measure_args
+from arena.bench.tables import bandwidth_table
 
 
 def main(argv: list[str] | None = None) -> int:

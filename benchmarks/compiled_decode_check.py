@@ -4,7 +4,7 @@ same weights decoded uncompiled through generate(), decode tok/s (at this size: 
 step), and seeded sampling repeatable. bf16 on CUDA (random weights: agreement with the uncompiled
 model ends at the first near-tied logits), fp32 on CPU.
 
-    PYTHONPATH=. python benchmarks/compiled_decode_check.py
+    python -m benchmarks.compiled_decode_check
 """
 
 from __future__ import annotations

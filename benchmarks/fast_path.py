@@ -8,9 +8,9 @@ each in a fresh process and so a fresh compile, and prints per configuration the
 tok/s, its share of the bandwidth limit and its ratio to the first set's, measured in this one
 call. Results are not stored (--no-store); --json keeps every row.
 
-    python benchmarks/fast_path.py --model synthetic:llama-2-7b --configs compiled-decode,torchao-int4wo+compiled-decode
-    python benchmarks/fast_path.py --model default --configs compiled-decode --sets default,combo,max-autotune
-    python benchmarks/fast_path.py --sets 'default,{"max_autotune": true, "coordinate_descent_tuning": false}'
+    python -m benchmarks.fast_path --model synthetic:llama-2-7b --configs compiled-decode,torchao-int4wo+compiled-decode
+    python -m benchmarks.fast_path --model default --configs compiled-decode --sets default,combo,max-autotune
+    python -m benchmarks.fast_path --sets 'default,{"max_autotune": true, "coordinate_descent_tuning": false}'
 
 A set is a name from SETS or a JSON object. On the CPU the same step runs without its CUDA graph:
 the script works there, its figures say nothing about a GPU.
@@ -95,7 +95,8 @@ def split_sets(text: str) -> list[str]:
 def run_once(args: argparse.Namespace, flags: dict, out: Path) -> list[dict]:
     """One `arena run` under `flags`, in a fresh process: its rows. Raises RuntimeError when the
     run gave no rows or ran without the flags."""
-    env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags)}
+    # over FLAGS alone: a GPU generation's own additions (inductor.GENERATION_FLAGS) are one of the sets
+    env = {**os.environ, "ARENA_INDUCTOR_FLAGS": json.dumps(flags), "ARENA_GENERATION_FLAGS": "0"}
     cmd = [sys.executable, "-m", "arena", "run", "--model", args.model, "--configs", args.configs,
            "--dtype", args.dtype, "--max-new-tokens", str(args.tokens), "--repeats", str(args.repeats),
            "--prompt-tokens", str(args.prompt_tokens), "--timeout", str(args.timeout),

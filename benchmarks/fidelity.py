@@ -3,21 +3,19 @@ through the arena and through its family's own reference loop (arena/bench/fidel
 alternating rounds; medians compared. Targets: decode tok/s and peak memory within 5%, energy
 (GPU: J/token x tokens against the NVML counter's delta over the reference's decode) within 10%.
 
-    python benchmarks/fidelity.py --model default --configs eager,sdpa,ort-cpu --max-new-tokens 32
+    python -m benchmarks.fidelity --model default --configs eager,sdpa,ort-cpu --max-new-tokens 32
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench import fidelity  # noqa: E402
-from arena.bench.runs import add_run_arguments, request_from  # noqa: E402
-from arena.core import quiet  # noqa: E402
-from arena.core.request import RequestError  # noqa: E402
+from arena.bench import fidelity
+from arena.bench.runs import add_run_arguments, request_from
+from arena.core import quiet
+from arena.core.request import RequestError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ the page answers and has not changed for 0.5 s (wall) and the browser's script t
 ScriptDuration), each `--repeat` times. `leaderboard_scale.py` times the queries and figures on
 a large store; this times the whole page path, where a small store took 8-17 s before.
 
-    python benchmarks/leaderboard_page.py                  # 100 results (one page), 5 votes
-    python benchmarks/leaderboard_page.py --rows 1000 --repeat 5
+    python -m benchmarks.leaderboard_page                  # 100 results (one page), 5 votes
+    python -m benchmarks.leaderboard_page --rows 1000 --repeat 5
 
 Needs Debian's chromium and chromium-driver."""
 
@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.core.results import Result  # noqa: E402
-from arena.data.store import Store, now  # noqa: E402
-from arena.testing.appserver import running_app  # noqa: E402
-from arena.testing.browser import chrome, script_s, wait_quiet_script  # noqa: E402
+from arena.core.results import Result
+from arena.data.store import Store, now
+from arena.testing.appserver import running_app
+from arena.testing.browser import chrome, script_s, wait_quiet_script
 
 QUIET = wait_quiet_script(120)
 

@@ -3,8 +3,8 @@
 (`arena.ui.web.leaderboard.view` and the two charts drawn from its sample), a filtered view,
 a later page and the /leaderboard API's page. Target: <= 2 s per view on this CPU.
 
-    python benchmarks/leaderboard_scale.py                 # 1,000,000 rows in a temporary store
-    python benchmarks/leaderboard_scale.py --rows 200000 --db /tmp/big.sqlite --keep
+    python -m benchmarks.leaderboard_scale                 # 1,000,000 rows in a temporary store
+    python -m benchmarks.leaderboard_scale --rows 200000 --db /tmp/big.sqlite --keep
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import argparse
 import json
 import random
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.core.results import RESULT_FIELDS, Result, flat_row  # noqa: E402
-from arena.data.store import Store  # noqa: E402
-from arena.ui.web import charts, leaderboard  # noqa: E402
+from arena.core.results import RESULT_FIELDS, Result, flat_row
+from arena.data.store import Store
+from arena.ui.web import charts, leaderboard
 
 CONFIGS = ("eager", "sdpa", "sdpa-math", "bnb-4bit", "bnb-8bit", "static-cache", "compiled-decode", "ort-cpu")
 MODELS = ("SmolLM2-135M-Instruct", "Qwen2.5-0.5B-Instruct", "TinyLlama-1.1B-Chat", "synthetic tiny-llama")

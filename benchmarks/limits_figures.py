@@ -1,7 +1,7 @@
 """Figures for docs/RELIABILITY.md: how closely the run wall time and the worker memory limit
 are kept, on real runs of the tiny synthetic Llama (CPU, spawned workers).
 
-    python benchmarks/limits_figures.py [--run-s 20] [--memory-mb 1500] [--rounds 3]
+    python -m benchmarks.limits_figures [--run-s 20] [--memory-mb 1500] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def tiny(configs: list[str]) -> RunRequest:
 
 
 def timed(configs: list[str], limits: ServerLimits, fault: str) -> tuple[float, dict]:
+    os.environ["ARENA_HOOKS"] = "arena.testing.faults"  # the workers register the fault hooks
     os.environ["ARENA_FAULT_INJECT"] = fault
     t0 = time.monotonic()  # validation included: a tokenizer read, milliseconds beside the limits measured
     results = measure(tiny(configs), limits=limits).results

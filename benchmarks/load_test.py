@@ -7,9 +7,9 @@ every accepted run completed or was cancelled with its reason, that nothing stor
 stored twice, that no run is left 'running', and that the server's resident memory grew less
 than --rss-bound-mb after the first runs (workers are separate processes: this is the server).
 
-    python benchmarks/load_test.py --start                     # starts `python app.py` on a temporary store
-    python benchmarks/load_test.py --start --duration 45       # a short proof
-    python benchmarks/load_test.py --url http://127.0.0.1:7860/ --db ~/.cache/inference-arena/arena.sqlite --pid 1234
+    python -m benchmarks.load_test --start                     # starts `python app.py` on a temporary store
+    python -m benchmarks.load_test --start --duration 45       # a short proof
+    python -m benchmarks.load_test --url http://127.0.0.1:7860/ --db ~/.cache/inference-arena/arena.sqlite --pid 1234
 
 --wave runs the older check instead: N sessions submitted at once, completed in queue order.
 """
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench.load import check, rss_growth, run_sessions, soak_test, summary  # noqa: E402
-
+from arena.bench.load import check, rss_growth, run_sessions, soak_test, summary
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """One GPU against a split over several: Markdown tables from `python -m arena run --json` files.
 
-    python benchmarks/multi_gpu_report.py one.json split-bf16.json split-4bit.json tp.json
+    python -m benchmarks.multi_gpu_report one.json split-bf16.json split-4bit.json tp.json
 
 The first table (arena/bench/tables.py, placement_table) has one row per measured configuration:
 where it ran (settings gpus / max_memory), decoder layers and peak memory per device, load time,
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench.tables import parallel_comparison, placement_kind, placement_table  # noqa: E402
+from arena.bench.tables import parallel_comparison, placement_kind, placement_table
 
 
 def main() -> None:

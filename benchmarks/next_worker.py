@@ -14,7 +14,7 @@ events, the runner's comparison and the store). Target: <= 3 s for every configu
 the first. The whole command's wall time is printed too: the spare's imports share the CPU
 with the warm-up, so the overhead alone does not tell the whole story.
 
-    python benchmarks/next_worker.py [--configs eager,sdpa,sdpa-math,ort-cpu] [--tokens 32] [--repeats 3] [--rounds 1]
+    python -m benchmarks.next_worker [--configs eager,sdpa,sdpa-math,ort-cpu] [--tokens 32] [--repeats 3] [--rounds 1]
 
 With --rounds N the two modes alternate N times and each figure is the median over the rounds.
 """

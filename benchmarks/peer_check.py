@@ -5,12 +5,12 @@ arena and peer alternate round by round in one sitting (A P A P ...: drift stays
 ratio). Compared: TTFT (the peer's prefill latency), decode tokens/s (batch x (new - 1) over the
 decode latency, median) and the per-token latency p50, as arena / peer with "within 5%" or not.
 
-    python benchmarks/peer_check.py --make-venv                  # the peer's environment, once
-    python benchmarks/peer_check.py --download-wheels peer-wheels   # for a machine without PyPI, then there:
-    python benchmarks/peer_check.py --make-venv --wheels peer-wheels
-    python benchmarks/peer_check.py --model synthetic:llama-2-7b --dtype bf16 \
+    python -m benchmarks.peer_check --make-venv                  # the peer's environment, once
+    python -m benchmarks.peer_check --download-wheels peer-wheels   # for a machine without PyPI, then there:
+    python -m benchmarks.peer_check --make-venv --wheels peer-wheels
+    python -m benchmarks.peer_check --model synthetic:llama-2-7b --dtype bf16 \
         --prompt-tokens 128 --max-new-tokens 64 --attn eager,sdpa --rounds 3
-    python benchmarks/peer_check.py --model default --attn sdpa --rounds 2 --max-new-tokens 8   # CPU
+    python -m benchmarks.peer_check --model default --attn sdpa --rounds 2 --max-new-tokens 8   # CPU
 
 The peer runs in its own process with --peer-python (default: ARENA_PEER_PYTHON, else this
 interpreter where it imports optimum_benchmark, else the environment --make-venv made under
@@ -44,13 +44,11 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from arena.bench.runs import measure
+from arena.core.paths import arena_home
+from arena.core.request import RequestError, RunRequest
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from arena.bench.runs import measure  # noqa: E402
-from arena.core.paths import arena_home  # noqa: E402
-from arena.core.request import RequestError, RunRequest  # noqa: E402
-
 TARGET = 0.05
 METRICS = (("ttft_ms", "TTFT ms"), ("decode_tokens_per_s", "decode tok/s"), ("token_latency_p50_ms", "per-token p50 ms"))
 TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -122,7 +120,7 @@ def find_peer(choice: str | None) -> tuple[str | None, str]:
     """(a python that imports optimum_benchmark, '') or (None, why there is none)."""
     candidates = [choice] if choice else [os.environ.get("ARENA_PEER_PYTHON"), sys.executable,
                                           str(default_venv() / "bin" / "python")]
-    why = "optimum-benchmark is not installed (python benchmarks/peer_check.py --make-venv installs it)"
+    why = "optimum-benchmark is not installed (python -m benchmarks.peer_check --make-venv installs it)"
     for python in filter(None, candidates):
         if not Path(python).exists():
             why = f"no python at {python}"

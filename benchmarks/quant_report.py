@@ -7,15 +7,15 @@ bandwidth limit (from each row's real bytes), weights MB and their ratio to bf16
 agreement, and PASS / MISS against the targets (a quantized configuration >= 1.5x bf16 with
 weights <= 35% of bf16's; int8 weight-only >= 1.25x).
 
-    python benchmarks/quant_report.py --model synthetic:llama-2-7b --prompt-tokens 128 \
+    python -m benchmarks.quant_report --model synthetic:llama-2-7b --prompt-tokens 128 \
         --max-new-tokens 128 --json out/quant-7b.json
-    python benchmarks/quant_report.py --from-json out/quant-7b.json      # the table again, no GPU
+    python -m benchmarks.quant_report --from-json out/quant-7b.json      # the table again, no GPU
 
 Profile mode (CUDA, arena/bench/profile.py): load one configuration in this process, warm up at the
 timed shape, then torch.profiler over one generation: kernel time per decode step, the gaps
 between kernels, the top kernels and host calls per step.
 
-    python benchmarks/quant_report.py --profile compiled-decode,torchao-int4wo+compiled-decode \
+    python -m benchmarks.quant_report --profile compiled-decode,torchao-int4wo+compiled-decode \
         --model synthetic:llama-2-7b --trace-dir out/traces
 """
 
@@ -26,10 +26,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench.runs import add_run_arguments, measure_args  # noqa: E402
-from arena.bench.tables import QUANT_BASELINE, quant_table  # noqa: E402
+from arena.bench.runs import add_run_arguments, measure_args
+from arena.bench.tables import QUANT_BASELINE, quant_table
 
 DEFAULT_CONFIGS = (f"{QUANT_BASELINE},torchao-int8wo+compiled-decode,torchao-int4wo+compiled-decode,"
                    "torchao-int4wo-g64+compiled-decode,torchao-float8wo+compiled-decode,"

@@ -2,25 +2,22 @@
 2 layers (random weights, bf16), with and without left padding, under each forced SDPA kernel,
 profiled; prints the attention kernels CUDA launched (or the error). GPU only.
 
-    python benchmarks/sdpa_kernels.py [--seq 4096] [--batch 2] [--model synthetic:llama-2-7b]
+    python -m benchmarks.sdpa_kernels [--seq 4096] [--batch 2] [--model synthetic:llama-2-7b]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from arena.models.sources import load_config  # noqa: E402
-from arena.models.spec import parse_model  # noqa: E402
-from arena.sweep.plan import pad_lengths  # noqa: E402
-from arena.sweep.worker import padded_batch  # noqa: E402
+from arena.models.sources import load_config
+from arena.models.spec import parse_model
+from arena.sweep.plan import pad_lengths
+from arena.sweep.worker import padded_batch
 
 KERNELS = {"sdpa": None, "sdpa-flash": SDPBackend.FLASH_ATTENTION,
            "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION, "sdpa-math": SDPBackend.MATH}

@@ -4,7 +4,7 @@ of each family on the embedded default through gradio_client, and prints each co
 wall-time breakdown (process start and imports, load, warm-up/compile, timed repeats, the rest)
 against the public run limit.
 
-    python benchmarks/space_run.py [--configs eager,sdpa,...] [--max-new-tokens 64] [--json out.json]
+    python -m benchmarks.space_run [--configs eager,sdpa,...] [--max-new-tokens 64] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 # As many configurations as a public run may hold (max_configs 8), one of each family.
 DEFAULT_SET = "eager,sdpa,sdpa-flash,flash-attention-2,bnb-8bit,bnb-4bit,static-cache,compiled-decode"

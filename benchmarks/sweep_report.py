@@ -1,7 +1,7 @@
 """Turn sweep JSON (python -m arena sweep --json) into a docs folder: markdown tables, each
 chart's data as CSV and its picture as PNG (arena/bench/sweep_docs.py).
 
-    python benchmarks/sweep_report.py out/sweep-*.json --docs docs/sweep-h100
+    python -m benchmarks.sweep_report out/sweep-*.json --docs docs/sweep-h100
 
 PNG export uses Plotly's static export (kaleido, which drives a Chromium: Debian's `chromium`
 package or any Chrome it finds); --no-png writes the tables and CSV only.
@@ -14,9 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arena.bench.sweep_docs import write_report  # noqa: E402
+from arena.bench.sweep_docs import write_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ one configuration, 32 new tokens, 1 repeat:
   3. decode tok/s and peak memory of the warm run against the cold one.
 Then the CLI, cold: wall time per configuration beyond load + generate (the stages it reports).
 
-    python benchmarks/warm_workers.py [--config sdpa] [--model default] [--tokens 32]
-    python benchmarks/warm_workers.py --url http://HOST:7860/ --configs sdpa,static-cache,compiled-decode
+    python -m benchmarks.warm_workers [--config sdpa] [--model default] [--tokens 32]
+    python -m benchmarks.warm_workers --url http://HOST:7860/ --configs sdpa,static-cache,compiled-decode
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ _HOME = Path(os.environ.get("ARENA_TEST_HOME") or tempfile.mkdtemp(prefix="arena
 os.environ["ARENA_HOME"] = str(_HOME)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the fault hooks every worker of the tests registers (arena/execute/hooks.py; idle unless ARENA_FAULT_INJECT is set)
+os.environ["ARENA_HOOKS"] = "arena.testing.faults"
 
 
 @pytest.fixture

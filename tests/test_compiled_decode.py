@@ -15,6 +15,7 @@ from arena.models.sources import load_config
 from arena.models.spec import ModelSpec
 from arena.models.tokenizers import encode_prompt
 from arena.techniques import registry
+from arena.techniques.attention import SDPA_MATH
 from arena.techniques.compilation import rolling_window
 from tests.localmodel import small_local_mistral
 
@@ -93,7 +94,7 @@ def test_the_sdpa_kernel_a_row_names_is_the_one_its_compiled_step_is_traced_with
     torch._dynamo.reset()
     default_ops, default_tokens = traced_ops(registry.get("compiled-decode"))
     torch._dynamo.reset()
-    math_ops, math_tokens = traced_ops(dataclasses.replace(row, sdpa_kernel="math", needs_cuda=False))
+    math_ops, math_tokens = traced_ops(dataclasses.replace(row, attention=SDPA_MATH))
     assert any("scaled_dot_product" in op for op in default_ops)
     assert not any("scaled_dot_product" in op for op in math_ops) and "aten.bmm.default" in math_ops
     assert math_tokens == default_tokens

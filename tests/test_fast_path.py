@@ -10,7 +10,7 @@ from arena.testing.appserver import ROOT
 
 def test_each_flag_set_reaches_its_run_and_a_set_this_torch_lacks_is_reported(tmp_path):
     out = tmp_path / "rows.json"
-    done = subprocess.run([sys.executable, "benchmarks/fast_path.py", "--model", "synthetic:tiny-llama", "--configs",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.fast_path", "--model", "synthetic:tiny-llama", "--configs",
                            "compiled-decode", "--sets", 'default,{"coordinate_descent_tuning": false},'
                            '{"triton.no_such_flag": true},pdl', "--tokens", "4",
                            "--prompt-tokens", "8", "--repeats", "1", "--json", str(out)],

@@ -5,6 +5,8 @@ and no module imports another's private name. Walks the source with `ast`, so it
 from __future__ import annotations
 
 import ast
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "arena"
 
-# arena's packages from the top layer down (README: "How the code is laid out"). A package imports
+# arena's packages from the top layer down (docs/architecture.md: "How the code is laid out"). A package imports
 # only packages of the layers below its own: ui, bench -> sweep -> execute -> backends -> techniques
 # -> measure, data -> models -> core. arena/bench (what the benchmark scripts share) stands beside
 # ui; arena/testing (fault hooks, the test server helper) imports nothing of the arena's and sits
@@ -215,3 +217,145 @@ def test_tests_reach_benchmark_scripts_only_as_processes(tmp_path):
 def test_each_fact_has_one_home(fact, allowed):
     homes = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if fact in p.read_text(encoding="utf-8")}
     assert homes <= allowed, f"{fact!r} written outside its home: {sorted(homes - allowed)}"
+
+
+# ----------------------------------------------------------------------------- function length
+
+MAX_FUNCTION_LINES = 80
+# Declarative tables: one long literal read as a table, not control flow.
+TABLES = {"arena/bench/stages.py:_stages"}
+# TEMPORARY: being shortened in their own changes (issue 34, item 4); remove each as it lands.
+TEMPORARY_LONG = {
+    "arena/ui/web/arena_tab.py:build_tab",
+    "arena/ui/web/blind_tab.py:build_tab",
+    "arena/execute/runner.py:execute",
+    "arena/sweep/worker.py:run_group",
+    "arena/ui/web/sweep_tab.py:build_tab",
+}
+
+
+def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """'path:function' -> lines (def to last line) of every function longer than `limit`."""
+    out = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    out[f"{path.relative_to(package.parent).as_posix()}:{node.name}"] = lines
+    return out
+
+
+def test_no_function_is_longer_than_80_lines_but_declarative_tables():
+    assert {k: v for k, v in long_functions().items() if k not in TABLES | TEMPORARY_LONG} == {}
+
+
+def test_the_length_check_counts_a_long_function(tmp_path):
+    pkg = tmp_path / "arena"
+    pkg.mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    method = body.replace("    ", "        ")
+    (pkg / "m.py").write_text(f"def short():\n    pass\n\n\ndef long():\n{body}\n\nclass C:\n    def also(self):\n{method}")
+    assert long_functions(pkg) == {"arena/m.py:long": 81, "arena/m.py:also": 81}
+
+
+# ----------------------------------------------------------------------------- product and tooling apart
+
+PRODUCT = sorted([*(p for p in PACKAGE.rglob("*.py") if "testing" not in p.relative_to(PACKAGE).parts),
+                  ROOT / "app.py"])
+SAMPLER_SWITCH = "ARENA_SAMPLE_STACKS"
+
+
+def tooling_imports(paths: list[Path]) -> list[str]:
+    """`file:line what` for every import of arena.testing in `paths`, and every import of the stack
+    sampler that is not under an `if` reading its switch (ARENA_SAMPLE_STACKS)."""
+    out = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            where = f"{path.name}:{node.lineno}"
+            if any(n == "arena.testing" or n.startswith("arena.testing.") for n in names):
+                out.append(f"{where} arena.testing")
+            if "arena.core.stack_sampler" in names and not _under_switch(node, parents):
+                out.append(f"{where} stack_sampler unswitched")
+    return out
+
+
+def _under_switch(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and SAMPLER_SWITCH in ast.unparse(node.test):
+            return True
+    return False
+
+
+def test_production_modules_import_no_test_tooling():
+    """No production module imports arena/testing (the fault hooks reach a worker through
+    ARENA_HOOKS, set by the test entry point), and the stack sampler is imported only under its
+    switch."""
+    assert tooling_imports(PRODUCT) == []
+
+
+def test_the_tooling_check_finds_a_planted_import(tmp_path):
+    (tmp_path / "a.py").write_text("import os\n\ndef f():\n    from arena.testing import faults\n")
+    (tmp_path / "b.py").write_text("from arena.core import stack_sampler\n")
+    (tmp_path / "c.py").write_text("import os\nif os.environ.get('ARENA_SAMPLE_STACKS'):\n"
+                                   "    from arena.core import stack_sampler\n")
+    assert tooling_imports(sorted(tmp_path.glob("*.py"))) == ["a.py:4 arena.testing", "b.py:1 stack_sampler unswitched"]
+
+
+def test_the_test_entry_point_names_the_fault_hooks():
+    """The seam's two ends agree: conftest names a module whose HOOKS are all known points."""
+    import importlib
+
+    from arena.execute import hooks
+
+    module = os.environ[hooks.HOOKS_ENV]
+    assert module == "arena.testing.faults"
+    assert set(importlib.import_module(module).HOOKS) <= set(hooks.POINTS)
+
+
+def sys_path_patches(folder: Path) -> list[str]:
+    """`file:line` of every sys.path change or E402 waiver in the scripts under `folder`."""
+    out = []
+    for path in sorted(folder.glob("*.py")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"sys\.path\.(insert|append)|sys\.path\s*=|noqa: E402", line):
+                out.append(f"{path.name}:{i}")
+    return out
+
+
+def test_benchmarks_run_as_modules_without_path_patching(tmp_path):
+    """`python -m benchmarks.NAME` from the repository root finds arena/ by itself; a script that
+    patches sys.path hides that it was run some other way."""
+    assert sys_path_patches(ROOT / "benchmarks") == []
+    (tmp_path / "x.py").write_text("import sys\nsys.path.insert(0, '..')\nimport arena  # noqa: E402\n")
+    assert sys_path_patches(tmp_path) == ["x.py:2", "x.py:3"]
+
+
+def script_invocations(text: str) -> list[str]:
+    """Every script of benchmarks/ run by its path (not `python -m`) in `text`."""
+    return re.findall(r"python3?\s+(?:\S+/)?benchmarks/\w+\.py", text)
+
+
+def test_every_benchmark_is_invoked_as_a_module():
+    """Docs, tests and stages say `python -m benchmarks.NAME` (a path invocation would not find
+    arena/ without the patching removed above)."""
+    here = Path(__file__)  # this file plants one on purpose
+    texts = [*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"), *(p for p in (ROOT / "tests").glob("*.py") if p != here),
+             *(ROOT / "benchmarks").glob("*.py"), *PACKAGE.rglob("*.py"), *(ROOT / "scripts").glob("*")]
+    found = {str(p.relative_to(ROOT)): script_invocations(p.read_text(encoding="utf-8")) for p in texts if p.is_file()}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert script_invocations("run python benchmarks/load_test.py --start") == ["python benchmarks/load_test.py"]
+    # the stage table runs its scripts the same way (argv after the interpreter)
+    from arena.bench import stages
+
+    argvs = [part.settings["argv"] for stage in stages.STAGES.values() for part in stage.parts if "argv" in part.settings]
+    assert argvs and all(argv[:2] == ["-m", argv[1]] and argv[1].startswith("benchmarks.") for argv in argvs)

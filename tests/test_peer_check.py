@@ -1,6 +1,6 @@
 """benchmarks/peer_check.py in CI size: the embedded default on the CPU, two alternating rounds of a
 few tokens, the arena against optimum-benchmark 0.6.0. The peer's environment is made once under
-ARENA_HOME (python benchmarks/peer_check.py --make-venv); where it cannot be installed the script
+ARENA_HOME (python -m benchmarks.peer_check --make-venv); where it cannot be installed the script
 still measures the arena side, and the peer half of this test is skipped with that reason."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "peer_check.py"
+SCRIPT = ["-m", "benchmarks.peer_check"]  # run from ROOT, as a user runs it
 
 
 def _peer_python() -> tuple[str | None, str]:
@@ -24,7 +24,7 @@ def _peer_python() -> tuple[str | None, str]:
                                                 capture_output=True, timeout=300).returncode == 0:
         return python, ""
     try:
-        made = subprocess.run([sys.executable, str(SCRIPT), "--make-venv"], capture_output=True, text=True,
+        made = subprocess.run([sys.executable, *SCRIPT, "--make-venv"], cwd=ROOT, capture_output=True, text=True,
                               timeout=600)
     except subprocess.TimeoutExpired:
         return None, "optimum-benchmark could not be installed within 600 s"
@@ -36,7 +36,7 @@ def _peer_python() -> tuple[str | None, str]:
 def test_the_arena_against_optimum_benchmark_on_the_embedded_default(tmp_path):
     peer, why = _peer_python()
     out = tmp_path / "peer.json"
-    command = [sys.executable, str(SCRIPT), "--model", "default", "--attn", "sdpa", "--rounds", "2", "--repeats", "1",
+    command = [sys.executable, *SCRIPT, "--model", "default", "--attn", "sdpa", "--rounds", "2", "--repeats", "1",
                "--prompt-tokens", "16", "--max-new-tokens", "4", "--peer-launcher", "inline", "--json", str(out)]
     proc = subprocess.run(command + (["--peer-python", peer] if peer else ["--peer-python", str(tmp_path / "none")]),
                           cwd=ROOT, capture_output=True, text=True, timeout=1200)

@@ -9,7 +9,7 @@ from arena.testing.appserver import ROOT
 
 
 def test_server_end_to_end_loses_no_run_and_leaks_no_prompt(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/server_e2e.py", "--ci", "--phases", "cancel,families,load",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.server_e2e", "--ci", "--phases", "cancel,families,load",
                            "--tokens", "8", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -23,4 +23,7 @@ def test_server_end_to_end_loses_no_run_and_leaks_no_prompt(tmp_path):
     assert report["cancel"]["kept"] == ["eager"], report["cancel"]
     assert report["cancel"]["cancel_to_card_s"] is not None
     assert report["tracebacks_in_server_logs"] == []
+    # every stage and result reaches the page within a second of its worker sending it
+    lag = report["event_lag"]
+    assert lag["worst_s"] is not None and lag["worst_s"] <= 1.0, lag
     assert "## Public server under load" in (tmp_path / "server-e2e.md").read_text()

@@ -14,7 +14,10 @@ from arena.bench import driver
 from arena.bench.ledger import Key, code_version
 from arena.bench.stages import GROUPS, NOTHING, STAGES, Part, Stage, expand, named
 from arena.techniques import registry
+from arena.techniques.attention import FLASH_ATTENTION_2, SDPA_EFFICIENT
 from arena.techniques.bitsandbytes import BitsAndBytes
+from arena.techniques.compilation import COMPILED_DECODE
+from arena.techniques.onnxruntime import OnnxRuntime
 from arena.techniques.torchao import TorchAo
 from arena.data.store import Store
 
@@ -32,13 +35,13 @@ def test_a_new_registry_row_joins_the_stages_of_its_kind(monkeypatch):
     bnb = _add(monkeypatch, registry.Config("bnb-test-int4", "test", "quantization", "a new 4-bit row",
                                             quant=BitsAndBytes("nf4")))
     kernel = _add(monkeypatch, registry.Config("sdpa-test-kernel", "test", "attention", "a new kernel choice",
-                                               sdpa_kernel="efficient", needs_cuda=True))
+                                               attention=SDPA_EFFICIENT))
     fa = _add(monkeypatch, registry.Config("flash-test", "test", "attention", "a new flash-attn row",
-                                           attn="flash_attention_2", needs_cuda=True, needs_half=True))
+                                           attention=FLASH_ATTENTION_2))
     ao = _add(monkeypatch, registry.Config("torchao-test+compiled-decode", "test", "combination", "a torchao row",
-                                           quant=TorchAo("int8wo"), compiled_decode=True))
-    ort = _add(monkeypatch, registry.Config("ort-test", "test", "onnxruntime", "a new provider", backend="onnxruntime",
-                                            attn=None, provider="TestExecutionProvider", needs_cuda=True))
+                                           quant=TorchAo("int8wo"), compile=COMPILED_DECODE))
+    ort = _add(monkeypatch, registry.Config("ort-test", "test", "onnxruntime", "a new provider", attention=None,
+                                            runtime=OnnxRuntime("TestExecutionProvider")))
 
     def names(stage: str) -> list[str]:
         return STAGES[stage].names()

@@ -1,4 +1,4 @@
-"""Adding a quantization library is one module plus registry rows (README: "Adding a technique").
+"""Adding a quantization library is one module plus registry rows (docs/architecture.md: "Adding a technique").
 
 This file is that module: a tiny fake library, `RoundToGrid`, registered from here and nowhere
 else, is listed by `python -m arena configs`, refused with its reason where it cannot run, run
@@ -16,6 +16,7 @@ import torch
 from arena.core.env import platform
 from arena.core.units import MiB
 from arena.techniques import registry
+from arena.techniques.attention import SDPA_FLASH
 from arena.techniques.base import Needs, Quantizer, Site
 from arena.ui.cli import main
 from tests.localmodel import small_local_model
@@ -89,7 +90,7 @@ def test_a_library_added_from_one_module_is_listed_with_its_reasons(fake_library
         registry.add(ROWS[0])
     with pytest.raises(ValueError, match="a quantization row is its quantizer alone"):
         # a sweep would pair only the quantizer with its attention rows: nothing else may ride on the row
-        registry.add(registry.Config("grid-x", "x", "quantization", "x", quant=RoundToGrid("x"), needs_cuda=True))
+        registry.add(registry.Config("grid-x", "x", "quantization", "x", quant=RoundToGrid("x"), attention=SDPA_FLASH))
 
 
 def test_a_library_added_from_one_module_runs_is_refused_and_is_swept(fake_library, capsys, tmp_path):

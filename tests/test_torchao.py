@@ -15,6 +15,7 @@ from arena.execute import runner
 from arena.measure.footprint import weights_bytes
 from arena.models.spec import ModelSpec
 from arena.techniques import registry
+from arena.techniques.attention import SDPA_MATH
 from arena.techniques.torchao import TorchAo
 
 TORCHAO = [name for name, c in registry.REGISTRY.items() if isinstance(c.quant, TorchAo)]
@@ -144,7 +145,7 @@ def test_compiled_configurations_compile_under_one_flag_set_and_torchao_leaves_i
                 inductor_config.coordinate_descent_tuning == before, name
         assert inductor_config.coordinate_descent_tuning == before
     # a kernel choice and the flags together: both apply inside the context, neither outside
-    both = make_backend(replace(registry.get("compiled-decode"), sdpa_kernel="math"), spec, "fp32", "cpu")
+    both = make_backend(replace(registry.get("compiled-decode"), attention=SDPA_MATH), spec, "fp32", "cpu")
     context = both.generation_context()
     assert inductor_config.coordinate_descent_tuning == before
     with context:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -32,6 +32,10 @@ class Sampling:
 
 class Backend:
     """Base: subclasses set self.model in load() and may override the hooks below."""
+
+    # the kinds of technique choice this backend applies (a row's other kinds are refused when it is
+    # built: arena/techniques/registry.py); tests/test_composition.py holds the two together
+    applies: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Config, spec: ModelSpec, dtype: str, device: str,
                  placement: Placement | None = None) -> None:

@@ -52,6 +52,8 @@ def export_dir(spec: ModelSpec, dtype: str, device: str) -> Path:
 
 
 class OrtBackend(Backend):
+    applies = frozenset({"runtime"})  # the exported graph on its provider's own kernels
+
     export_path: Path | None = None
 
     def prepare(self) -> float:

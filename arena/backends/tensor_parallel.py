@@ -67,6 +67,8 @@ def sharded_model(spec: Any, dtype: torch.dtype, device: torch.device, attn: str
 class TensorParallelBackend(TorchBackend):
     """This process's rank of a tensor-parallel model; `device` is its own device."""
 
+    applies = frozenset({"attention", "compile", "parallel"})  # each rank's weights sliced plain: no quantization
+
     def load(self) -> None:
         self.model = sharded_model(self.spec, torch_dtype(self.dtype), torch.device(self.device), self.config.attn)
 

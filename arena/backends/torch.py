@@ -30,12 +30,15 @@ def _entered_together(contexts: list[contextlib.AbstractContextManager]) -> Iter
 
 
 class TorchBackend(Backend):
+    # compile: static cache (compiled decode: its subclass); speculation: through generate()
+    applies = frozenset({"attention", "quantization", "compile", "speculation"})
+
     def load(self) -> None:
         from transformers import AutoModelForCausalLM
 
         cfg, spec, quant = self.config, self.spec, self.config.quant
         dtype = torch_dtype(self.dtype)
-        attn = cfg.attn if not cfg.bettertransformer else "eager"
+        attn = cfg.attn  # BetterTransformer loads eager attention, then converts it
         # A synthetic model is built on the meta device and each weight made where it runs, split
         # or not (no checkpoint); a quantizer that quantizes a built model does so in place, the
         # others load a saved copy (bitsandbytes quantizes while loading).

@@ -60,26 +60,13 @@ class Sampler:
         return mib(self.peak - self.idle)
 
 
-def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int], batch: int,
-              new_tokens: int, repeats: int, out: Any) -> None:
-    """The bare loop, in its own spawned process; puts its medians on `out`."""
-    from arena.core import quiet
-
-    quiet.silence()  # the libraries' known noise off, as in the arena's workers (not a measuring step)
+def _preload(cfg: Any) -> None:
+    """Everything load_reference imports, imported before the idle baseline (as the arena's worker
+    has all its modules imported before its own): library pages are not the model's share."""
     import importlib
 
-    import psutil
-    import torch
-    import transformers  # noqa: F401  (before the idle baseline, as the arena's worker)
-
-    from arena.techniques import registry
-
-    cfg = registry.get(config_name)
-    device = "cuda" if cfg.needs_cuda or (cfg.backend == "torch" and torch.cuda.is_available()) else "cpu"
     if cfg.backend == "onnxruntime":
         import optimum.onnxruntime  # noqa: F401
-    # Everything load_reference imports, imported before the idle baseline (as the arena's worker
-    # has all its modules imported before its own): library pages are not the model's share.
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
 
     from arena.execute.worker_entry import PRELOAD
@@ -92,7 +79,14 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
     import arena.techniques.torchao  # noqa: F401
     import arena.models.sources  # noqa: F401
     import arena.models.synthetic  # noqa: F401
-    from arena.measure.memory import release_freed_memory
+
+
+def _probes(device: str) -> tuple[Callable[[], int], Callable[[], int] | None]:
+    """This process's memory reader (NVML's own process figure on a GPU, the RSS on the CPU) and the
+    GPU's energy counter in mJ (None where there is none)."""
+    import psutil
+    import torch
+
     energy_mj: Callable[[], int] | None = None
     if device == "cuda":
         import pynvml
@@ -119,6 +113,25 @@ def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int]
         def read() -> int:
             return int(proc.memory_info().rss)
 
+    return read, energy_mj
+
+
+def reference(model_id: str, config_name: str, dtype: str, prompt_ids: list[int], batch: int,
+              new_tokens: int, repeats: int, out: Any) -> None:
+    """The bare loop, in its own spawned process; puts its medians on `out`."""
+    from arena.core import quiet
+
+    quiet.silence()  # the libraries' known noise off, as in the arena's workers (not a measuring step)
+    import torch
+    import transformers  # noqa: F401  (before the idle baseline, as the arena's worker)
+
+    from arena.measure.memory import release_freed_memory
+    from arena.techniques import registry
+
+    cfg = registry.get(config_name)
+    device = "cuda" if cfg.needs_cuda or (cfg.backend == "torch" and torch.cuda.is_available()) else "cpu"
+    _preload(cfg)
+    read, energy_mj = _probes(device)
     memory = Sampler(read)
     gen, how = load_reference(cfg, model_id, dtype, device)
     if device == "cuda":  # as the arena does after loading: the headline is what generation holds,
@@ -184,19 +197,21 @@ def load_reference(cfg: Any, model_id: str, dtype: str, device: str) -> tuple[Ca
 
     source = str(synthetic_checkpoint(spec, dtype, device)) if spec.synthetic else pretrained_path(spec)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "attn_implementation": cfg.attn}
-    if cfg.quant is not None and cfg.quant.library == "torchao":
-        kwargs["quantization_config"] = cfg.quant.hf_config(torch_dtype(dtype))  # transformers' TorchAoConfig
-        kwargs["device_map"] = {"": device}
-    elif cfg.quant:
+    if cfg.quant is not None and cfg.quant.library == "bitsandbytes":  # written out as transformers documents it
         scheme = cfg.quant.scheme
         kwargs["quantization_config"] = (
             BitsAndBytesConfig(load_in_8bit=True) if scheme == "int8" else
             BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4" if scheme == "fp4" else "nf4",
                                bnb_4bit_use_double_quant=scheme == "nf4-dq", bnb_4bit_compute_dtype=torch_dtype(dtype)))
         kwargs["device_map"] = {"": device}
+    elif cfg.quant is not None:  # another library: its own config for from_pretrained (torchao: TorchAoConfig)
+        kwargs["quantization_config"] = cfg.quant.hf_config(torch_dtype(dtype))
+        kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
     if "device_map" not in kwargs:
         model = model.to(device)
+    if cfg.quant is not None and kwargs.get("quantization_config") is None:  # a library that quantizes loaded weights
+        model = cfg.quant.quantize(model)
     if cfg.compiled_decode:
         return compiled_loop(model, device), "hand-written static-cache loop, decode step torch.compile'd"
     extra: dict[str, Any] = {}

@@ -102,10 +102,8 @@ def technique(c: Config) -> str | None:
         return None
     if c.backend == "onnxruntime":
         return c.provider if c.needs_cuda else None  # ORT on CUDA: the CPU export of a 7B is no GPU table
-    if torchao_row(c):
-        return "torchao"
     if c.quant:
-        return "bitsandbytes 8-bit" if c.quant.scheme == "int8" else "bitsandbytes 4-bit"
+        return c.quant.technique()  # bitsandbytes splits 8-bit from 4-bit; another library is its own key
     if c.compiled_decode or c.static_cache:
         return c.name
     return c.attn if plain_attention(c) else None
@@ -252,7 +250,7 @@ def _stages() -> tuple[Stage, ...]:
               "the compiled step's attention kernel (FlashAttention-2 decoding, SDPA's flash kernel) against sdpa "
               "and compiled-decode on real weights (their tokens must be compiled-decode's)"),
         Stage("fast-flags", "script", tuple(Part(NOTHING, {"argv": [
-            "benchmarks/fast_path.py", "--model", model, "--configs", configs, "--sets", sets,
+            "-m", "benchmarks.fast_path", "--model", model, "--configs", configs, "--sets", sets,
             "--json", "{out}/fast-flags-" + label + ".json"], "timeout_s": 590}, label) for model, configs, sets, label in (
                 ("synthetic:llama-2-7b", "compiled-decode,torchao-int4wo+compiled-decode", "default,max-autotune,pdl",
                  "7b"),
@@ -268,7 +266,7 @@ def _stages() -> tuple[Stage, ...]:
               "decode at long context, batch 1, 128 new: eager, sdpa, compiled-decode, its attention-kernel rows and "
               "the FlashAttention-2 rows (where split-KV flash decoding wins), Llama-2-7B-32K shape"),
         *(Stage(f"server-{name}", "script", (Part(NOTHING, {"argv": [
-            "benchmarks/server_e2e.py", "--phases", phases, "--out", "{out}/server-" + name,
+            "-m", "benchmarks.server_e2e", "--phases", phases, "--out", "{out}/server-" + name,
             "--max-run-s", run_s],
             "timeout_s": DEFAULT_TIMEOUT_S}),), minutes, about) for name, phases, run_s, minutes, about in (
             ("quick", "quick,cancel", "300", 5, "the server through its API: quick checks (cold, warm, compiled, six "
@@ -282,7 +280,7 @@ def _stages() -> tuple[Stage, ...]:
                                                 "--tokens", "32"], "timeout_s": 540}),), 3,
               "warm workers through the server: the same request cold, then warm (benchmarks/warm_workers.py)"),
         Stage("peer", "script", (Part(named("eager", "sdpa"), {"argv": [
-            "benchmarks/peer_check.py", "--model", "synthetic:llama-2-7b", "--dtype", "bf16", "--prompt-tokens",
+            "-m", "benchmarks.peer_check", "--model", "synthetic:llama-2-7b", "--dtype", "bf16", "--prompt-tokens",
             "128", "--max-new-tokens", "64", "--attn", "{configs}", "--rounds", "3",
             "--json", "{out}/peer.json"], "timeout_s": 590}),), 8,
               "optimum-benchmark 0.6.0 and the arena on the 7B shape, alternating rounds (benchmarks/peer_check.py)"),

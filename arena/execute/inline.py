@@ -15,11 +15,11 @@ from typing import Any
 
 from arena.core.errors import one_line
 from arena.core.limits import warm_budget_mb
+from arena.execute import hooks
 from arena.execute.launcher import Launcher, Limit, OnEvent, Outcome, Source, supervise
 from arena.execute.pool import PoolSettings, warm_key
 from arena.execute.stopping import deadline_check
 from arena.execute.worker import Job, Loaded, load_phase, measure_phase, report_error
-from arena.execute.worker_entry import install_fault_hooks
 
 _lock = threading.Lock()
 _cached: tuple[tuple, Loaded] | None = None
@@ -97,7 +97,7 @@ class InlineLauncher(Launcher):
 
     def launch(self, job: Job, on_event: OnEvent, limit: Limit) -> Outcome:
         global _cached
-        install_fault_hooks()  # tests' fault injection, where ARENA_FAULT_INJECT asks for it
+        hooks.install_from_env()  # the tests' fault hooks, when the test entry point names them
         key = warm_key(job, self.compiled)
         with _lock:
             held, _cached = _cached, None

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from arena.techniques import registry
 from arena.core.env import collect_env, platform
 from arena.core.request import RunRequest
+from arena.backends import inductor
 from arena.execute.prepare import PreparedRun, validate
 from arena.core.results import Result, measured
 from arena.data.store import Store, now
@@ -89,8 +90,8 @@ def execute(prepared: PreparedRun, *, store: Store | None = None, on_event: OnEv
     # The run's wall time (ServerLimits.max_run_s): each configuration gets the smaller of its
     # own time limit and what is left; one that no longer fits is stored as failed, not dropped.
     run_deadline = time.monotonic() + limits.max_run_s if limits.max_run_s else None
-    env = collect_env()
     plat = platform()
+    env = {**collect_env(), **inductor.environment(plat.capability if plat.has_cuda else None)}
     if store is not None:
         store.start_run(run_id, req.to_dict())
     common = dict(

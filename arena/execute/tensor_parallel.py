@@ -33,9 +33,10 @@ quiet.silence()  # a rank's library noise off, as a worker's (before torch is im
 
 from arena.core.errors import one_line, process_death  # noqa: E402
 from arena.core.results import over_ranks  # noqa: E402
+from arena.execute import hooks  # noqa: E402
 from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
 from arena.execute.worker import Job, run_job  # noqa: E402
-from arena.execute.worker_entry import die_with_parent, install_fault_hooks  # noqa: E402
+from arena.execute.worker_entry import die_with_parent  # noqa: E402
 
 NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}  # kept as set; never unset
 GRACE_S = 10.0
@@ -58,7 +59,7 @@ def rank_main(rank: int, world: int, port: int, job: Job, events: Any, parent_pi
               visible: str | None, threads: int, body: Callable[[Job, Callable], None] = run_job) -> None:
     """Entry of one rank (spawned): join the group, run `body(job, emit)` on this rank's device."""
     die_with_parent(parent_pid)
-    install_fault_hooks()
+    hooks.install_from_env()  # the tests' fault hooks, when the test entry point names them
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                        "TOKENIZERS_PARALLELISM": "false"})

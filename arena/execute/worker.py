@@ -184,6 +184,65 @@ def _load_draft(out: Loaded, job: Job) -> tuple[float, float | None]:
     return load_s, None if before is None or after is None else max(0.0, after - before)
 
 
+def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
+             stages: dict[str, float], stop: Callable[[], str | None] | None) -> float | None:
+    """A full-length warm-up, unless these shapes were warmed in this process: compiled configurations
+    trace and capture at these shapes, and every allocator reaches its steady state before timing.
+    With a streamer and the energy reads, as the timed repeats: its path (host copies, pinned
+    buffers) warms too. Its text goes to the page as it comes (the first text a visitor sees after a
+    cold start); the first timed repeat then does the same streaming work but sends only what is new.
+    Returns the warm-up's peak memory (MB), None when it was skipped."""
+    from arena.execute.stopping import Guarded
+    from arena.measure.clocks import TokenClock
+    from arena.measure.energy import EnergyMeter
+
+    shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
+    if shape in loaded.warmed:
+        return None
+    emit({"type": "status", "stage": "warming up"})
+    t0 = time.perf_counter()
+    stream.enabled = job.stream
+    clock = TokenClock(on_tokens=stream if job.stream else None,
+                       on_first=EnergyMeter(loaded.device, gpus=loaded.on_gpus).begin)
+    loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=Guarded(clock, stop))
+    stream.again()
+    loaded.warmed.add(shape)
+    stages["warmup"] = time.perf_counter() - t0
+    return loaded.memory.phase_peak_mb()
+
+
+def _timed_repeats(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
+                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int], int]:
+    """The timed generations (the text streamed by the first only): their timings, the first's tokens,
+    and the new tokens of row 0 over all of them."""
+    from arena.measure.clocks import timing_from_stamps
+
+    timings, new_ids, tokens = [], None, 0
+    if loaded.backend.drafts is not None:  # speculative rows: guesses counted from here
+        loaded.backend.drafts.reset()
+    for i in range(job.repeats):
+        emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
+        stream.enabled = i == 0
+        clock.begin()
+        out = loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
+        energy.end(time.perf_counter())
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
+        tokens += clock.tokens
+        if new_ids is None:
+            new_ids = out[0].tolist()
+    return timings, new_ids, tokens
+
+
+def _speculative_fields(loaded: Loaded, warm: bool, tokens: int) -> dict[str, Any]:
+    """A speculative row's guesses over the timed repeats (`tokens`: row 0's new tokens over them),
+    and its draft's own load (none on a warm worker, as load_s)."""
+    drafts = loaded.backend.drafts
+    fields = drafts.fields(tokens) if drafts is not None else {}
+    if not warm:
+        fields.update(draft_load_s=loaded.draft_load_s, draft_memory_mb=loaded.draft_memory_mb)
+    return fields
+
+
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
                   stop: Callable[[], str | None] | None = None) -> None:
     """Warm up (unless these shapes already were, in this process), time the repeats, emit
@@ -196,7 +255,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.execute.livetext import TextStream
     from arena.execute.stopping import Guarded
     from arena.measure import bandwidth_limit
-    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
+    from arena.measure.clocks import TokenClock, median_timing
     from arena.measure.energy import EnergyMeter
     from arena.models.tokenizers import decode
 
@@ -211,41 +270,12 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     guarded = Guarded(clock, stop, job.config)
 
     memory.reset_peak()
-    shape = (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
-    warmup_peak = None
-    if shape not in loaded.warmed:
-        emit({"type": "status", "stage": "warming up"})
-        t0 = time.perf_counter()
-        # A full-length warm-up: compiled configurations trace and capture at these shapes, and
-        # every allocator reaches its steady state before timing. With a streamer and the energy
-        # reads, as the timed repeats: its path (host copies, pinned buffers) warms too.
-        # Its text goes to the page as it comes (the first text a visitor sees after a cold start);
-        # the first timed repeat then does the same streaming work but sends only what is new.
-        stream.enabled = job.stream
-        backend.generate(input_ids, job.max_new_tokens, sampling,
-                         streamer=Guarded(TokenClock(on_tokens=stream if job.stream else None,
-                                                     on_first=EnergyMeter(device, gpus=on_gpus).begin), stop))
-        stream.again()
-        loaded.warmed.add(shape)
-        stages["warmup"] = time.perf_counter() - t0
-        warmup_peak = memory.phase_peak_mb()
+    warmup_peak = _warm_up(loaded, job, emit, stream, input_ids, sampling, stages, stop)
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
     t_timed = time.perf_counter()
 
-    drafts, timed_tokens = backend.drafts, 0  # speculative rows: guesses counted over the timed repeats
-    if drafts is not None:
-        drafts.reset()
-    timings, new_ids = [], None
-    for i in range(job.repeats):
-        emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
-        stream.enabled = i == 0
-        clock.begin()
-        out = backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
-        energy.end(time.perf_counter())
-        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
-        timed_tokens += clock.tokens
-        if new_ids is None:
-            new_ids = out[0].tolist()
+    timings, new_ids, timed_tokens = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy,
+                                                    guarded)
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
     t_after = time.perf_counter()
@@ -263,9 +293,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics = {
         "load_s": None if warm else loaded.load_s,
         "export_s": None if warm else loaded.export_s,
-        "draft_load_s": None if warm else loaded.draft_load_s,
-        "draft_memory_mb": None if warm else loaded.draft_memory_mb,
-        **(drafts.fields(timed_tokens) if drafts is not None else {}),
+        **_speculative_fields(loaded, warm, timed_tokens),
         "warm": warm,
         "weights_mb": weights_mb,
         **asdict(timing),
@@ -364,6 +392,7 @@ def durable_put(queue) -> Emit:
         return queue.put
 
     def put(event: dict[str, Any]) -> None:
+        event.setdefault("sent_at", time.time())  # the page's delay is measured from here
         data = ForkingPickler.dumps(event)
         sem.acquire()  # as Queue.put does: get() releases it
         if lock is None:

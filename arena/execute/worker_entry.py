@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arena.core import quiet
+from arena.execute import hooks
 
 quiet.silence()  # library noise off before torch is imported (ARENA_VERBOSE=1 keeps it)
 
@@ -81,18 +82,6 @@ def gpu_reserved_mb() -> float:
     return sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())) / MiB
 
 
-def install_fault_hooks() -> None:
-    """The tests' fault injection: only when ARENA_FAULT_INJECT is set are the hooks of
-    arena/testing/faults.py registered (arena/execute/hooks.py); a production worker never
-    imports them."""
-    if os.environ.get("ARENA_FAULT_INJECT"):
-        from arena.execute import hooks
-        from arena.testing import faults
-
-        for point, hook in faults.HOOKS.items():
-            hooks.register(point, hook)
-
-
 def warm_cuda() -> None:
     """Pay a fresh CUDA process's first-use costs before a job comes: the context on GPU 0, the
     cuBLAS handle and the first kernels' loading (a cold sdpa run on the embedded default spent
@@ -141,10 +130,11 @@ def serve(parent_pid: int, jobs: Any, events: Any, stop_flag: Any) -> None:
     time limit in seconds and its reason; None ends the worker) and answer with its events,
     ending each with {"type": "done", "reusable": ...}."""
     die_with_parent(parent_pid)
-    install_fault_hooks()
-    from arena.core import stack_sampler
+    hooks.install_from_env()  # the tests' fault hooks, when the test entry point names them
+    if os.environ.get("ARENA_SAMPLE_STACKS"):  # only under a sampled server (benchmarks/server_e2e.py)
+        from arena.core import stack_sampler
 
-    stack_sampler.from_env("worker")  # only under a sampled server (benchmarks/server_e2e.py)
+        stack_sampler.from_env("worker")
     imports_s = prepare(cuda=True)
     events.put({"type": "ready", "pid": os.getpid(), "imports_s": imports_s, "foreign": foreign_modules()})
 
@@ -186,6 +176,6 @@ def run_target(parent_pid: int, target: Callable[[Any, Any], None], job: Any, ev
     """A one-job worker (the sweep's): the same parent-death and process-group setup, then
     `target(job, events)`."""
     die_with_parent(parent_pid)
-    install_fault_hooks()
+    hooks.install_from_env()  # the tests' fault hooks, when the test entry point names them
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     target(job, events)

@@ -1,24 +1,71 @@
 """Attention implementations: transformers' `attn_implementation` (eager, sdpa, FlashAttention-2/3),
 SDPA restricted to one kernel, and the retired BetterTransformer fast path.
 
-The limits live here with the code that has them: the kernel choice (`kernel_context`) and what
-SDPA's memory-efficient kernel cannot take (grouped-query attention in some torch releases), the
-GPUs FlashAttention's kernels are built for, and BetterTransformer's retirement.
+A row's attention choice is an `Attention` (the named ones below: EAGER, SDPA, SDPA_FLASH, ...),
+which says what it needs from the machine. The limits live here with the code that has them: the
+kernel choice (`kernel_context`) and what SDPA's memory-efficient kernel cannot take (grouped-query
+attention in some torch releases), the GPUs FlashAttention's kernels are built for, and
+BetterTransformer's retirement.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from arena.core.env import Platform, version_tuple
-from arena.techniques.base import Site
+from arena.techniques.base import Needs, Site
 
 if TYPE_CHECKING:
     from arena.techniques.registry import Config
 
 _SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
+_BETTERTRANSFORMER_RETIRED = ("retired upstream: BetterTransformer was removed in optimum 2.0 and needs "
+                              "transformers<4.49; its decoder fast path lives on as SDPA (run sdpa)")
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A row's attention: transformers' attn_implementation, SDPA restricted to one kernel, or
+    optimum's BetterTransformer fast path over eager."""
+
+    impl: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] = "sdpa"
+    kernel: Literal["flash", "efficient", "math"] | None = None  # SDPA's kernel, fixed (sdpa only)
+    bettertransformer: bool = False  # to_bettertransformer() after loading with eager
+
+    kind: ClassVar[str] = "attention"
+
+    def __post_init__(self) -> None:
+        if self.kernel is not None and self.impl != "sdpa":
+            raise ValueError(f"an SDPA kernel choice applies to sdpa, not {self.impl}")
+        if self.bettertransformer and self.impl != "eager":
+            raise ValueError("BetterTransformer replaces eager attention")
+
+    def requirements(self) -> Needs:
+        if self.impl == "flash_attention_2":
+            return Needs(("flash-attn",), cuda=True, half=True)
+        if self.impl == "flash_attention_3":
+            return Needs(("flash-attn-3",), cuda=True, half=True)
+        if self.bettertransformer:
+            return Needs(("optimum",))
+        # SDPA's flash kernel: CUDA and fp16/bf16 only; its memory-efficient kernel: CUDA only
+        return {"flash": Needs(cuda=True, half=True), "efficient": Needs(cuda=True)}.get(self.kernel, Needs())
+
+    @property
+    def retired(self) -> str | None:
+        return _BETTERTRANSFORMER_RETIRED if self.bettertransformer else None
+
+
+EAGER = Attention("eager")
+SDPA = Attention("sdpa")
+SDPA_FLASH = Attention("sdpa", "flash")
+SDPA_EFFICIENT = Attention("sdpa", "efficient")
+SDPA_MATH = Attention("sdpa", "math")
+FLASH_ATTENTION_2 = Attention("flash_attention_2")
+FLASH_ATTENTION_3 = Attention("flash_attention_3")
+BETTERTRANSFORMER = Attention("eager", bettertransformer=True)
 
 
 def kernel_context(kernel: str) -> contextlib.AbstractContextManager:
@@ -39,6 +86,13 @@ def retired(config: Config, plat: Platform) -> str | None:
         and version_tuple(plat.packages.get("transformers")) < (4, 49)
     )
     return None if legacy else config.retired
+
+
+def conflict(config: Config) -> str | None:
+    """Why `config`'s attention cannot be part of the row, or None: a PyTorch row names one."""
+    if config.attention is None and config.runtime is None:
+        return "a configuration run by transformers on PyTorch names its attention implementation"
+    return None
 
 
 def blocker(config: Config, site: Site) -> str | None:

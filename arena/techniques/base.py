@@ -107,9 +107,15 @@ class Quantizer:
 
     library: ClassVar[str] = ""  # the distribution the library installs as (tracked in every result)
     in_place: ClassVar[bool] = False  # quantize() works on a built model: synthetic weights need no checkpoint
+    kind: ClassVar[str] = "quantization"  # the row's choice it fills (arena/techniques/registry.py)
 
     def requirements(self) -> Needs:
         return Needs((self.library,)).merged(self.needs)
+
+    def technique(self) -> str:
+        """The measuring path this scheme shares with others of its library (one key per reference
+        loop of the fidelity check, arena/bench/stages.py): the library, unless a subclass splits it."""
+        return self.library
 
     def blocker(self, site: Site) -> str | None:
         """Why this scheme cannot run at `site` beyond its declared needs, or None."""

@@ -28,6 +28,9 @@ class BitsAndBytes(Quantizer):
         if self.scheme not in SCHEMES:
             raise ValueError(f"unknown bitsandbytes scheme {self.scheme!r}; valid: {', '.join(SCHEMES)}")
 
+    def technique(self) -> str:
+        return "bitsandbytes 8-bit" if self.scheme == "int8" else "bitsandbytes 4-bit"
+
     def hf_config(self, dtype: torch.dtype, cpu_offload: bool = False) -> Any:
         from transformers import BitsAndBytesConfig
 

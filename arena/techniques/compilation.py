@@ -10,12 +10,43 @@ captured graph does not replay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from arena.techniques.base import Site
+from arena.techniques.base import Needs, Site
 
 if TYPE_CHECKING:
     from arena.techniques.registry import Config
+
+
+@dataclass(frozen=True)
+class Compile:
+    """A row's compile mode: generate() with a static cache and its own torch.compile, or the arena's
+    compiled decode step (its own loop: arena/backends/compiled_decode.py)."""
+
+    mode: Literal["static-cache", "compiled-decode"]
+
+    kind: ClassVar[str] = "compile"
+
+    def requirements(self) -> Needs:
+        return Needs()
+
+    @property
+    def loop(self) -> str | None:
+        """The generation loop this mode needs (None: generate(), whichever backend runs it)."""
+        return "compiled-decode" if self.mode == "compiled-decode" else None
+
+
+STATIC_CACHE = Compile("static-cache")
+COMPILED_DECODE = Compile("compiled-decode")
+
+
+def conflict(config: Config) -> str | None:
+    """Why `config`'s compile mode cannot be part of the row, or None."""
+    if config.compiled_decode and config.bettertransformer:
+        return ("the compiled decode step runs the model's own forward; BetterTransformer's "
+                "to_bettertransformer() would not be in it")
+    return None
 
 
 def generate_kwargs(device: str) -> dict[str, Any]:

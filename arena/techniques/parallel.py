@@ -8,10 +8,11 @@ budgets (those split through device_map), and an architecture with a tensor-para
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from arena.core.env import Platform
-from arena.techniques.base import Site
+from arena.techniques.base import Needs, Site
 
 if TYPE_CHECKING:
     from arena.models.placement import Placement
@@ -20,6 +21,37 @@ if TYPE_CHECKING:
 # Developer/CI switch: run tensor-parallel configurations on the CPU over this many gloo ranks
 # (the product refuses them without CUDA GPUs).
 TP_CPU_WORLD_ENV = "ARENA_TP_CPU_WORLD"
+
+
+@dataclass(frozen=True)
+class TensorParallel:
+    """A row's parallel plan: the model's own tensor-parallel plan, one process per GPU (gpt-fast
+    style plain tensors sliced by arena/backends/tp_shard.py), generate() on every rank."""
+
+    kind: ClassVar[str] = "parallel"
+    loop: ClassVar[str] = "tensor-parallel"
+
+    def requirements(self) -> Needs:
+        return Needs()
+
+
+TENSOR_PARALLEL = TensorParallel()
+
+
+def conflict(config: Config) -> str | None:
+    """Why tensor parallelism cannot be combined with the rest of `config`, or None: each rank
+    slices plain weights and runs generate(), nothing else."""
+    if config.parallel is None:
+        return None
+    if config.quant is not None:
+        return (f"tensor parallel slices plain (unquantized) weights over the ranks; {config.quant.library} "
+                f"weights would be loaded unquantized")
+    if config.compiled_decode:
+        return ("tensor parallel runs generate() on every rank; the compiled decode step is one process's "
+                "CUDA graph (use static-cache for a compiled forward on every rank)")
+    if config.bettertransformer:
+        return "tensor parallel builds every rank's model itself; to_bettertransformer() would not be applied"
+    return None
 
 
 def tensor_parallel_world(plat: Platform, placement: Placement | None) -> int | str:

@@ -1,12 +1,14 @@
-"""The configuration registry: a table of rows, each naming the techniques it applies.
+"""The configuration registry: a table of rows, each a composition of technique choices.
 
-A configuration is data: an attention implementation, at most one weight quantization (a
-`Quantizer` instance, arena/techniques/base.py), a compile mode, tensor parallelism or an ONNX
-Runtime provider, speculative decoding (a `Speculation`, arena/techniques/speculative.py), and what
-the row needs from the machine. Each technique's module says why it
-cannot run somewhere (`availability` asks them in turn) and how it changes a model; the backends
-apply them. Adding a configuration is a row here; adding a quantization library is a module
-beside this one and its rows (README: "Adding a technique").
+A configuration is data: its attention (`attention.Attention`), at most one weight quantization (a
+`Quantizer`, arena/techniques/base.py), a compile mode (`compilation.Compile`), a parallel plan
+(`parallel.TensorParallel`), a runtime other than transformers on PyTorch
+(`onnxruntime.OnnxRuntime`) and speculative decoding (`speculative.Speculation`). Each choice is
+owned by its technique module, which says what it needs from the machine, why it cannot run somewhere (`availability` asks them in turn), why it cannot be
+combined with the rest of a row (`conflict`: the row is refused when it is built, before anything
+starts, never reduced to what one backend can do), and how it changes a model; the backends apply
+them. Adding a configuration is a row here; adding a quantization library is a module beside this
+one and its rows (docs/architecture.md: "Adding a technique").
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ from typing import TYPE_CHECKING, Any, Literal
 from arena.core.env import Platform, platform, track
 from arena.models.dtypes import resolve_dtype
 from arena.techniques import attention, compilation, onnxruntime, parallel, speculative
+from arena.techniques.attention import (
+    BETTERTRANSFORMER,
+    EAGER,
+    FLASH_ATTENTION_2,
+    FLASH_ATTENTION_3,
+    SDPA,
+    SDPA_EFFICIENT,
+    SDPA_FLASH,
+    SDPA_MATH,
+    Attention,
+)
 from arena.techniques.base import Needs, Quantizer, Site
 from arena.techniques.bitsandbytes import BitsAndBytes
+from arena.techniques.compilation import COMPILED_DECODE, STATIC_CACHE, Compile
+from arena.techniques.onnxruntime import OnnxRuntime
+from arena.techniques.parallel import TENSOR_PARALLEL, TensorParallel
 from arena.techniques.parallel import TP_CPU_WORLD_ENV, tensor_parallel_world  # noqa: F401  (the runner's names)
 from arena.techniques.speculative import Speculation
 from arena.techniques.torchao import TorchAo
@@ -27,6 +43,11 @@ if TYPE_CHECKING:
     from arena.models.placement import Placement
 
 Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "speculative", "combination"]
+Loop = Literal["torch", "compiled-decode", "tensor-parallel", "onnxruntime"]
+
+
+class ImpossibleCombination(ValueError):
+    """A row whose technique choices cannot run together (the reason says why)."""
 
 
 @dataclass(frozen=True)
@@ -35,35 +56,96 @@ class Config:
     label: str
     family: Family
     description: str
-    backend: Literal["torch", "onnxruntime"] = "torch"
-    attn: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] | None = "sdpa"
-    sdpa_kernel: Literal["flash", "efficient", "math"] | None = None
+    attention: Attention | None = SDPA  # None only where the runtime brings its own (ONNX Runtime)
     quant: Quantizer | None = None  # a weight quantization: bitsandbytes.py, torchao.py, ...
-    static_cache: bool = False  # static KV cache, compiled by generate() (torch.compile)
-    compiled_decode: bool = False  # own decode loop: static cache, step compiled as a CUDA graph
-    bettertransformer: bool = False
-    tensor_parallel: bool = False  # one process per GPU, weights sliced (arena/backends/tp_shard.py)
-    provider: str | None = None  # ONNX Runtime execution provider
+    compile: Compile | None = None  # STATIC_CACHE or COMPILED_DECODE (compilation.py)
+    parallel: TensorParallel | None = None  # TENSOR_PARALLEL: one process per GPU (parallel.py)
+    runtime: OnnxRuntime | None = None  # None: transformers on PyTorch
     speculation: Speculation | None = None  # speculative decoding: where guesses come from (speculative.py)
-    needs_cuda: bool = False
-    needs_half: bool = False  # fp16/bf16 only
-    needs_dtype: str | None = None  # this run dtype only
-    min_capability: tuple[int, int] | None = None  # least CUDA compute capability, where on CUDA
-    needs: tuple[str, ...] = ()  # distributions that must be installed
-    retired: str | None = None  # reason the technique no longer runs with the pinned stack
+
+    def __post_init__(self) -> None:
+        # each technique says what it cannot be combined with; any other two loops cannot run one row
+        loops = {choice.loop for choice in self.choices if getattr(choice, "loop", None)}
+        reason = (
+            onnxruntime.conflict(self)
+            or attention.conflict(self)
+            or parallel.conflict(self)
+            or compilation.conflict(self)
+            or speculative.conflict(self)
+            or (f"its choices need different generation loops ({' and '.join(sorted(loops))})" if len(loops) > 1 else None)
+        )
+        if reason:
+            raise ImpossibleCombination(f"{self.name}: {reason}")
+
+    @property
+    def choices(self) -> tuple[Any, ...]:
+        """The row's technique choices, each from its own module."""
+        return tuple(c for c in (self.attention, self.quant, self.compile, self.parallel, self.runtime,
+                                 self.speculation) if c is not None)
+
+    @property
+    def loop(self) -> Loop:
+        """The generation loop that runs the row: the one its choices name (at most one, checked
+        when the row is built), else transformers' generate() on PyTorch."""
+        return next((c.loop for c in self.choices if getattr(c, "loop", None)), "torch")
+
+    def requirements(self) -> Needs:
+        """What this row needs from the machine: every choice's needs, merged."""
+        needs = Needs()
+        for choice in (self.quant, self.attention, self.compile, self.parallel, self.runtime):
+            needs = needs.merged(choice.requirements()) if choice is not None else needs
+        return needs
+
+    # Reads of the composition, for the code that applies or reports it
+    @property
+    def backend(self) -> Literal["torch", "onnxruntime"]:
+        return "onnxruntime" if self.runtime is not None else "torch"
+
+    @property
+    def attn(self) -> str | None:
+        return self.attention.impl if self.attention else None
+
+    @property
+    def sdpa_kernel(self) -> str | None:
+        return self.attention.kernel if self.attention else None
+
+    @property
+    def bettertransformer(self) -> bool:
+        return bool(self.attention and self.attention.bettertransformer)
+
+    @property
+    def retired(self) -> str | None:
+        """Why the row's technique no longer runs with the pinned stack (attention.retired: unless on a
+        legacy stack), or None."""
+        return self.attention.retired if self.attention else None
+
+    @property
+    def static_cache(self) -> bool:
+        return self.compile == STATIC_CACHE
+
+    @property
+    def compiled_decode(self) -> bool:
+        return self.compile == COMPILED_DECODE
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile is not None
+
+    @property
+    def tensor_parallel(self) -> bool:
+        return self.parallel is not None
+
+    @property
+    def provider(self) -> str | None:
+        return self.runtime.provider if self.runtime else None
+
+    @property
+    def needs_cuda(self) -> bool:
+        return self.requirements().cuda
 
     @property
     def quantized(self) -> bool:
         return self.quant is not None
-
-    @property
-    def compiled(self) -> bool:
-        return self.static_cache or self.compiled_decode
-
-    def requirements(self) -> Needs:
-        """What this row needs from the machine: its quantization's needs and its own."""
-        own = Needs(self.needs, self.needs_cuda, self.needs_half, self.needs_dtype, self.min_capability)
-        return self.quant.requirements().merged(own) if self.quant else own
 
 
 @dataclass(frozen=True)
@@ -76,29 +158,27 @@ BASELINE = "eager"
 
 _ENTRIES: tuple[Config, ...] = (
     Config("eager", "Eager attention (baseline)", "attention",
-           "transformers' plain PyTorch attention: matmul, softmax, matmul.", attn="eager"),
+           "transformers' plain PyTorch attention: matmul, softmax, matmul.", attention=EAGER),
     Config("sdpa", "PyTorch SDPA", "attention",
            "torch.nn.functional.scaled_dot_product_attention; PyTorch picks the kernel."),
     Config("sdpa-flash", "SDPA: flash kernel only", "attention",
            "SDPA restricted to its FlashAttention kernel (torch.nn.attention.sdpa_kernel).",
-           sdpa_kernel="flash", needs_cuda=True, needs_half=True),
+           attention=SDPA_FLASH),
     Config("sdpa-efficient", "SDPA: memory-efficient kernel only", "attention",
            "SDPA restricted to its memory-efficient (xFormers-style) kernel.",
-           sdpa_kernel="efficient", needs_cuda=True),
+           attention=SDPA_EFFICIENT),
     Config("sdpa-math", "SDPA: math kernel only", "attention",
-           "SDPA restricted to its unfused math reference kernel.", sdpa_kernel="math"),
+           "SDPA restricted to its unfused math reference kernel.", attention=SDPA_MATH),
     Config("flash-attention-2", "FlashAttention-2", "attention",
            "Tri Dao's flash-attn package through attn_implementation='flash_attention_2'.",
-           attn="flash_attention_2", needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+           attention=FLASH_ATTENTION_2),
     Config("flash-attention-3", "FlashAttention-3 (Hopper)", "attention",
            "flash-attn's Hopper kernels (the flash_attn_3 package built from its hopper/ folder) through "
            "attn_implementation='flash_attention_3'; sm_90 only.",
-           attn="flash_attention_3", needs_cuda=True, needs_half=True, needs=("flash-attn-3",)),
+           attention=FLASH_ATTENTION_3),
     Config("bettertransformer", "BetterTransformer", "attention",
-           "optimum's to_bettertransformer() fast path.", bettertransformer=True,
-           needs=("optimum",),
-           retired="retired upstream: BetterTransformer was removed in optimum 2.0 and needs "
-                   "transformers<4.49; its decoder fast path lives on as SDPA (run sdpa)"),
+           "optimum's to_bettertransformer() fast path.",
+           attention=BETTERTRANSFORMER),
     Config("bnb-8bit", "bitsandbytes LLM.int8", "quantization",
            "8-bit weights with outlier decomposition (load_in_8bit).", quant=BitsAndBytes("int8")),
     Config("bnb-4bit", "bitsandbytes 4-bit (fp4)", "quantization",
@@ -110,58 +190,50 @@ _ENTRIES: tuple[Config, ...] = (
            quant=BitsAndBytes("nf4-dq")),
     Config("static-cache", "Static KV cache + torch.compile", "compile",
            "generate(cache_implementation='static'): a fixed-size KV cache, the forward compiled "
-           "by torch.compile (CUDA graphs on GPU).", static_cache=True),
+           "by torch.compile (CUDA graphs on GPU).", compile=STATIC_CACHE),
     Config("compiled-decode", "Compiled decode step (CUDA graph)", "compile",
            "Static KV cache; prefill once, then the whole decode step (forward + token choice on "
            "the device) compiled with torch.compile and captured once as a CUDA graph, one replay a "
            "token, no host sync per token beyond streaming (the same step uncaptured on CPU).",
-           compiled_decode=True),
+           compile=COMPILED_DECODE),
     # The kernel SDPA uses inside the compiled step is fixed when the step is traced: by default the
     # first that fits (cuDNN's on Hopper in torch 2.11: 32 launches of ~7 us a step on the 7B shape,
     # 5% of the step); this row traces it with torch's FlashAttention kernel instead. (No math row:
     # inductor's attention pattern matcher turns the math path back into a fused SDPA call.)
     Config("sdpa-flash+compiled-decode", "SDPA flash kernel + compiled decode step", "combination",
            "The compiled decode step (static cache, CUDA graph) with SDPA restricted to its FlashAttention "
-           "kernel when the step is traced (and in the prefill).", sdpa_kernel="flash", compiled_decode=True,
-           needs_cuda=True, needs_half=True),
+           "kernel when the step is traced (and in the prefill).", attention=SDPA_FLASH, compile=COMPILED_DECODE),
     Config("flash-attention-2+compiled-decode", "FlashAttention-2 decoding + compiled decode step", "combination",
            "The compiled decode step (static cache, CUDA graph) with attention through flash-attn's kv-cache "
            "kernel (split-KV flash decoding): each step reads only the filled cache positions.",
-           attn="flash_attention_2", compiled_decode=True, needs_cuda=True, needs_half=True, needs=("flash-attn",)),
+           attention=FLASH_ATTENTION_2, compile=COMPILED_DECODE),
     Config("tensor-parallel", "Tensor parallel (one process per GPU)", "parallel",
            "Every decoder layer's linear weights sliced over the GPUs by the model's own tensor-parallel "
            "plan (attention heads and MLP columns; plain tensors, gpt-fast style), one process per GPU "
            "through torch.distributed (NCCL), one all-reduce after attention and one after the MLP.",
-           tensor_parallel=True),
+           parallel=TENSOR_PARALLEL),
     Config("tensor-parallel+static-cache", "Tensor parallel + static KV cache + torch.compile", "parallel",
            "tensor-parallel with generate(cache_implementation='static'), the forward compiled by "
-           "torch.compile on every rank.", tensor_parallel=True, static_cache=True),
+           "torch.compile on every rank.", parallel=TENSOR_PARALLEL, compile=STATIC_CACHE),
     Config("ort-cuda", "ONNX Runtime (CUDA)", "onnxruntime",
            "Optimum ORTModelForCausalLM on CUDAExecutionProvider with IO binding, fp16 export.",
-           backend="onnxruntime", attn=None, provider="CUDAExecutionProvider", needs_cuda=True,
-           needs=("optimum-onnx",)),
+           attention=None, runtime=OnnxRuntime("CUDAExecutionProvider")),
     Config("ort-tensorrt", "ONNX Runtime (TensorRT)", "onnxruntime",
            "Optimum ORTModelForCausalLM on TensorrtExecutionProvider, fp16 export.",
-           backend="onnxruntime", attn=None, provider="TensorrtExecutionProvider", needs_cuda=True,
-           needs=("optimum-onnx",)),
+           attention=None, runtime=OnnxRuntime("TensorrtExecutionProvider")),
     Config("ort-cpu", "ONNX Runtime (CPU)", "onnxruntime",
            "Optimum ORTModelForCausalLM on CPUExecutionProvider, fp32 export.",
-           backend="onnxruntime", attn=None, provider="CPUExecutionProvider",
-           needs=("optimum-onnx",)),
+           attention=None, runtime=OnnxRuntime("CPUExecutionProvider")),
     Config("bnb-4bit+flash-attention-2", "4-bit (fp4) + FlashAttention-2", "combination",
            "The guide's combination: load_in_4bit with attn_implementation='flash_attention_2'.",
-           attn="flash_attention_2", quant=BitsAndBytes("fp4"), needs_cuda=True, needs_half=True,
-           needs=("flash-attn",)),
+           attention=FLASH_ATTENTION_2, quant=BitsAndBytes("fp4")),
     Config("bnb-8bit+flash-attention-2", "LLM.int8 + FlashAttention-2", "combination",
            "The guide's combination: load_in_8bit with attn_implementation='flash_attention_2'.",
-           attn="flash_attention_2", quant=BitsAndBytes("int8"), needs_cuda=True, needs_half=True,
-           needs=("flash-attn",)),
+           attention=FLASH_ATTENTION_2, quant=BitsAndBytes("int8")),
     Config("bnb-4bit+sdpa-flash", "4-bit (fp4) + SDPA flash kernel", "combination",
            "The guide's 'combine optimizations' example: 4-bit weights, SDPA restricted to flash.",
-           quant=BitsAndBytes("fp4"), sdpa_kernel="flash", needs_cuda=True, needs_half=True),
+           quant=BitsAndBytes("fp4"), attention=SDPA_FLASH),
 )
-
-
 
 
 def _torchao(name: str, scheme: str, label: str, description: str, **needs: object) -> tuple[Config, Config]:
@@ -172,7 +244,7 @@ def _torchao(name: str, scheme: str, label: str, description: str, **needs: obje
                    "stay in the model dtype.", quant=quant)
     compiled = Config(f"{name}+compiled-decode", f"torchao {label} + compiled decode", "combination",
                       f"torchao {description} Run by the compiled decode step (CUDA graph).",
-                      quant=quant, compiled_decode=True)
+                      quant=quant, compile=COMPILED_DECODE)
     return plain, compiled
 
 

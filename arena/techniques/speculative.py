@@ -22,7 +22,7 @@ rate and the tokens per model step follow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from arena.techniques.base import Site
 
@@ -48,6 +48,8 @@ class Speculation:
     lookup_tokens: int = LOOKUP_TOKENS
     ngram: int = LOOKUP_NGRAM
 
+    kind: ClassVar[str] = "speculation"  # the row's choice it fills (arena/techniques/registry.py)
+
     @property
     def draft(self) -> bool:
         """A draft model is loaded beside the model (named by the request's draft_model)."""
@@ -55,7 +57,8 @@ class Speculation:
 
 
 def blocker(config: Config, site: Site) -> str | None:
-    """Why `config`'s speculative decoding cannot run at `site`, or None."""
+    """Why `config`'s speculative decoding cannot run at `site`, or None (what it cannot be combined
+    with is `conflict`'s: refused when the row is built)."""
     spec = config.speculation
     if spec is None:
         return None
@@ -70,6 +73,14 @@ def blocker(config: Config, site: Site) -> str | None:
     if site.batch > 1:
         return (f"speculative decoding in transformers runs one sequence at a time (batch 1); this run asks "
                 f"batch {site.batch}")
+    return None
+
+
+def conflict(config: Config) -> str | None:
+    """Why speculative decoding cannot be combined with the rest of `config` (refused when the row
+    is built), or None."""
+    if config.speculation is None:
+        return None
     if config.compiled or config.tensor_parallel:
         return ("speculative decoding crops rejected guesses from the KV cache, which transformers supports "
                 "with its dynamic cache only (no static cache, compiled decode step or tensor-parallel ranks)")

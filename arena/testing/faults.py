@@ -1,6 +1,7 @@
-"""Fault injection for the fault-tolerance tests, kept out of the measuring code: a worker
-registers `HOOKS` at the points of arena/execute/hooks.py only when ARENA_FAULT_INJECT is set
-(arena/execute/worker_entry.py).
+"""Fault injection for the fault-tolerance tests, kept out of the measuring code: the test entry
+point (tests/conftest.py) sets ARENA_HOOKS to this module, and a worker it starts registers `HOOKS`
+at the points of arena/execute/hooks.py (`hooks.install_from_env`); each hook does nothing unless
+ARENA_FAULT_INJECT names its configuration. No production module imports this one.
 
 ARENA_FAULT_INJECT holds comma-separated items (read at each call):
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading

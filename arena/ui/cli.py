@@ -323,7 +323,15 @@ def outputs(p: argparse.ArgumentParser, what: str, *, measures: bool = False) ->
         p.add_argument("--quiet", action="store_true", help="no progress lines, only the results")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _model_help() -> str:
+    from arena.models.spec import DEFAULT_NAME, architectures
+
+    return (f"default (the embedded {DEFAULT_NAME}, no Hub needed), a Hub id (org/name), a local model "
+            f"folder, or synthetic:NAME (random weights at a real size; NAME: {', '.join(architectures())})")
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """`run`'s options; their defaults are RunRequest's (arena/core/request.py), as on the page and in /run."""
     from arena.core.limits import (
         MAX_BATCH,
         MAX_NEW_TOKENS,
@@ -334,43 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         MAX_TEMPERATURE,
         MAX_TIMEOUT_S,
         MIN_TIMEOUT_S,
-        SWEEP_MAX_NEW_TOKENS,
-        SWEEP_MAX_PADDING,
-        SWEEP_MAX_SEQ,
     )
     from arena.core.request import RunRequest
-    from arena.models.spec import DEFAULT_NAME, architectures
-    from arena.sweep.plan import MODES
     from arena.ui.forms import DEFAULT_CONFIGS
 
-    model_help = (f"default (the embedded {DEFAULT_NAME}, no Hub needed), a Hub id (org/name), a local model "
-                  f"folder, or synthetic:NAME (random weights at a real size; NAME: {', '.join(architectures())})")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true",
-                        help="show the libraries' own warnings and progress too (as ARENA_VERBOSE=1 does)")
-
-    parser = argparse.ArgumentParser(
-        prog="python -m arena", formatter_class=_HelpFormatter,
-        description="The command line over the same core as the web page: configurations, runs, sweeps, "
-                    "placement plans, the stored leaderboard and this machine's environment. "
-                    "`python -m arena COMMAND --help` tells more.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, text: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, epilog=epilog, parents=[common],
-                              formatter_class=_HelpFormatter)
-
-    p = command("configs", "every configuration and whether it can run here (with the reason when not)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--dtype", default="auto", choices=DTYPES, help="check availability for this dtype")
-    p.set_defaults(func=cmd_configs)
-
-    # run's defaults are RunRequest's (arena/core/request.py), as on the page and in /run
-    run_defaults = RunRequest()
-    p = command("run", "run one prompt through several configurations, side by side",
-                "The ranges are the request format's own; ARENA_* variables (ARENA_LIMITS=public, "
-                "ARENA_MAX_NEW_TOKENS, ARENA_MAX_BATCH, ARENA_MAX_REPEATS...; see arena/core/limits.py) may lower "
-                "them. Bad input exits with code 2 and one line saying what is wrong.")
+    run_defaults, model_help = RunRequest(), _model_help()
     p.add_argument("--model", default=run_defaults.model, help=model_help)
     p.add_argument("--configs", default=DEFAULT_CONFIGS,
                    help="comma-separated configuration names; `python -m arena configs` lists them and whether "
@@ -409,15 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "model, a sanity draft)")
     outputs(p, "results", measures=True)
     p.add_argument("--show-text", action="store_true", help="print each configuration's generated text")
-    p.set_defaults(func=cmd_run)
 
-    p = command("leaderboard", "stored results, fastest decode first")
-    p.add_argument("--model", help="only this model (as given to run: default, org/name, synthetic:NAME...)")
-    p.add_argument("--mode", help="arena, sweep-forward, sweep-generate or sweep-generate-padded (default: all)")
-    outputs(p, "rows")
-    p.set_defaults(func=cmd_leaderboard)
 
-    p = command("sweep", "attention speedup and memory over batch sizes, lengths and padding")
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    from arena.core.limits import MAX_BATCH, MAX_REPEATS, SWEEP_MAX_NEW_TOKENS, SWEEP_MAX_PADDING, SWEEP_MAX_SEQ
+    from arena.sweep.plan import MODES
+
+    model_help = _model_help()
     p.add_argument("--model", default="synthetic:llama-2-7b", help=model_help)
     p.add_argument("--attn", default="eager,sdpa", help="attention implementations, comma-separated")
     p.add_argument("--batch-sizes", default="1,2,4,8", help=f"comma-separated, each 1..{MAX_BATCH}")
@@ -440,10 +414,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help="seconds per implementation (all its points)")
     outputs(p, "points", measures=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own warnings and progress too (as ARENA_VERBOSE=1 does)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m arena", formatter_class=_HelpFormatter,
+        description="The command line over the same core as the web page: configurations, runs, sweeps, "
+                    "placement plans, the stored leaderboard and this machine's environment. "
+                    "`python -m arena COMMAND --help` tells more.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=epilog, parents=[common],
+                              formatter_class=_HelpFormatter)
+
+    p = command("configs", "every configuration and whether it can run here (with the reason when not)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="check availability for this dtype")
+    p.set_defaults(func=cmd_configs)
+
+    p = command("run", "run one prompt through several configurations, side by side",
+                "The ranges are the request format's own; ARENA_* variables (ARENA_LIMITS=public, "
+                "ARENA_MAX_NEW_TOKENS, ARENA_MAX_BATCH, ARENA_MAX_REPEATS...; see arena/core/limits.py) may lower "
+                "them. Bad input exits with code 2 and one line saying what is wrong.")
+    _run_arguments(p)
+    p.set_defaults(func=cmd_run)
+
+    p = command("leaderboard", "stored results, fastest decode first")
+    p.add_argument("--model", help="only this model (as given to run: default, org/name, synthetic:NAME...)")
+    p.add_argument("--mode", help="arena, sweep-forward, sweep-generate or sweep-generate-padded (default: all)")
+    outputs(p, "rows")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = command("sweep", "attention speedup and memory over batch sizes, lengths and padding")
+    _sweep_arguments(p)
     p.set_defaults(func=cmd_sweep)
 
     p = command("plan", "the split device_map='auto' would make under --max-memory (no GPU needed)")
-    p.add_argument("--model", default="synthetic:llama-2-7b", help=model_help)
+    p.add_argument("--model", default="synthetic:llama-2-7b", help=_model_help())
     p.add_argument("--max-memory", required=True, help="budget per device, e.g. 0=8GiB,1=40GiB")
     p.add_argument("--dtype", default="bf16", choices=[d for d in DTYPES if d != "auto"])
     p.add_argument("--json", metavar="FILE", help="write the plan as JSON here")

@@ -5,6 +5,8 @@ written."""
 
 from __future__ import annotations
 
+import time
+
 from typing import Iterator
 
 import gradio as gr
@@ -36,7 +38,7 @@ def register(app: ArenaApp) -> None:
                                seed=seed, temperature=temperature, top_p=top_p, prompt_tokens=prompt_tokens,
                                gpus=gpus, max_memory=max_memory)
             for state, _ in app.stream(req, session_of(request)):
-                yield state.snapshot()
+                yield {**state.snapshot(), "yielded_at": time.time()}  # the page's delay is measured from here
         except RequestError as exc:  # refused before anything ran
             raise gr.Error(str(exc), print_exception=False) from None
 

@@ -43,7 +43,7 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
         gr.Markdown(
             "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
             "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
-            "is kept in the leaderboard. How each number is measured: see the README.\n\n"
+            "is kept in the leaderboard. How each number is measured: see docs/measuring.md in the repository.\n\n"
             f"{persistence}{privacy}", elem_id="notice"
         )
         arena = arena_tab.build_tab(app)

@@ -37,6 +37,10 @@ class Panel:
     metrics: dict[str, Any] = field(default_factory=dict)
     placement: str = ""  # a split's or GPU choice's devices: layers, weights and peak per device
     reached: float = 0.0  # the progress made before a failure or a cancel: the bar stops there
+    # when the worker sent the event that set the card's stage or result, and when the server got
+    # it (time.time(), one machine): how late the page shows it is what the page adds
+    sent_at: float = 0.0
+    server_at: float = 0.0
 
     @property
     def progress(self) -> float:
@@ -95,6 +99,8 @@ class RunState:
             self.panels = {n: self.panels[n] for n in event["order"]}  # display in run order
             return False
         panel = self.panels.get(event.get("config", ""))
+        if panel and kind in ("status", "result"):
+            panel.sent_at, panel.server_at = event.get("sent_at") or 0.0, event.get("server_at") or 0.0
         if kind == "status" and panel:
             panel.status, panel.since = event["stage"], time.monotonic()
             panel.repeat, panel.repeats = event.get("repeat", 0), event.get("repeats", 0)

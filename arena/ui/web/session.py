@@ -73,11 +73,16 @@ class RunSession:
 
     def _work(self) -> None:
         try:
-            execute(self.prepared, store=self.store, on_event=self._events.put, cancel=self.cancel)
+            execute(self.prepared, store=self.store, on_event=self._receive, cancel=self.cancel)
         except Exception as exc:  # the runner stores what it measured before this
             self._events.put({"type": "fatal", "reason": one_line(exc)})
         finally:
             self._events.put({"type": "end"})
+
+    def _receive(self, event: dict[str, Any]) -> None:
+        """An event from the runner, stamped with when this server got it (the worker stamps
+        when it sent it): the page's own delay is the time after this."""
+        self._events.put({**event, "server_at": time.time()})
 
     def join(self, timeout_s: float = 60.0) -> None:
         """Wait for the run thread (after a cancel it stops its worker within seconds)."""
