@@ -395,6 +395,8 @@ def _table(stage: Stage, rows: list[dict[str, Any]]) -> str:
         return tables.bandwidth_table(rows)
     if stage.kind == "quant":
         return tables.quant_table(rows)
+    if stage.kind == "speculative":
+        return tables.speculative_table(rows)
     if stage.kind == "fidelity":
         from arena.bench.fidelity import table
 

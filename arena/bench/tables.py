@@ -74,6 +74,30 @@ def run_table(rows: list[Row]) -> str:
     return "\n".join([table, "", *tail, *[f"Note: {n}" for n in notes]]).rstrip()
 
 
+# ----------------------------------------------------------------------------- speculative decoding
+
+SPECULATIVE_COLUMNS: list[tuple[str, Callable[[Row], str]]] = [
+    ("configuration", lambda r: r["config"]),
+    ("TTFT ms", lambda r: num(r.get("ttft_ms"))),
+    ("decode tok/s", lambda r: num(r.get("decode_tokens_per_s"))),
+    ("speedup", lambda r: "-" if r.get("speedup") is None else f"{r['speedup']:.2f}x"),
+    ("accepted", lambda r: share(r.get("acceptance_rate"))),
+    ("tok/step", lambda r: num(r.get("tokens_per_step"), 2)),
+    ("draft load s", lambda r: num(r.get("draft_load_s"), 2)),
+    ("draft MB", lambda r: num(r.get("draft_memory_mb"), 0)),
+    ("peak MB", lambda r: num(r.get("peak_memory_mb"), 0)),
+    ("agreement", lambda r: share(r.get("token_agreement"))),
+]
+
+
+def speculative_table(rows: list[Row]) -> str:
+    """Speculative rows beside their baseline: speed, what their guesses did, the draft's own cost."""
+    table = markdown(SPECULATIVE_COLUMNS, rows)
+    baselines = sorted({r.get("baseline") for r in rows if r.get("baseline")})
+    tail = [f"Speedup and agreement: against {', '.join(baselines)} of the same call."] if baselines else []
+    return "\n".join([table, "", *tail]).rstrip()
+
+
 # ----------------------------------------------------------------------------- bandwidth limit
 
 

@@ -50,6 +50,9 @@ class RunRequest:
     # with device_map="auto". Validated into [0, 1] and {"0": bytes, ...}.
     gpus: str | list[int] | None = None
     max_memory: str | dict[str, Any] | None = None
+    # The draft model of assisted (speculative) configurations, named as `model` is: "default" (the
+    # embedded model, a sanity draft), a Hub id or a local directory. Read only when one is asked.
+    draft_model: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,6 +100,13 @@ class Result:
     e2e_tokens_per_s: float | None = metric(unit="tok/s", heading="e2e tok/s", repeats="median", table=True)
     token_latency_p50_ms: float | None = metric(unit="ms", heading="p50 ms", repeats="median", table=True)
     token_latency_p90_ms: float | None = metric(unit="ms", heading="p90 ms", repeats="median", table=True)
+    # speculative decoding (arena/techniques/speculative.py), over every timed repeat together: draft tokens
+    # accepted / proposed, new tokens / forward passes of the model (1 without guesses); the draft model's
+    # own load time and the memory it adds (read before and after its load, after the model's)
+    acceptance_rate: float | None = metric(unit="share", heading="accepted", repeats="pooled", table=True)
+    tokens_per_step: float | None = metric(unit="tok/step", heading="tok/step", repeats="pooled", table=True)
+    draft_load_s: float | None = metric(unit="s", heading="draft load s", table=True)
+    draft_memory_mb: float | None = metric(unit="MB", heading="draft MB", table=True)
     memory_bandwidth_gb_s: float | None = metric(unit="GB/s", heading="bandwidth GB/s")
     bandwidth_limit_tokens_per_s: float | None = metric(unit="tok/s", heading="BW limit tok/s")
     # memory and energy

@@ -46,10 +46,11 @@ UNTIMED_STAGES = frozenset({"warming up", "scoring"})
 
 def warm_key(job: Any, compiled: bool) -> tuple:
     """What a loaded worker must match to serve `job`: the model, configuration, dtype, device,
-    placement and memory cap; for compiled configurations also the shapes their graphs are
+    placement, memory cap and draft model; for compiled configurations also the shapes their graphs are
     captured at (batch, prompt length, new tokens)."""
     key = (job.model_kind, job.model_ref, job.config, job.dtype, job.device, tuple(job.gpus or ()),
-           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb, environment())
+           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb, environment(),
+           tuple(getattr(job, "draft", None) or ()))
     if compiled:
         key += (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
     return key

@@ -48,6 +48,7 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
     """The job of configuration `name`: the request's settings, and the baseline's tokens to
     score NLL against (the baseline scores its own)."""
     req = prepared.request
+    speculation = registry.get(name).speculation
     return Job(
         config=name, model_kind=prepared.spec.kind, model_ref=prepared.spec.ref,
         dtype=prepared.dtype, device=device, prompt_ids=prepared.prompt_ids,
@@ -57,6 +58,8 @@ def make_job(prepared: PreparedRun, name: str, device: str, *, reference_ids: li
         baseline_failed=not is_baseline and reference_ids is None,
         memory_limit_mb=prepared.limits.worker_memory_mb,
         gpus=list(prepared.placement.gpus) or None, max_memory=dict(prepared.placement.max_memory) or None,
+        draft=(prepared.draft.kind, prepared.draft.ref) if speculation and speculation.draft and prepared.draft
+        else None,
     )
 
 
@@ -102,7 +105,8 @@ def _resolve(prepared: PreparedRun, plat: Any) -> tuple[dict, dict, dict]:
     dtypes = {name: registry.run_dtype(cfg, prepared.dtype) for name, cfg in configs.items()}
     positions = len(prepared.prompt_ids) + prepared.request.max_new_tokens
     verdicts = {name: registry.availability(cfg, dtypes[name], plat, placement=prepared.placement,
-                                            model_config=prepared.model_config, positions=positions)
+                                            model_config=prepared.model_config, positions=positions,
+                                            batch=prepared.request.batch_size, synthetic=prepared.spec.synthetic)
                 for name, cfg in configs.items()}
     return configs, dtypes, verdicts
 

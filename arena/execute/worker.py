@@ -48,6 +48,7 @@ class Job:
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
     gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
     max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
+    draft: tuple[str, str] | None = None  # the draft model (kind, ref) of an assisted configuration
 
 
 class Loaded:
@@ -159,8 +160,29 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         # The same on the CPU: glibc keeps freed pages resident (VmHWM would count the originals
         # an in-place quantization freed as the next phase's peak).
         release_freed_memory()
+    out.draft_load_s, out.draft_memory_mb = _load_draft(out, job) if job.draft else (None, None)
     out.weights_mb = None  # read after the measured phases (an ONNX file parse is not the model's memory)
     out.placed = backend.placement_used()
+
+
+def _load_draft(out: Loaded, job: Job) -> tuple[float, float | None]:
+    """An assisted configuration's draft model, loaded after the model: its own load time, and the
+    memory it adds (the headline method's reading after its load less the one before)."""
+    import torch
+
+    from arena.measure.memory import release_freed_memory
+    from arena.models.spec import ModelSpec
+
+    before = out.memory.now_mb()
+    t0 = time.perf_counter()
+    out.backend.load_draft(ModelSpec(*job.draft), out.tokenizer)  # type: ignore[arg-type]
+    if out.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    load_s = time.perf_counter() - t0
+    out.backend.draft.resident()  # untimed, as the model's own first touch is not in load_s
+    torch.cuda.empty_cache() if out.device.startswith("cuda") else release_freed_memory()
+    after = out.memory.now_mb()
+    return load_s, None if before is None or after is None else max(0.0, after - before)
 
 
 def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
@@ -191,21 +213,35 @@ def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, 
 
 
 def _timed_repeats(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
-                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int]]:
-    """The timed generations (the text streamed by the first only): their timings, the first's tokens."""
+                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int], int]:
+    """The timed generations (the text streamed by the first only): their timings, the first's tokens,
+    and the new tokens of row 0 over all of them."""
     from arena.measure.clocks import timing_from_stamps
 
-    timings, new_ids = [], None
+    timings, new_ids, tokens = [], None, 0
+    if loaded.backend.drafts is not None:  # speculative rows: guesses counted from here
+        loaded.backend.drafts.reset()
     for i in range(job.repeats):
         emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
         stream.enabled = i == 0
         clock.begin()
         out = loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
         energy.end(time.perf_counter())
-        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
+        tokens += clock.tokens
         if new_ids is None:
             new_ids = out[0].tolist()
-    return timings, new_ids
+    return timings, new_ids, tokens
+
+
+def _speculative_fields(loaded: Loaded, warm: bool, tokens: int) -> dict[str, Any]:
+    """A speculative row's guesses over the timed repeats (`tokens`: row 0's new tokens over them),
+    and its draft's own load (none on a warm worker, as load_s)."""
+    drafts = loaded.backend.drafts
+    fields = drafts.fields(tokens) if drafts is not None else {}
+    if not warm:
+        fields.update(draft_load_s=loaded.draft_load_s, draft_memory_mb=loaded.draft_memory_mb)
+    return fields
 
 
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
@@ -239,7 +275,8 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
     t_timed = time.perf_counter()
 
-    timings, new_ids = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy, guarded)
+    timings, new_ids, timed_tokens = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy,
+                                                    guarded)
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
     t_after = time.perf_counter()
@@ -249,7 +286,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         loaded.weights_mb = backend.weights_bytes() / MiB
     weights_mb = loaded.weights_mb
     timing, spread = median_timing(timings)
-    decode_tokens = job.batch_size * (len(clock.stamps) - 1) * job.repeats
+    decode_tokens = job.batch_size * (clock.tokens - (clock.counts[0] if clock.counts else 0)) * job.repeats
     joules, energy_note = energy.per_token(max(decode_tokens, 1))
 
     cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
@@ -257,6 +294,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics = {
         "load_s": None if warm else loaded.load_s,
         "export_s": None if warm else loaded.export_s,
+        **_speculative_fields(loaded, warm, timed_tokens),
         "warm": warm,
         "weights_mb": weights_mb,
         **asdict(timing),

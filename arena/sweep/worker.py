@@ -146,7 +146,7 @@ def _measure_point(job: GroupJob, backend, memory, batch: int, seq: int, pads: l
         _sync(job.device)
         times.append((time.perf_counter() - t0) * 1e3)
         if clock is not None:
-            timings.append(timing_from_stamps(clock.start, clock.stamps, batch))
+            timings.append(timing_from_stamps(clock.start, clock.stamps, batch, clock.counts))
     mem = memory.report(torch_backend=True)
     latency = statistics.median(times)
     produced = batch * seq - sum(pads) if job.mode == "forward" else batch * job.new_tokens

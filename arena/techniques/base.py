@@ -92,6 +92,8 @@ class Site:
     placement: Placement | None = None  # a GPU choice or max_memory split, when one is asked
     model_config: Any = None  # the model's transformers config, when known
     positions: int | None = None  # cache positions of the run (prompt + new tokens), when known
+    batch: int = 1  # rows per batch of the run
+    synthetic: bool = False  # the model's weights are random (synthetic architectures)
 
 
 @dataclass(frozen=True)

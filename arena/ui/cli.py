@@ -118,7 +118,7 @@ def run_request(args: argparse.Namespace, prompt: str | None) -> Any:
         batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
         isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
-        max_memory=args.max_memory,
+        max_memory=args.max_memory, draft_model=args.draft_model,
     )
 
 
@@ -381,6 +381,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
     p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
                                         "PyTorch configurations are split with device_map='auto' within it")
+    p.add_argument("--draft-model", default=run_defaults.draft_model, metavar="MODEL",
+                   help="the draft model of assisted configurations, named as --model is (default: the embedded "
+                        "model, a sanity draft)")
     outputs(p, "results", measures=True)
     p.add_argument("--show-text", action="store_true", help="print each configuration's generated text")
 

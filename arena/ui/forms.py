@@ -14,7 +14,7 @@ DEFAULTS = RunRequest()
 DEFAULT_CONFIGS = ",".join(DEFAULTS.configs)
 FIELDS = tuple(f.name for f in fields(RunRequest))
 # Optional text: blank means "not set" (a form's empty box, the API's "").
-_BLANK_IS_UNSET = ("gpus", "max_memory")
+_BLANK_IS_UNSET = ("gpus", "max_memory", "draft_model")
 
 
 def request_from(**values: Any) -> RunRequest:

@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from arena.techniques import registry
+from arena.core import prompts
 from arena.core.limits import ServerLimits
 from arena.core.request import RequestError
 from arena.models.dtypes import DTYPES
@@ -20,12 +21,8 @@ from arena.ui.web import charts, zerogpu
 from arena.ui.web.panels import RunState, render, run_table
 from arena.ui.web.state import GPU_QUEUE, ArenaApp, first_choice, model_choices
 
-EXAMPLES = [
-    "What is the capital of France?",
-    "Explain in two sentences why the KV cache speeds up text generation.",
-    "Write a haiku about GPUs.",
-    "List three differences between fp16 and bf16.",
-]
+# label -> prompt: free-form questions, and requests about a pasted passage (prompt lookup's case)
+EXAMPLES = {**{text: text for text in prompts.FREE_FORM}, **prompts.ABOUT_A_PASSAGE}
 
 
 @dataclass
@@ -70,10 +67,11 @@ def build_tab(app: ArenaApp) -> ArenaTab:
     with gr.Tab("Arena"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
+                prompt = gr.Textbox(label="Prompt", lines=3, value=prompts.FREE_FORM[0], elem_id="prompt")
                 # example_labels: drawn as plain labels (the component path without labels
                 # throws in Gradio 6.17.3's Dataset while its example components load)
-                gr.Examples(EXAMPLES, inputs=prompt, label="Example prompts", example_labels=EXAMPLES)
+                gr.Examples(list(EXAMPLES.values()), inputs=prompt, label="Example prompts",
+                            example_labels=list(EXAMPLES))
             with gr.Column(scale=2):
                 choices = model_choices(lim)
                 model = gr.Dropdown(choices, value=first_choice(choices), label="Model", elem_id="model",
@@ -81,6 +79,10 @@ def build_tab(app: ArenaApp) -> ArenaTab:
                                          "and memory only, their text is noise.")
                 hub_id = gr.Textbox(label="…or a Hugging Face model id", placeholder="org/name",
                                     info="Overrides the model above when filled.", elem_id="hub-id")
+                draft = gr.Textbox(label="Draft model (assisted configurations)", value=DEFAULTS.draft_model,
+                                   placeholder="default", elem_id="draft-model", visible=False,
+                                   info="A smaller model that proposes tokens for the model to verify: default "
+                                        "(the embedded model, a sanity draft), a Hub id or a local directory.")
                 with gr.Row():
                     run_btn = gr.Button("Run", variant="primary", elem_id="run")
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -160,8 +162,15 @@ def build_tab(app: ArenaApp) -> ArenaTab:
         for box in group:
             box.input(relabel, group, accordion, queue=False, api_visibility="private", show_progress="hidden")
 
+    # The draft model's box shows while an assisted configuration is ticked.
+    drafted = [box for box in boxes if (spec := registry.get(box.label).speculation) is not None and spec.draft]
+    for box in drafted:
+        box.change(lambda *on: gr.Textbox(visible=any(on)), drafted, draft, queue=False,
+                   api_visibility="private", show_progress="hidden")
+
     # The prompt first: a refusal by the queue (queue_bound) is shown under the first input.
-    form = {"prompt": prompt, "model": model, "hub_id": hub_id, "decoding": decoding, **settings}
+    form = {"prompt": prompt, "model": model, "hub_id": hub_id, "decoding": decoding, "draft_model": draft,
+            **settings}
     outputs = [panels, table, shown, summary_md]
 
     def refused(reason: str) -> tuple:

@@ -115,7 +115,8 @@ class RunState:
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
                 "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s",
-                "compared_tokens", "quality_note", "tokens_after_eos", "load_s")}
+                "compared_tokens", "quality_note", "tokens_after_eos", "load_s",
+                *(key for key, _, _ in SPECULATIVE_METRICS))}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -154,12 +155,18 @@ CARD_METRICS = (("ttft_ms", "TTFT", "ms"), ("decode_tokens_per_s", "decode", "to
                 ("peak_memory_mb", "peak", "MB"))
 
 
+# Speculative rows (arena/techniques/speculative.py) add what their guesses did, where measured.
+SPECULATIVE_METRICS = (("acceptance_rate", "accepted", ""), ("tokens_per_step", "", "tok/step"),
+                       ("draft_load_s", "draft load", "s"), ("draft_memory_mb", "draft", "MB"))
+
+
 def _metrics_html(panel: Panel) -> str:
     m = panel.metrics
     if not m:
         return ""
+    shown = CARD_METRICS + tuple(row for row in SPECULATIVE_METRICS if m.get(row[0]) is not None)
     parts = [f'<span data-field="{key}">{what} <span class="v">{fmt(m.get(key))}</span> {unit}</span>'
-             for key, what, unit in CARD_METRICS]
+             for key, what, unit in shown]
     if m.get("warm"):
         parts.append("warm (model reused)")
     return " · ".join(parts)
