@@ -42,6 +42,15 @@ class Runtime(Choice, Protocol):
     def on_gpu(self) -> bool: ...
 
 
+class Speculative(Choice, Protocol):
+    """A row's speculative decoding (speculative.Speculation): where its guesses come from."""
+
+    @property
+    def guesses(self) -> str: ...
+    @property
+    def draft(self) -> bool: ...
+
+
 class Row(Protocol):
     """What a technique module reads of a registry row (registry.Config has it all): its choices
     and the read-only reads of the composition, typed here so that the modules the registry
@@ -59,6 +68,8 @@ class Row(Protocol):
     def parallel(self) -> Choice | None: ...
     @property
     def runtime(self) -> Runtime | None: ...
+    @property
+    def speculation(self) -> Speculative | None: ...
     @property
     def choices(self) -> tuple[Choice, ...]: ...
     @property

@@ -24,12 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from arena.techniques.base import Site
+from arena.techniques.base import Needs, Row, Site
 
 if TYPE_CHECKING:
     import torch
-
-    from arena.techniques.registry import Config
 
 Guesses = Literal["prompt-lookup", "assisted", "assisted+prompt-lookup"]
 
@@ -55,8 +53,12 @@ class Speculation:
         """A draft model is loaded beside the model (named by the request's draft_model)."""
         return self.guesses in ("assisted", "assisted+prompt-lookup")
 
+    def requirements(self) -> Needs:
+        """Nothing beyond transformers' generate(), which every PyTorch row has."""
+        return Needs()
 
-def blocker(config: Config, site: Site) -> str | None:
+
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s speculative decoding cannot run at `site`, or None (what it cannot be combined
     with is `conflict`'s: refused when the row is built)."""
     spec = config.speculation
@@ -76,7 +78,7 @@ def blocker(config: Config, site: Site) -> str | None:
     return None
 
 
-def conflict(config: Config) -> str | None:
+def conflict(config: Row) -> str | None:
     """Why speculative decoding cannot be combined with the rest of `config` (refused when the row
     is built), or None."""
     if config.speculation is None:
