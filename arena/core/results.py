@@ -53,6 +53,13 @@ class Result:
     memory_bandwidth_gb_s: float | None = None
     bandwidth_limit_tokens_per_s: float | None = None
     percent_of_bandwidth_limit: float | None = None
+    # trust (arena/measure/trust.py, docs/trust.md): decode tok/s's spread over the repeats (coefficient of
+    # variation, %), other processes' share of the CPU during the timed phase, the verdicts, and why
+    spread_pct: float | None = None
+    load_during_timed: float | None = None
+    unstable: bool = False  # spread or load past its bound: left out of speedups and headline medians
+    over_limit: bool = False  # faster than its memory-bandwidth limit even after re-measuring it
+    trust_note: str = ""
     # memory and energy
     # peak_memory_mb is the headline, one method per device for every backend (memory_method says which):
     # GPU: the process's device memory above its own idle CUDA context (NVML); CPU: resident memory
@@ -116,7 +123,7 @@ def _clean(value: Any) -> Any:
 RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Result))
 JSON_FIELDS: tuple[str, ...] = ("token_ids", "spread", "settings", "env", "placement", "device_peak_memory_mb",
                                 "stage_s")
-BOOL_FIELDS: tuple[str, ...] = ("synthetic", "warm")
+BOOL_FIELDS: tuple[str, ...] = ("synthetic", "warm", "unstable", "over_limit")
 FLOAT_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(Result) if "float" in str(f.type)
 )
@@ -131,6 +138,8 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ttft_ms", "TTFT ms"),
     ("decode_tokens_per_s", "decode tok/s"),
     ("percent_of_bandwidth_limit", "% of BW limit"),
+    ("unstable", "stable"),
+    ("spread_pct", "spread %"),
     ("e2e_tokens_per_s", "e2e tok/s"),
     ("token_latency_p50_ms", "p50 ms"),
     ("token_latency_p90_ms", "p90 ms"),

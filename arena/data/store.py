@@ -21,7 +21,7 @@ from arena.core.results import (
 )
 
 _INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic", "warm",
-               "compared_tokens", "tokens_after_eos")
+               "compared_tokens", "tokens_after_eos", "unstable", "over_limit")
 
 
 PERSISTENT_VOLUME = Path("/data")  # where a Space mounts its persistent storage

@@ -135,7 +135,7 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
     hooks.fire("load", job.config)
-    out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
+    out.bw = device_bandwidth(job.config, device)  # measured once per device (cached), before any weights
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
     out.export_s = None
     if type(backend).prepare is not Backend.prepare:  # an ONNX export: its own cached step and time
@@ -162,6 +162,15 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
     out.placed = backend.placement_used()
 
 
+def device_bandwidth(config: str, device: str, refresh: bool = False) -> Any:
+    """The device's bandwidth (arena/measure/bandwidth.py), through the "bandwidth" fault point."""
+    from arena.execute import hooks
+    from arena.measure import bandwidth
+
+    bw = bandwidth.for_device(device, refresh=refresh)
+    return hooks.fire("bandwidth", config, bw) or bw
+
+
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
                   stop: Callable[[], str | None] | None = None) -> None:
     """Warm up (unless these shapes already were, in this process), time the repeats, emit
@@ -173,7 +182,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.backends.base import Sampling
     from arena.execute.livetext import TextStream
     from arena.execute.stopping import Guarded
-    from arena.measure import bandwidth_limit
+    from arena.measure import bandwidth_limit, trust
     from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
     from arena.measure.energy import EnergyMeter
     from arena.models.tokenizers import decode
@@ -208,6 +217,8 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         stages["warmup"] = time.perf_counter() - t0
         warmup_peak = memory.phase_peak_mb()
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
+    load = trust.LoadMeter()  # other processes' CPU share while timed (the stability verdict)
+    load.start()
     t_timed = time.perf_counter()
 
     timings, new_ids = [], None
@@ -222,6 +233,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
             new_ids = out[0].tolist()
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
+    load_share = load.share()
     t_after = time.perf_counter()
     # After the measured phases: reading the ONNX initializers parses the model file, and what
     # that leaves in the heap is not the configuration's memory.
@@ -254,10 +266,12 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         "placement": loaded.placed,
     }
     metrics.pop("total_s", None)
-    metrics.update(bandwidth_limit.fields_for(
-        loaded.bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
-        prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
-        decode_tokens_per_s=timing.decode_tokens_per_s))
+    metrics.update(trust.fields(
+        lambda bw: bandwidth_limit.fields_for(
+            bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
+            prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+            decode_tokens_per_s=timing.decode_tokens_per_s),
+        loaded.bw, lambda: device_bandwidth(job.config, device, refresh=True), spread, load_share, device))
     stages["after"] = time.perf_counter() - t_after
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})

@@ -44,6 +44,11 @@ def summary(state: RunState) -> str:
         counts[p.status] = counts.get(p.status, 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in counts.items())
     head = "Finished" if state.finished else "Running"
+    if state.finished and counts.get("cancelled"):
+        kept = [p.config for p in state.panels.values() if p.status == "done"]
+        parts = (f"kept {len(kept)} measured configuration{'s' if len(kept) != 1 else ''} "
+                 f"({', '.join(kept) or 'none'}) in the table and charts; {parts}")
+        head = "Cancelled"
     return f"**{head}** run `{state.run_id or '…'}` (baseline: {state.baseline or '–'}): {parts}"
 
 

@@ -108,7 +108,8 @@ class RunState:
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
                 "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s",
-                "compared_tokens", "quality_note", "tokens_after_eos", "load_s")}
+                "compared_tokens", "quality_note", "tokens_after_eos", "load_s", "unstable", "over_limit",
+                "trust_note", "percent_of_bandwidth_limit")}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -155,14 +156,44 @@ def _metrics_html(panel: Panel) -> str:
              for key, what, unit in CARD_METRICS]
     if m.get("warm"):
         parts.append("warm (model reused)")
-    return " · ".join(parts)
+    return " · ".join(parts) + _trust_html(m)
+
+
+def _trust_html(m: dict[str, Any]) -> str:
+    """The row's trust flags (docs/trust.md): unstable (left out of speedups), above its limit."""
+    out = ""
+    if m.get("unstable"):
+        why = m.get("trust_note") or "its repeats spread too far"
+        out += (f'<div class="arena-flag" data-flag="unstable">⚠ unstable: {html.escape(why.split("; faster")[0])}'
+                " — left out of speedups</div>")
+    if m.get("over_limit"):
+        out += (f'<div class="arena-flag" data-flag="over-limit">⚠ {fmt(m.get("percent_of_bandwidth_limit"))}% of its '
+                "memory-bandwidth limit: faster than the limit allows, so the limit or the timing is wrong</div>")
+    return out
 
 
 # The run's table: the CLI's columns (arena/core/results.py), with the fields a card also shows
 # written as the card writes them (status, agreement, three significant figures), and the
 # weights' load time named as such (a card's "load" stage holds more).
+def limit_text(result: dict[str, Any]) -> str:
+    """The share of the memory-bandwidth limit reached; a row above its limit is flagged, never a
+    plain "120" (docs/trust.md)."""
+    value = result.get("percent_of_bandwidth_limit")
+    if value is None:
+        return "–"
+    return f"{fmt(value)} ⚠ over its limit" if result.get("over_limit") else fmt(value)
+
+
+def stable_text(result: dict[str, Any]) -> str:
+    """The stability verdict as the card, the table and the leaderboard write it."""
+    if result.get("status") not in ("ok", None):
+        return "–"
+    return "unstable" if result.get("unstable") else "yes"
+
+
 _TABLE_TEXT = {"status": shown_status, "token_agreement": lambda r: agreement_text(r.get("token_agreement")),
-               "warm": lambda r: "warm" if r.get("warm") else ""}
+               "warm": lambda r: "warm" if r.get("warm") else "", "percent_of_bandwidth_limit": limit_text,
+               "unstable": stable_text}
 _TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
 
 
@@ -272,7 +303,8 @@ def render(state: RunState) -> str:
         baseline = ' <span class="arena-base">baseline</span>' if p.config == state.baseline else ""
         cards.append(
             f'<div class="arena-panel arena-{html.escape(p.status.replace(" ", "-"))}" '
-            f'data-config="{html.escape(p.config)}" data-status="{html.escape(p.status)}">'
+            f'data-config="{html.escape(p.config)}" data-status="{html.escape(p.status)}" '
+            f'data-unstable="{int(bool(p.metrics.get("unstable")))}" data-over-limit="{int(bool(p.metrics.get("over_limit")))}">'
             f'<div class="arena-head"><b>{html.escape(p.label)}</b>{baseline}'
             f'<span class="arena-status">{html.escape(stage)}</span></div>'
             f'<div class="arena-name">{html.escape(p.config)}</div>'
@@ -315,4 +347,6 @@ CSS = """
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
 .arena-unavailable, .arena-cancelled {opacity:.75;}
+.arena-flag {font-size:12px; color:#b45309;}
+.arena-cfg-off label, .arena-cfg-off .info {opacity:.5;}
 """
