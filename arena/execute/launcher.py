@@ -70,7 +70,9 @@ class Outcome:
 
     def failure(self) -> str | None:
         """Why the job has no result; None when it has one (a worker that died on its way out
-        after sending its metrics keeps them)."""
+        after sending its metrics keeps them, and so does one cancelled after them)."""
+        if self.ending.kind == "cancelled" and self.metrics is not None:
+            return None  # cancelled while scoring NLL: the timings were measured and are kept
         if self.ending.kind in ("cancelled", "timeout"):
             return self.ending.reason
         if self.metrics is None:
@@ -119,7 +121,8 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
             if grace is None or grace > 0:
                 source.request_stop()
                 out.clean_stop = _drain(source, on_event if ending.kind == "cancelled" else None, grace)
-            out.metrics = None
+            if ending.kind != "cancelled":  # a cancel keeps timings already sent (NLL is then not scored)
+                out.metrics = None
             return out
         event = source.get(POLL_S)
         if event is None:

@@ -4,7 +4,7 @@ registers `HOOKS` at the points of arena/execute/hooks.py only when ARENA_FAULT_
 
 ARENA_FAULT_INJECT holds comma-separated items (read at each call):
     name=raise|kill|hang|alloc   the arena worker of configuration `name`, after it starts loading
-    name=nll-oom|nll-kill        the arena worker of `name`, when it starts scoring NLL (after its timings)
+    name=nll-oom|nll-kill|nll-hang  the arena worker of `name`, when it starts scoring NLL (after its timings)
     name=oom@B|kill@B            the sweep worker of implementation `name`, at the points of batch B
     name=slow@MS                 the arena worker of configuration `name` waits MS ms before each timed token
     name=ramp@MS                 ... waits MS ms x the timed tokens so far before each: repeats that slow down
@@ -54,12 +54,14 @@ def at_load(config: str) -> None:
 
 
 def at_nll(config: str) -> None:
-    """The arena worker of `config` runs out of memory, or dies, as its NLL step begins."""
+    """The arena worker of `config` runs out of memory, dies, or hangs as its NLL step begins."""
     for name, kind in _items():
         if name == config and kind == "nll-oom":
             import torch
 
             raise torch.OutOfMemoryError("injected: CUDA out of memory while scoring")
+        if name == config and kind == "nll-hang":
+            time.sleep(3600)
         if name == config and kind == "nll-kill":
             import signal
 
