@@ -96,6 +96,10 @@ class RunState:
             return False
         panel = self.panels.get(event.get("config", ""))
         if kind == "status" and panel:
+            if panel.status == "warming up" and event["stage"] == "running":
+                # one timed repeat does the warm-up's work: its time is each repeat's estimate
+                self.expected[(panel.config, "running")] = (
+                    time.monotonic() - panel.since, "each repeat does the warm-up's work, which took that long")
             panel.status, panel.since = event["stage"], time.monotonic()
             panel.repeat, panel.repeats = event.get("repeat", 0), event.get("repeats", 0)
         elif kind == "token" and panel:
@@ -250,6 +254,10 @@ def stage_detail(state: RunState, panel: Panel) -> str:
         what = "loading the weights onto the device"
     elif panel.status == "exporting":
         what = "exporting the model to ONNX (once per model and dtype, then reused)"
+    elif panel.status == "running" and (panel.config, "running") in state.expected:
+        what = f"timed repeat {panel.repeat} of {panel.repeats}"
+        seconds, source = state.expected[(panel.config, "running")]
+        return what + f"; about {fmt(seconds)} s each ({source})"
     else:
         return ""
     known = state.expected.get((panel.config, panel.status))
@@ -296,7 +304,7 @@ def render(state: RunState) -> str:
     for p in state.panels.values():
         stage = p.status
         if p.status == "running" and p.repeats:
-            stage = f"running {p.repeat}/{p.repeats}"
+            stage = f"running {p.repeat}/{p.repeats} · {now - p.since:.0f} s"
         elif p.status in ("starting", "exporting", "loading", "warming up"):
             stage = f"{p.status} · {now - p.since:.0f} s"
         detail = stage_detail(state, p)
