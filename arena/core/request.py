@@ -14,7 +14,12 @@ from arena.core.limits import DEFAULT_TIMEOUT_S
 
 
 class RequestError(ValueError):
-    """Bad input, with a message fit to show a user as it is."""
+    """Bad input, with a message fit to show a user as it is; `advice` for whoever runs the
+    server (how to change what it allows), shown by the CLI only."""
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 @dataclass

@@ -133,6 +133,8 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         except RequestError as exc:
             where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
             print(f"error: {exc}{where}", file=sys.stderr)
+            if exc.advice:
+                print(f"hint: {exc.advice}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
     def on_event(event: dict[str, Any]) -> None:
