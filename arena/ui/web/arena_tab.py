@@ -69,7 +69,11 @@ def capped(natural_max: int, limit: int | None, lim: ServerLimits, what: str) ->
 
 
 # When a run starts, its cards come into view (they sit under the family panels).
-SHOW_CARDS = "() => { document.getElementById('summary')?.scrollIntoView({block: 'start', behavior: 'smooth'}); }"
+# Some room above the summary: it grows once the run answers, and the progress bar sits on it.
+SHOW_CARDS = """() => {
+  const el = document.getElementById('summary');
+  if (el) window.scrollTo({top: Math.max(0, el.getBoundingClientRect().top + window.scrollY - 150)});
+}"""
 
 
 def _families(verdicts: dict[str, dict]) -> tuple[list[gr.Checkbox], list[tuple[gr.Accordion, list, int]]]:
