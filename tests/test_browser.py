@@ -487,7 +487,14 @@ def test_flagged_rows_and_chart_titles(browser, tmp_path):
     with running_app(tmp_path / "arena.sqlite", env=env) as app:
         page = Visit(browser, app)
         page.open()
-        page.el("#hub-id textarea, #hub-id input").send_keys("synthetic:tiny-llama")
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(5):  # the box is redrawn once after the page loads
+            try:
+                page.el("#hub-id textarea, #hub-id input").send_keys("synthetic:tiny-llama")
+                break
+            except StaleElementReferenceException:
+                time.sleep(0.5)
         page.open_accordion("family-attention")
         page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input"))).click()
         page.open_accordion("settings")
