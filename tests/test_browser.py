@@ -528,6 +528,7 @@ def test_blind_check_messages_stay_by_the_buttons(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 
+    browser.set_window_size(1366, 768)  # a laptop's screen: the window the page must work in
     with running_app(tmp_path / "arena.sqlite") as app:
         page = Visit(browser, app)
         page.open()
