@@ -210,28 +210,28 @@ def _wire(app: ArenaApp, session_key: gr.State, gpu_queue: str, buttons: tuple, 
     run_btn, cancel_btn, draw_btn, vote_btns = buttons
     pair_id, measured, text_a, text_b, message, *_ = outputs
 
-    def draw(session_key):
+    def draw_page(session_key):
         return draw_ui(app, session_key)
 
     @zerogpu.gpu
     def blind_run_page(session_key, prompt_v, model_v, among_v, max_new_v):
         yield from blind_run_ui(app, session_key, prompt_v, model_v, among_v or [], max_new_v)
 
-    def vote(session_key, pair, results, choice, request: gr.Request):
+    def vote_page(session_key, pair, results, choice, request: gr.Request):
         return vote_ui(app, session_key, pair, results, choice, request)
 
-    def cancel(session_key):
+    def cancel_page(session_key):
         if app.cancel(session_key):
             gr.Info("Cancelling the blind run.")
 
     show = dict(fn=None, js=SHOW_MESSAGE, **READ_ONLY)
-    draw_btn.click(draw, session_key, outputs, **READ_ONLY).then(**show)
+    draw_btn.click(draw_page, session_key, outputs, **READ_ONLY).then(**show)
     # A blind run measures: it waits in the one measuring queue, as an Arena run does.
     run_btn.click(blind_run_page, [session_key, *form], outputs, concurrency_id=gpu_queue, concurrency_limit=1,
                   api_visibility="private", show_progress="full", show_progress_on=[message]).then(**show)
-    cancel_btn.click(cancel, session_key, None, **READ_ONLY)
+    cancel_btn.click(cancel_page, session_key, None, **READ_ONLY)
     for btn in vote_btns:
-        btn.click(vote, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, message, *vote_btns],
+        btn.click(vote_page, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, message, *vote_btns],
                   **READ_ONLY).then(**show)
     register_api(app, gpu_queue)
 
