@@ -138,7 +138,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ttft_ms", "TTFT ms"),
     ("decode_tokens_per_s", "decode tok/s"),
     ("percent_of_bandwidth_limit", "% of BW limit"),
-    ("unstable", "stable"),
+    ("unstable", "unstable"),
     ("spread_pct", "spread %"),
     ("e2e_tokens_per_s", "e2e tok/s"),
     ("token_latency_p50_ms", "p50 ms"),

@@ -48,7 +48,7 @@ HEADINGS = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time"
                                   "prompt_tokens": "prompt tok", "new_tokens": "new tok", "mode": "kind",
                                   "family": "family", "padding": "padding", "latency_ms": "latency ms",
                                   "speedup": "speedup", "memory_method": "memory method", "hardware": "hardware",
-                                  "run_id": "run", "repeats": "repeats"}
+                                  "run_id": "run", "repeats": "repeats", "unstable": "stable"}
 # The charts' columns (a bounded sample never carries text).
 SAMPLE_COLUMNS = ("run_id", "config", "baseline", "status", "mode", "model_id", "model_display", "hardware",
                   "dtype", "batch_size", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "speedup", "unstable")

@@ -198,7 +198,7 @@ def stable_text(result: dict[str, Any]) -> str:
 _TABLE_TEXT = {"status": shown_status, "token_agreement": lambda r: agreement_text(r.get("token_agreement")),
                "warm": lambda r: "warm" if r.get("warm") else "", "percent_of_bandwidth_limit": limit_text,
                "unstable": stable_text}
-_TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
+_TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree", "unstable": "stable"}
 
 
 def run_table(results: list[dict[str, Any]]) -> pd.DataFrame:
