@@ -80,7 +80,7 @@ return out;
 # Whether an element lies inside the window as it is scrolled now.
 IN_VIEW = """
 const r = document.querySelector(arguments[0]).getBoundingClientRect();
-return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+return r.height > 0 && r.top >= -2 && r.bottom <= window.innerHeight + 2;
 """
 SERVER_LOG_PROBLEMS = ("Traceback", "gradio.exceptions.Error", "StarletteDeprecationWarning", "Plausible",
                        "leaked semaphore")
@@ -241,6 +241,7 @@ class Visit:
         """The blind check's message is in the window; vote buttons are on only with a pair, and
         a pair never has two texts a reader cannot tell apart."""
         self.check_in_view("#blind-status", "the blind check's message")
+        self.check_in_view("#blind-votes", "the blind check's vote buttons")
         votes = [self.el(f"#vote-{v}") for v in ("a", "b", "tie", "both_bad")]
         a = self.el("#blind-a textarea").get_attribute("value")
         b = self.el("#blind-b textarea").get_attribute("value")

@@ -97,8 +97,12 @@ def _measured(result: dict[str, Any] | None) -> str:
             f" · peak {sig(result.get('peak_memory_mb'), 'MB')})")
 
 
-# After each answer, the message is brought into view (block "nearest": no scroll when it shows).
-SHOW_MESSAGE = "() => { document.getElementById('blind-status')?.scrollIntoView({block: 'nearest'}); }"
+# After each answer, the message and the vote buttons under it are brought into view (block
+# "nearest" on the buttons' row, the message just above it: no scroll when both show).
+SHOW_MESSAGE = """() => {
+  document.getElementById('blind-status')?.scrollIntoView({block: 'nearest'});
+  document.getElementById('blind-votes')?.scrollIntoView({block: 'nearest'});
+}"""
 
 
 def _texts(a: str = "", b: str = "", same: bool = False) -> tuple[Any, Any]:
@@ -191,7 +195,7 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="blind-cancel")
             draw_btn = gr.Button("…or two outputs of my last Arena run", elem_id="blind-draw")
         message = gr.Markdown(elem_id="blind-status")
-        with gr.Row():
+        with gr.Row(elem_id="blind-votes"):
             vote_btns = [gr.Button(label, elem_id=f"vote-{value}", interactive=False)
                          for label, value in CHOICES.items()]
         pair_id, measured = gr.State(""), gr.State({})  # measured: a blind run's results, shown after the vote
