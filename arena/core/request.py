@@ -16,11 +16,16 @@ from arena.core.limits import DEFAULT_TIMEOUT_S
 class RequestError(ValueError):
     """Bad input, with a message fit to show a user as it is. Where it is about one setting,
     `about(field, detail, high)` says which (`field`), what is wrong with it (`detail`, the
-    message's rest) and the upper bound it broke (`high`), for a page to word in its own labels."""
+    message's rest) and the upper bound it broke (`high`), for a page to word in its own labels;
+    `advice` is for whoever runs the server (how to change what it allows), shown by the CLI only."""
 
     field: str | None = None
     detail: str = ""
     high: float | None = None
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
 
     @classmethod
     def about(cls, field: str, detail: str, high: float | None = None) -> RequestError:

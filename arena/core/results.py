@@ -97,6 +97,14 @@ class Result:
     # the memory-bandwidth yardstick (arena/measure/bandwidth_limit.py): the device's measured bandwidth, the
     # decode tokens/s it allows for this configuration's weights + KV cache, and the share reached
     percent_of_bandwidth_limit: float | None = metric(unit="%", heading="% of BW limit", table=True)
+    # trust (arena/measure/trust.py, docs/trust.md): decode tok/s's spread over the repeats (coefficient of
+    # variation, %), other processes' share of the CPU during the timed phase, the verdicts, and why; the
+    # page and the leaderboard head `unstable` 'stable' (yes/unstable), the CLI 'unstable'
+    unstable: bool = column(heading="unstable", table=True, default=False)  # spread or load past its bound: left out of speedups and headline medians
+    spread_pct: float | None = metric(unit="%", heading="spread %", table=True)
+    load_during_timed: float | None = metric(unit="share", heading="load while timed")
+    over_limit: bool = column(heading="over limit", default=False)  # faster than its memory-bandwidth limit even after re-measuring it
+    trust_note: str = column(heading="trust", default="")
     e2e_tokens_per_s: float | None = metric(unit="tok/s", heading="e2e tok/s", repeats="median", table=True)
     token_latency_p50_ms: float | None = metric(unit="ms", heading="p50 ms", repeats="median", table=True)
     token_latency_p90_ms: float | None = metric(unit="ms", heading="p90 ms", repeats="median", table=True)

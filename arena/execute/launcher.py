@@ -92,7 +92,9 @@ class Outcome:
 
     def failure(self) -> str | None:
         """Why the job has no result; None when it has one (a worker that died on its way out
-        after sending its metrics keeps them)."""
+        after sending its metrics keeps them, and so does one cancelled after them)."""
+        if self.ending.kind == "cancelled" and self.metrics is not None:
+            return None  # cancelled while scoring NLL: the timings were measured and are kept
         if self.ending.kind in ("cancelled", "timeout"):
             return self.ending.reason
         if self.metrics is None:

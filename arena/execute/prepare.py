@@ -99,7 +99,7 @@ def checked_model(value: Any, limits: ServerLimits, allow_local: bool) -> ModelS
     try:
         spec = parse_model(text, allow_local=allow_local)
     except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
+        raise RequestError(one_line_text(str(exc)), advice=exc.advice) from None
     if not limits.model_allowed(spec.id):
         raise RequestError(f"model {short_repr(spec.id)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
     return spec
@@ -166,7 +166,7 @@ def _validate(req: RunRequest, allow_local_models: bool | None, limits: ServerLi
         context = context_length(spec)
         tokenizer = request_tokenizer(spec)
     except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
+        raise RequestError(one_line_text(str(exc)), advice=exc.advice) from None
     prompt_ids = encode_prompt(spec, tokenizer, prompt, prompt_tokens=req.prompt_tokens)
     if len(prompt_ids) >= context:
         raise RequestError(

@@ -54,7 +54,7 @@ class Guarded:
             if reason:
                 raise Stopped(reason)
         if self.delay_s:
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s() if callable(self.delay_s) else self.delay_s)
         self.inner.put(value)
 
     def end(self) -> None:

@@ -40,7 +40,8 @@ def supervise(source: Source, on_event: OnEvent, limit: Limit, *, until: str = "
             if grace is None or grace > 0:
                 source.request_stop()
                 out.clean_stop = _drain(source, on_event if ending.kind == "cancelled" else None, grace)
-            out.metrics = None
+            if ending.kind != "cancelled":  # a cancel keeps timings already sent (NLL is then not scored)
+                out.metrics = None
             return out
         event = source.get(POLL_S)
         if event is None:

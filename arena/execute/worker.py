@@ -137,7 +137,7 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
     hooks.fire("load", job.config)
-    out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
+    out.bw = device_bandwidth(job.config, device)  # measured once per device (cached), before any weights
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
     out.export_s = None
     if type(backend).prepare is not Backend.prepare:  # an ONNX export: its own cached step and time
@@ -244,6 +244,31 @@ def _speculative_fields(loaded: Loaded, warm: bool, tokens: int) -> dict[str, An
     return fields
 
 
+def device_bandwidth(config: str, device: str, refresh: bool = False) -> Any:
+    """The device's bandwidth (arena/measure/bandwidth.py), through the "bandwidth" fault point."""
+    from arena.execute import hooks
+    from arena.measure import bandwidth
+
+    bw = bandwidth.for_device(device, refresh=refresh)
+    return hooks.fire("bandwidth", config, bw) or bw
+
+
+def _trust_fields(loaded: Loaded, job: Job, decode_tokens_per_s: float | None, spread: Any,
+                  load_share: float | None) -> dict[str, Any]:
+    """The bandwidth-limit fields and the trust verdicts (arena/measure/trust.py): the limit from
+    the device's bandwidth, measured again when the result beats it."""
+    from arena.measure import bandwidth_limit, trust
+
+    def limit(bw: Any) -> dict[str, Any]:
+        return bandwidth_limit.fields_for(
+            bw, loaded.spec, weights_bytes=loaded.weights_mb * MiB, dtype=loaded.backend.dtype,
+            batch=job.batch_size, prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+            decode_tokens_per_s=decode_tokens_per_s)
+
+    return trust.fields(limit, loaded.bw, lambda: device_bandwidth(job.config, loaded.device, refresh=True),
+                        spread, load_share, loaded.device)
+
+
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
                   stop: Callable[[], str | None] | None = None) -> None:
     """Warm up (unless these shapes already were, in this process), time the repeats, emit
@@ -255,7 +280,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.backends.base import Sampling
     from arena.execute.livetext import TextStream
     from arena.execute.stopping import Guarded
-    from arena.measure import bandwidth_limit
+    from arena.measure import trust
     from arena.measure.clocks import TokenClock, median_timing
     from arena.measure.energy import EnergyMeter
     from arena.models.tokenizers import decode
@@ -273,12 +298,15 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     memory.reset_peak()
     warmup_peak = _warm_up(loaded, job, emit, stream, input_ids, sampling, stages, stop)
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
+    load = trust.LoadMeter()  # other processes' CPU share while timed (the stability verdict)
+    load.start()
     t_timed = time.perf_counter()
 
     timings, new_ids, timed_tokens = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy,
                                                     guarded)
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
+    load_share = load.share()
     t_after = time.perf_counter()
     # After the measured phases: reading the ONNX initializers parses the model file, and what
     # that leaves in the heap is not the configuration's memory.
@@ -312,10 +340,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         "placement": loaded.placed,
     }
     metrics.pop("total_s", None)
-    metrics.update(bandwidth_limit.fields_for(
-        loaded.bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
-        prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
-        decode_tokens_per_s=timing.decode_tokens_per_s))
+    metrics.update(_trust_fields(loaded, job, timing.decode_tokens_per_s, spread, load_share))
     stages["after"] = time.perf_counter() - t_after
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})

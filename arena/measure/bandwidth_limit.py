@@ -6,7 +6,10 @@ tokens/s can never pass
     B x bandwidth / (weights bytes + B x KV-cache bytes read per step)
 
 with the bandwidth measured by arena/measure/bandwidth.py. The KV-cache term is averaged over
-the decode positions (prompt + 1 .. prompt + new - 1 entries per layer).
+the decode positions (prompt + 1 .. prompt + new - 1 entries per layer). The weights term is the
+bytes a step reads: an input embedding table that is not tied to the output projection is looked
+up (B rows), not read whole, so it is left out (counting it put a limit below what a backend
+reached). A result above its limit is flagged by arena/measure/trust.py.
 """
 
 from __future__ import annotations
@@ -30,6 +33,22 @@ def kv_bytes_per_position(model_config: Any, dtype: str) -> int:
     return int(layers) * 2 * int(kv_heads) * int(head_dim) * DTYPE_BYTES.get(dtype, 2)
 
 
+def unread_embedding_bytes(model_config: Any, dtype: str) -> int:
+    """Bytes of an untied input embedding table, which a decode step does not read whole; 0 when
+    it is tied to the output projection (then read whole by that projection, counted once)."""
+    cfg = model_config
+    if getattr(cfg, "tie_word_embeddings", True):
+        return 0
+    vocab, hidden = getattr(cfg, "vocab_size", 0) or 0, getattr(cfg, "hidden_size", 0) or 0
+    return int(vocab) * int(hidden) * DTYPE_BYTES.get(dtype, 2)
+
+
+def bytes_read(weights_bytes: float, model_config: Any, dtype: str) -> float:
+    """The weight bytes one decode step reads: all but an untied input embedding table."""
+    read = weights_bytes - unread_embedding_bytes(model_config, dtype)
+    return read if read > weights_bytes / 2 else weights_bytes  # a table stored otherwise (quantized): all
+
+
 def limit_tokens_per_s(bandwidth_gb_s: float, weights_bytes: float, kv_bytes_per_pos: float,
                        batch: int, prompt_tokens: int, new_tokens: int) -> float:
     """The decode tokens/s that reading the weights and the KV cache at full bandwidth allows.
@@ -42,7 +61,8 @@ def limit_tokens_per_s(bandwidth_gb_s: float, weights_bytes: float, kv_bytes_per
 def result_fields(bw: Bandwidth, *, weights_bytes: float, model_config: Any, dtype: str, batch: int,
                   prompt_tokens: int, new_tokens: int, decode_tokens_per_s: float | None) -> dict[str, Any]:
     """The three result fields for one measured configuration."""
-    limit = limit_tokens_per_s(bw.gb_s, weights_bytes, kv_bytes_per_position(model_config, dtype),
+    limit = limit_tokens_per_s(bw.gb_s, bytes_read(weights_bytes, model_config, dtype),
+                               kv_bytes_per_position(model_config, dtype),
                                batch, prompt_tokens, new_tokens)
     percent = (100 * decode_tokens_per_s / limit
                if decode_tokens_per_s is not None and decode_tokens_per_s == decode_tokens_per_s else None)

@@ -29,7 +29,10 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    cells = [[h for _, h in columns]] + [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    def cell(r: dict[str, Any], k: str) -> str:  # a share of the limit above it is flagged (docs/trust.md)
+        return _fmt(r.get(k)) + (" (over its limit)" if k == "percent_of_bandwidth_limit" and r.get("over_limit") else "")
+
+    cells = [[h for _, h in columns]] + [[cell(r, k) for k, _ in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -135,6 +138,8 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         except RequestError as exc:
             where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
             print(f"error: {exc}{where}", file=sys.stderr)
+            if exc.advice:
+                print(f"hint: {exc.advice}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
     def on_event(event: dict[str, Any]) -> None:
