@@ -8,10 +8,9 @@ import pytest
 from arena.core.request import RunRequest
 from arena.core.results import TABLE_COLUMNS
 from arena.execute import runner
-from arena.measure.bandwidth import CACHE_FILE, cached, device_bandwidth, hardware_key
+from arena.measure.bandwidth import CACHE_FILE, cached, device_bandwidth
 from arena.measure.bandwidth_limit import (
     kv_bytes_per_position,
-    limit_for,
     limit_tokens_per_s,
 )
 from arena.models.sources import load_config
@@ -45,14 +44,18 @@ def test_limit_is_bandwidth_over_bytes_read_per_step():
 def test_bandwidth_is_measured_once_per_device_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("ARENA_HOME", str(tmp_path))
     first = device_bandwidth("cpu", "CPU: test")
-    assert first.gb_s > 0.1 and "copy" in first.method
+    assert first.gb_s > 0.1 and ("copy" in first.method or "read" in first.method)
     on_disk = json.loads((tmp_path / CACHE_FILE).read_text())
     assert on_disk["CPU: test"]["gb_s"] == first.gb_s
     # a later call reads the file: an entry written there is what comes back
     on_disk["CPU: test"]["gb_s"] = 123.0
     (tmp_path / CACHE_FILE).write_text(json.dumps(on_disk))
     assert device_bandwidth("cpu", "CPU: test").gb_s == 123.0
-    assert device_bandwidth("cpu", "CPU: test", refresh=True).gb_s != 123.0
+    # measured again, the better figure is kept: a higher one stays, a lower one is replaced
+    assert device_bandwidth("cpu", "CPU: test", refresh=True).gb_s == 123.0
+    on_disk["CPU: test"]["gb_s"] = 0.001
+    (tmp_path / CACHE_FILE).write_text(json.dumps(on_disk))
+    assert device_bandwidth("cpu", "CPU: test", refresh=True).gb_s > 0.1
     assert cached("another device") is None
 
 
@@ -66,22 +69,18 @@ def test_every_ok_result_carries_its_limit_and_share(store):
         r = results[name]
         assert r.status == "ok", r.reason
         assert r.memory_bandwidth_gb_s > 0 and r.bandwidth_limit_tokens_per_s > 0
-        # By hand from the model's config: each decode step reads every weight once and the K and V
-        # of every cached position of every layer (fp32: 4 bytes); steps see 16 + 6/2 positions on average.
+        # By hand from the model's config: each decode step reads every weight once but the untied
+        # input embedding (looked up, one row) and the K and V of every cached position of every
+        # layer (fp32: 4 bytes); steps see 16 + 6/2 positions on average.
         cfg = load_config(TINY)
+        assert not cfg.tie_word_embeddings
         head_dim = cfg.hidden_size // cfg.num_attention_heads
         kv = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * 4
-        expected = r.memory_bandwidth_gb_s * 1e9 / (r.weights_mb * 2**20 + kv * (16 + 6 / 2))
+        read = r.weights_mb * 2**20 - cfg.vocab_size * cfg.hidden_size * 4
+        expected = r.memory_bandwidth_gb_s * 1e9 / (read + kv * (16 + 6 / 2))
         assert r.bandwidth_limit_tokens_per_s == pytest.approx(expected)
         assert r.percent_of_bandwidth_limit == pytest.approx(
             100 * r.decode_tokens_per_s / r.bandwidth_limit_tokens_per_s)
-        assert limit_for(r) == pytest.approx(r.bandwidth_limit_tokens_per_s)
     stored = {r.config: r for r in store.results()}
     assert stored["sdpa"].percent_of_bandwidth_limit == pytest.approx(results["sdpa"].percent_of_bandwidth_limit)
     assert ("percent_of_bandwidth_limit", "% of BW limit") in TABLE_COLUMNS
-    # a row without the stored limit: computed from the cached bandwidth of its hardware
-    row = results["eager"].to_dict()
-    row["bandwidth_limit_tokens_per_s"] = row["memory_bandwidth_gb_s"] = None
-    row["hardware"] = hardware_key("cpu")
-    assert limit_for(row) == pytest.approx(results["eager"].bandwidth_limit_tokens_per_s, rel=1e-6)
-    assert limit_for({"hardware": "never measured", "weights_mb": 1.0}) is None

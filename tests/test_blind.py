@@ -82,7 +82,7 @@ def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
     blind.record_run("s", _results("r1", {"eager": "Paris.", "sdpa": "Paris."}))  # the same text
     # then a run cancelled while eager was writing: eager failed (cancelled), sdpa never started
     cancelled = _results("r2", {"eager": "Par"})
-    cancelled[0].update(status="failed", reason="cancelled")
+    cancelled[0].update(status="failed", reason="cancelled", ending="cancelled")
     assert blind.record_run("s", cancelled) == 0
     with pytest.raises(VoteError) as exc:
         blind.draw("s")
@@ -90,7 +90,7 @@ def test_a_cancelled_run_gives_its_own_reason_not_the_previous_runs(store):
     assert "finished 0 configurations with text (none); not finished: eager (cancelled)" in str(exc.value)
     # one finished, one cancelled: named as such
     half = _results("r3", {"eager": "Paris.", "sdpa": "Par"})
-    half[1].update(status="failed", reason="cancelled")
+    half[1].update(status="failed", reason="cancelled", ending="cancelled")
     blind.record_run("s", half)
     with pytest.raises(VoteError, match=r"finished 1 configuration with text \(eager\); not finished: sdpa "
                                         r"\(cancelled\): a pair needs two"):
@@ -108,7 +108,7 @@ def test_identical_outputs_are_never_paired(store):
     assert shown == {frozenset(("eager", "bnb-4bit")), frozenset(("sdpa", "bnb-4bit"))}
     with pytest.raises(VoteError, match="same text"):
         blind.draw("s")  # only the identical pair is left
-    blind.record_run("t", _results("r2", {"eager": "x", "sdpa": "x"}))
+    blind.record_run("t", _results("r2", {"eager": "x\n", "sdpa": "x"}))  # equal but for a line break
     with pytest.raises(VoteError, match="same text"):
         blind.draw("t")
 
@@ -220,35 +220,47 @@ def test_the_blind_tabs_handlers_hide_names_until_the_vote_and_refuse_a_second_v
     """The tab's own handlers, taken from the built page (real Blocks, real store, real workers)."""
     from arena.core.limits import ServerLimits
     from arena.data.store import Store
+    from arena.ui.web import blind_tab
     from arena.ui.web.app import build
     from arena.ui.web.state import ArenaApp
     from tests.localmodel import small_local_model
 
     model = str(small_local_model(tmp_path / "small-llama"))
     app = ArenaApp(Store(tmp_path / "arena.sqlite"), ServerLimits())
-    fns = {getattr(f.fn, "__name__", ""): f.fn for f in build(app).fns.values()}
+    build(app)  # the page builds with its handlers wired
 
-    # a pair from the page's last run: A and B unnamed; the vote names them, a second vote says so
+    def votes_on(update) -> list[bool]:
+        return [b["interactive"] for b in update[-4:]]
+
+    # a pair from the page's last run: A and B unnamed, the vote buttons on; the vote names them
+    # and turns them off, a second vote says so
     app.blind.record_run("page", _results("r1", {"eager": "Paris.", "bnb-4bit": "Lyon."}))
-    pair_id, _, a, b, status, _ = fns["draw_ui"]("page")
-    assert (a["label"], b["label"], status) == ("A", "B", "Which is better?")
-    assert {a["value"], b["value"]} == {"Paris.", "Lyon."}
-    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "A is better", None)
-    assert kept == pair_id
+    out = blind_tab.draw_ui(app, "page")
+    pair_id, _, a, b, message = out[:5]
+    assert (a["label"], b["label"], message) == ("A", "B", "Which is better?")
+    assert {a["value"], b["value"]} == {"Paris.", "Lyon."} and votes_on(out) == [True] * 4
+    out = blind_tab.vote_ui(app, "page", pair_id, {}, "A is better", None)
+    kept, a, b, reveal = out[:4]
+    assert kept == pair_id and votes_on(out) == [False] * 4
     assert (a["label"], b["label"]) in (("A · eager", "B · bnb-4bit"), ("A · bnb-4bit", "B · eager"))
     assert "your vote is stored" in reveal
-    kept, a, b, reveal = fns["vote_ui"]("page", pair_id, {}, "B is better", None)
+    kept, a, b, reveal = blind_tab.vote_ui(app, "page", pair_id, {}, "B is better", None)[:4]
     assert kept == pair_id and "already voted on this pair" in reveal and "not shown" not in reveal
     assert len(app.store.votes()) == 1
+    # no pair: the reason in the message, the vote buttons off
+    app.blind.record_run("other", _results("r2", {"eager": "Paris.", "sdpa": "Paris. "}))
+    out = blind_tab.draw_ui(app, "other")
+    assert out[0] == "" and "same text" in out[4] and votes_on(out) == [False] * 4
 
     # a blind run through the page's handler: nothing names the two before the end; eager and sdpa
-    # write the same text here (fp32), so there is no vote, and the end says so with their names
-    updates = list(fns["blind_run_ui"]("page", "w1 w2 w3", model, ["sdpa", "eager"], 6))
+    # write the same text here (fp32), so there is no pair: the text is shown once, no vote offered
+    updates = list(blind_tab.blind_run_ui(app, "page", "w1 w2 w3", model, ["sdpa", "eager"], 6))
     running, final = updates[:-1], updates[-1]
     assert running and all(u[4].startswith("**Blind run**: ") for u in running)
     assert not any(name in str(u) for u in running for name in ("eager", "sdpa"))
-    assert final[0] == "" and "same text" in final[5] and "eager" in final[5] and "sdpa" in final[5]
-    assert final[2]["value"] == final[3]["value"] != ""
+    assert final[0] == "" and "same text" in final[4] and "eager" in final[4] and "sdpa" in final[4]
+    assert final[2]["value"] and final[3]["value"] == "" and "same text" in final[2]["label"]
+    assert votes_on(final) == [False] * 4
     assert sorted(r.config for r in app.store.results()) == ["eager", "sdpa"]
 
 

@@ -51,11 +51,37 @@ return [...document.querySelectorAll('div.arena-panel')].map(p => ({
   fields: Object.fromEntries([...p.querySelectorAll('[data-field]')].map(
     x => [x.dataset.field, (x.querySelector('.v') || x).innerText.trim()])),
   agreement: p.querySelector('.arena-quality') ? p.querySelector('.arena-quality').dataset.agreement : null,
+  unstable: p.dataset.unstable === '1', over_limit: p.dataset.overLimit === '1',
 }));
 """
 # A card's field -> the run table's heading for it.
 SHARED = {"ttft_ms": "TTFT ms", "decode_tokens_per_s": "decode tok/s", "peak_memory_mb": "peak MB",
           "load_s": "weights load s"}
+# A plot's traces as drawn (Plotly keeps them on its element): name, x and y of each.
+PLOT_TRACES = """
+const plot = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+return plot && plot.data ? plot.data.map(t => ({name: t.name || '', x: [...(t.x || [])], y: [...(t.y || [])]})) : null;
+"""
+# The boxes of a plot's titles, subplot titles and legend, and whether each pair overlaps.
+TITLE_OVERLAPS = """
+const plot = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+if (!plot) return null;
+const boxes = [...plot.querySelectorAll('.infolayer .gtitle, .infolayer .annotation-text-g, .infolayer .legend')]
+  .map(el => ({text: (el.textContent || '').trim().slice(0, 80), r: el.getBoundingClientRect()}))
+  .filter(b => b.r.width > 0 && b.r.height > 0);
+const out = [];
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const a = boxes[i].r, b = boxes[j].r;
+  if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+    out.push(boxes[i].text + ' | ' + boxes[j].text);
+}
+return out;
+"""
+# Whether an element lies inside the window as it is scrolled now.
+IN_VIEW = """
+const r = document.querySelector(arguments[0]).getBoundingClientRect();
+return r.height > 0 && r.top >= -2 && r.bottom <= window.innerHeight + 2;
+"""
 SERVER_LOG_PROBLEMS = ("Traceback", "gradio.exceptions.Error", "StarletteDeprecationWarning", "Plausible",
                        "leaked semaphore")
 
@@ -173,6 +199,62 @@ class Visit:
                     self.problems.append(
                         f"{card['config']}: {field} {on_card!r} on the card, {in_table!r} in the table")
 
+    def traces(self, elem_id: str) -> list[dict]:
+        return self.d.execute_script(PLOT_TRACES, elem_id) or []
+
+    def check_titles(self, *elem_ids: str) -> None:
+        """No chart's title, subplot title or legend runs over another."""
+        for elem_id in elem_ids:
+            for pair in self.d.execute_script(TITLE_OVERLAPS, elem_id) or []:
+                self.problems.append(f"{elem_id}: chart titles overlap: {pair}")
+
+    def check_limit_flags(self) -> None:
+        """A result above its memory-bandwidth limit is flagged in the table and on its card."""
+        cards = {c["config"]: c for c in self.cards()}
+        for row in self.rows("run-table"):
+            cell, config = row.get("% of BW limit") or "–", row.get("configuration")
+            flagged = "over its limit" in cell
+            value = float(cell.split()[0].replace(",", "")) if cell.split()[0] not in ("–", "") else 0.0
+            if value > 100 and not flagged:
+                self.problems.append(f"{config}: {cell}% of its limit, unflagged")
+            card = cards.get(config)
+            if card is not None and card["over_limit"] != flagged:
+                self.problems.append(f"{config}: over its limit in the table {flagged}, on the card {card['over_limit']}")
+
+    def check_speedups(self, baseline: str) -> None:
+        """No speedup is drawn from an unstable row (or from any row when the baseline is unstable);
+        the card and the table agree on the verdict."""
+        rows = {r.get("configuration"): r for r in self.rows("run-table")}
+        unstable = {c for c, r in rows.items() if r.get("stable") == "unstable"}
+        cards = {c["config"]: c for c in self.cards()}
+        for config in set(cards) & set(rows):
+            if cards[config]["unstable"] != (config in unstable):
+                self.problems.append(f"{config}: unstable in the table {config in unstable}, on the card "
+                                     f"{cards[config]['unstable']}")
+        drawn = [x for t in self.traces("quality-plot") if t["name"] == "decode speedup" for x in t["x"]]
+        for config in drawn:
+            if config in unstable or baseline in unstable:
+                self.problems.append(f"a speedup is drawn for {config}, from an unstable row"
+                                     + (" (the baseline)" if config not in unstable else ""))
+
+    def check_blind_pair(self) -> None:
+        """The blind check's message is in the window; vote buttons are on only with a pair, and
+        a pair never has two texts a reader cannot tell apart."""
+        self.check_in_view("#blind-status", "the blind check's message")
+        self.check_in_view("#blind-votes", "the blind check's vote buttons")
+        votes = [self.el(f"#vote-{v}") for v in ("a", "b", "tie", "both_bad")]
+        a = self.el("#blind-a textarea").get_attribute("value")
+        b = self.el("#blind-b textarea").get_attribute("value")
+        on = [v.is_enabled() for v in votes]
+        if any(on) and " ".join(a.split()) == " ".join(b.split()):
+            self.problems.append(f"a vote is asked on two equal texts: {a[:80]!r}")
+        if any(on) and not (a and b):
+            self.problems.append("vote buttons enabled with no pair shown")
+
+    def check_in_view(self, css: str, what: str) -> None:
+        if not self.d.execute_script(IN_VIEW, css):
+            self.problems.append(f"{what} is outside the window")
+
     def check_console(self) -> None:
         for entry in self.d.get_log("browser"):
             if entry["level"] in ("SEVERE", "WARNING") or '"measuring"' in entry["message"]:
@@ -241,6 +323,8 @@ def test_first_visit_on_a_fresh_home(browser, tmp_path):
             assert page.el(f"#cfg-{name} input[type=checkbox]").is_selected()
         assert not page.el("#cfg-flash-attention-2 input[type=checkbox]").is_enabled()
         assert "unavailable" in page.el("#cfg-flash-attention-2").text
+        assert "arena-cfg-off" in page.el("#cfg-flash-attention-2").get_attribute("class")  # greyed
+        assert page.els('#notice a[href="#measuring"]')  # "how each number is measured" is a link
         page.open_accordion("settings")
         page.set_number("max-new", 6)
 
@@ -258,6 +342,9 @@ def test_first_visit_on_a_fresh_home(browser, tmp_path):
         page.check_cards_match_table()
         page.wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#quality-plot .js-plotly-plot"))
         assert page.els("#speed-plot .js-plotly-plot")
+        page.check_titles("speed-plot", "quality-plot")
+        page.check_limit_flags()
+        page.check_speedups("eager")
         for opened in ("family-attention", "settings"):  # closed again, as a visitor leaves them
             page.el(f"#{opened} .label-wrap").click()
         page.screenshot(screens, "Arena")
@@ -293,7 +380,8 @@ def test_first_visit_on_a_fresh_home(browser, tmp_path):
         # the blind check is its own tab: the named cards are out of sight there
         page.tab("Blind check")
         page.wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
-        page.wait.until(lambda d: page.el("#blind-reveal").text)
+        page.wait.until(lambda d: page.el("#blind-status").text)
+        page.check_blind_pair()
         assert not any(p.is_displayed() for p in page.els("div.arena-panel"))
         page.screenshot(screens, "Blind check")
 
@@ -348,16 +436,18 @@ def test_cancel_keeps_what_was_measured(browser, tmp_path):
     from arena.data.store import Store
 
     db = tmp_path / "arena.sqlite"
-    with running_app(db) as app:
+    # eager's worker hangs as it starts scoring NLL, after its timings: Cancel is pressed there
+    with running_app(db, env={"ARENA_FAULT_INJECT": "eager=nll-hang"}) as app:
         page = Visit(browser, app)
         page.open()
         page.open_accordion("family-attention")
         page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input"))).click()
         page.el("#run").click()  # eager, sdpa, sdpa-math
         page.long_wait.until(EC.presence_of_element_located(
-            (By.CSS_SELECTOR, 'div.arena-panel[data-config="eager"][data-status="done"]')))
+            (By.CSS_SELECTOR, 'div.arena-panel[data-config="eager"][data-status="scoring"]')))
         page.el("#cancel").click()
-        page.wait_for_summary("Finished")
+        summary = page.wait_for_summary("Cancelled", "Finished")
+        assert summary.startswith("Cancelled") and "kept" in summary, summary
         cards = {c["config"]: c for c in page.cards()}
         assert cards["eager"]["status"] == "done"
         assert "cancelled" in {c["status"] for c in cards.values()}, cards
@@ -366,6 +456,15 @@ def test_cancel_keeps_what_was_measured(browser, tmp_path):
                 assert card["bar"] != "100%", card
         page.check_rows("run-table", len(Store(db).results()), "the run's table")
         page.check_cards_match_table()
+        # what was measured before the cancel is in both charts, not "no measured configuration yet"
+        measured = sorted(c for c, card in cards.items() if card["status"] == "done")
+        page.wait.until(lambda d: page.traces("speed-plot"))
+        drawn = sorted({x for t in page.traces("speed-plot") if t["name"] == "decode tok/s" for x in t["x"]})
+        if drawn != measured:
+            page.problems.append(f"after a cancel the speed chart draws {drawn}, measured were {measured}")
+        for plot in ("speed-plot", "quality-plot"):
+            if "no measured configuration yet" in page.el(f"#{plot}").text:
+                page.problems.append(f"after a cancel {plot} says no measured configuration yet")
         page.check_toasts()
         page.check_console()
         page.stop_and_check_server()
@@ -375,4 +474,74 @@ def test_cancel_keeps_what_was_measured(browser, tmp_path):
     assert [r.config for r in rows if r.status == "ok"][:1] == ["eager"]
     assert all(r.status == "ok" or "cancelled" in r.reason for r in rows)
     assert store.runs()[-1]["status"] == "cancelled"
+    page.assert_no_problems()
+
+
+def test_flagged_rows_and_chart_titles(browser, tmp_path):
+    """A row over its limit (an injected bandwidth far below any speed, measured again the same)
+    and an unstable row (repeats that slow down) are flagged on cards and table, the unstable one
+    has no speedup drawn; the random weights' agreement note must not run over a chart title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    env = {"ARENA_FAULT_INJECT": "sdpa-math=ramp@10,sdpa=bandwidth@0.000001"}
+    with running_app(tmp_path / "arena.sqlite", env=env) as app:
+        page = Visit(browser, app)
+        page.open()
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(5):  # the box is redrawn once after the page loads
+            try:
+                page.el("#hub-id textarea, #hub-id input").send_keys("synthetic:tiny-llama")
+                break
+            except StaleElementReferenceException:
+                time.sleep(0.5)
+        page.open_accordion("family-attention")
+        page.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#cfg-sdpa-math input"))).click()
+        page.open_accordion("settings")
+        page.set_number("max-new", 8)
+        page.d.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        page.el("#run").click()
+        page.wait.until(lambda d: page.d.execute_script(IN_VIEW, "#summary"))  # the cards come into view
+        page.wait_for_summary("Finished", "stopped", "Not started")
+        page.check_rows("run-table", 3, "the run's table")
+        page.check_cards_match_table()
+        cards = {c["config"]: c for c in page.cards()}
+        assert cards["sdpa"]["over_limit"] and cards["sdpa-math"]["unstable"], cards
+        page.wait.until(lambda d: page.traces("quality-plot"))
+        page.check_limit_flags()
+        page.check_speedups("eager")
+        page.check_titles("speed-plot", "quality-plot")
+        page.tab("Leaderboard")
+        page.wait.until(lambda d: "of 3" in page.el("#lb-caption").text)
+        rows = page.rows("lb-table")
+        assert {r["configuration"]: r["stable"] for r in rows}["sdpa-math"] == "unstable", rows
+        assert page.els("#lb-table tr.lb-unstable")  # greyed, not dropped
+        page.check_toasts()
+        page.check_console()
+        page.stop_and_check_server()
+    page.assert_no_problems()
+
+
+def test_blind_check_messages_stay_by_the_buttons(browser, tmp_path):
+    """With no run yet: the vote buttons are off, and the answer to "two outputs of my last
+    Arena run" is shown where the visitor is looking, at the window's height of a laptop."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    browser.set_window_size(1366, 768)  # a laptop's screen: the window the page must work in
+    with running_app(tmp_path / "arena.sqlite") as app:
+        page = Visit(browser, app)
+        page.open()
+        page.tab("Blind check")
+        votes = page.wait.until(lambda d: [page.el(f"#vote-{v}") for v in ("a", "b", "tie", "both_bad")])
+        if any(v.is_enabled() for v in votes):
+            page.problems.append("vote buttons offered with no pair shown")
+        page.wait.until(EC.element_to_be_clickable((By.ID, "blind-draw"))).click()
+        page.wait.until(lambda d: page.el("#blind-status").text)
+        assert "run at least two configurations" in page.el("#blind-status").text
+        page.check_blind_pair()
+        page.check_toasts()
+        page.check_console()
+        page.stop_and_check_server()
     page.assert_no_problems()

@@ -109,9 +109,23 @@ def test_unreachable_hub_fails_at_once_with_what_to_do(tmp_path):
     took = time.monotonic() - t0
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert len(lines) in (1, 2) and lines[0].startswith("error: "), proc.stderr
     assert "Retrying" not in proc.stderr and took < 25, took
-    assert "HF_HUB_OFFLINE" in lines[0] or "no model 'nobody/nothing-here' on the Hugging Face Hub" in lines[0]
+    # the operator's advice on its own "hint:" line (the page, for a visitor, leaves it out)
+    assert "HF_HUB_OFFLINE" in lines[-1] or "no model 'nobody/nothing-here' on the Hugging Face Hub" in lines[0]
+    assert "HF_HUB_OFFLINE" not in lines[0]
+
+
+def test_a_visitor_is_not_given_the_operators_advice():
+    """A Hub model this offline server does not have: the message (what the page shows) says what
+    to do instead; the server's setting is the CLI's hint only."""
+    from arena.core.request import RequestError, RunRequest
+    from arena.execute.prepare import validate
+
+    with pytest.raises(RequestError) as caught:
+        validate(RunRequest(model="nobody/nothing-here", prompt="hi"))
+    assert "HF_HUB_OFFLINE" not in str(caught.value) and "embedded default" in str(caught.value)
+    assert "HF_HUB_OFFLINE" in caught.value.advice
 
 
 def test_a_silent_hub_times_out_in_seconds(monkeypatch):

@@ -47,3 +47,26 @@ def test_token_clock_streams_row_zero_only():
     clock.put(torch.tensor([[9], [10]]))  # a (batch, 1) column
     assert seen == [7, 9]
     assert len(clock.stamps) == 2
+
+
+def test_a_step_of_several_tokens_counts_each_token():
+    # speculative decoding: the first step (at 0.5 s) emits 3 tokens, then steps of 1 and 4 tokens
+    t = timing_from_stamps(0.0, [0.5, 0.6, 1.0], batch=1, counts=[3, 1, 4])
+    assert t.ttft_ms == pytest.approx(500)  # the first step, whatever it emitted
+    assert t.decode_tokens_per_s == pytest.approx(5 / 0.5)  # tokens after the first step / time after it
+    assert t.e2e_tokens_per_s == pytest.approx(8 / 1.0)
+    # per-token latencies: 100 ms once, then 400 ms / 4 four times
+    assert t.token_latency_p50_ms == pytest.approx(100)
+    assert t.token_latency_p90_ms == pytest.approx(100)
+    with pytest.raises(ValueError):
+        timing_from_stamps(0.0, [0.5, 0.6], batch=1, counts=[1])
+
+
+def test_token_clock_counts_the_tokens_of_each_step():
+    seen: list[int] = []
+    clock = TokenClock(on_tokens=seen.extend)
+    clock.begin()
+    clock.put(torch.tensor([[1, 2, 3]]))  # the prompt
+    clock.put(torch.tensor([[7, 8, 9]]))  # assisted generation: three tokens of one step
+    clock.put(torch.tensor([10]))
+    assert seen == [7, 8, 9, 10] and clock.counts == [3, 1] and clock.tokens == 4

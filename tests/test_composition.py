@@ -124,3 +124,18 @@ def test_a_new_quantization_library_is_its_own_fidelity_key():
     assert stages.technique(registry.get("torchao-int8wo")) == "torchao"
     assert stages.technique(registry.get("bnb-8bit")) == "bitsandbytes 8-bit"
     assert stages.technique(registry.get("bnb-nf4")) == "bitsandbytes 4-bit"
+
+
+def test_every_row_has_what_the_technique_modules_read():
+    """base.Row (what attention, compilation, parallel and onnxruntime read of a row, typed without
+    importing the registry) names only what every registry row has, its choices included."""
+    from arena.techniques.base import Row
+
+    members = [n for n in vars(Row) if not n.startswith("_")]
+    assert {"attention", "runtime", "choices", "quant", "parallel", "compiled_decode"} <= set(members)
+    missing = {cfg.name: [n for n in members if not hasattr(cfg, n)] for cfg in registry.REGISTRY.values()}
+    assert {name: m for name, m in missing.items() if m} == {}
+    for cfg in registry.REGISTRY.values():
+        assert all(isinstance(choice.kind, str) and choice.requirements() is not None for choice in cfg.choices)
+        if cfg.runtime is not None:
+            assert isinstance(cfg.runtime.provider, str) and isinstance(cfg.runtime.on_gpu, bool)

@@ -72,8 +72,9 @@ def test_onnx_runs_in_its_export_dtype():
 
 
 def test_gqa_under_the_efficient_kernel_is_predicted_from_torch_itself():
-    import torch
     from transformers import LlamaConfig
+
+    from arena.techniques.attention import efficient_kernel_has_gqa
 
     gqa = LlamaConfig(num_attention_heads=9, num_key_value_heads=3, hidden_size=576)
     mha = LlamaConfig(num_attention_heads=9, num_key_value_heads=9, hidden_size=576)
@@ -81,10 +82,30 @@ def test_gqa_under_the_efficient_kernel_is_predicted_from_torch_itself():
     def why(name: str, model_config: LlamaConfig) -> str:
         return registry.availability(registry.get(name), "bf16", _gpu_platform(), model_config=model_config).reason
 
-    doc = " ".join((torch.nn.functional.scaled_dot_product_attention.__doc__ or "").split())
     blocked = why("sdpa-efficient", gqa)
-    assert (blocked == "") == ("Memory-efficient attention also supports GQA" in doc)
+    assert (blocked == "") == efficient_kernel_has_gqa()
     if blocked:
         assert "grouped-query attention" in blocked and "9 query heads share 3" in blocked
     assert why("sdpa-efficient", mha) == ""
     assert why("sdpa-flash", gqa) == ""
+
+
+def test_the_gqa_check_agrees_with_the_efficient_kernel_itself():
+    """efficient_kernel_has_gqa asks torch's own kernel check (fake tensors, nothing allocated);
+    on a GPU it must agree with running SDPA restricted to the memory-efficient kernel."""
+    import torch
+
+    from arena.techniques.attention import efficient_kernel_has_gqa, kernel_context
+
+    if not torch.cuda.is_available():
+        assert efficient_kernel_has_gqa() is False  # the kernel cannot run at all without CUDA
+        pytest.skip("the memory-efficient kernel runs only on a CUDA GPU")
+    q = torch.randn(1, 4, 8, 64, device="cuda", dtype=torch.float16)
+    kv = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.float16)
+    try:
+        with kernel_context("efficient"):
+            torch.nn.functional.scaled_dot_product_attention(q, kv, kv, enable_gqa=True)
+        runs = True
+    except RuntimeError:
+        runs = False
+    assert efficient_kernel_has_gqa() is runs

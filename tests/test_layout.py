@@ -45,13 +45,14 @@ def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
-def imports(path: Path, modules: set[str]) -> list[tuple[str, str | None, int]]:
-    """(imported module, imported name or None, line) for every arena import in `path`."""
+def imports(path: Path, modules: set[str], type_only: bool = False) -> list[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) for every arena import in `path`; those
+    under `if TYPE_CHECKING:` too with `type_only`."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     out = []
     for node in ast.walk(tree):
-        if _type_checking_only(node, parents):
+        if not type_only and _type_checking_only(node, parents):
             continue
         if isinstance(node, ast.Import):
             out += [(a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == "arena"]
@@ -63,14 +64,15 @@ def imports(path: Path, modules: set[str]) -> list[tuple[str, str | None, int]]:
     return out
 
 
-def graph(package: Path = PACKAGE) -> tuple[dict[str, set[str]], list[str]]:
-    """Module -> modules it imports (packages resolved to their __init__), and the private
-    names imported across modules as 'importer:line imports module.name'."""
+def graph(package: Path = PACKAGE, type_only: bool = False) -> tuple[dict[str, set[str]], list[str]]:
+    """Module -> modules it imports (packages resolved to their __init__; with `type_only`, the
+    imports only a type checker runs too), and the private names imported across modules as
+    'importer:line imports module.name'."""
     files = {module_name(p, package.parent): p for p in package.rglob("*.py")}
     edges: dict[str, set[str]] = {m: set() for m in files}
     private = []
     for name, path in files.items():
-        for target, imported, line in imports(path, set(files)):
+        for target, imported, line in imports(path, set(files), type_only):
             if target not in files:
                 continue
             if target != name:
@@ -130,6 +132,23 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 def test_no_module_reaches_itself_through_its_imports():
     edges, _ = graph()
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
+
+
+def test_no_import_cycle_even_through_imports_only_a_type_checker_runs():
+    """A type-only cycle (registry -> a technique -> registry for its Config) still ties the two
+    modules together: neither can be read, typed or moved without the other."""
+    edges, _ = graph(type_only=True)
+    assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
+
+
+def test_the_cycle_check_sees_type_only_imports(tmp_path):
+    pkg = tmp_path / "arena"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from arena import b\n")
+    (pkg / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from arena.a import X\n")
+    assert find_cycle(graph(pkg)[0]) is None
+    assert find_cycle(graph(pkg, type_only=True)[0]) == ["arena.a", "arena.b", "arena.a"]
 
 
 def test_packages_import_only_the_layers_below_their_own():
@@ -225,25 +244,27 @@ MAX_FUNCTION_LINES = 80
 # Declarative tables: one long literal read as a table, not control flow.
 TABLES = {"arena/bench/stages.py:_stages"}
 # TEMPORARY: being shortened in their own changes (issue 34, item 4); remove each as it lands.
+# The list only shrinks; anything else over the bound fails.
 TEMPORARY_LONG = {
     "arena/ui/web/arena_tab.py:build_tab",
     "arena/ui/web/blind_tab.py:build_tab",
-    "arena/execute/runner.py:execute",
-    "arena/sweep/worker.py:run_group",
     "arena/ui/web/sweep_tab.py:build_tab",
 }
 
 
-def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
-    """'path:function' -> lines (def to last line) of every function longer than `limit`."""
+def function_lengths(package: Path = PACKAGE) -> dict[str, int]:
+    """'path:name' -> lines (def to last line), for every function and method in `package`."""
     out = {}
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                lines = node.end_lineno - node.lineno + 1
-                if lines > limit:
-                    out[f"{path.relative_to(package.parent).as_posix()}:{node.name}"] = lines
+                out[f"{path.relative_to(package.parent).as_posix()}:{node.name}"] = node.end_lineno - node.lineno + 1
     return out
+
+
+def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """'path:function' -> lines of every function longer than `limit`."""
+    return {name: lines for name, lines in function_lengths(package).items() if lines > limit}
 
 
 def test_no_function_is_longer_than_80_lines_but_declarative_tables():
@@ -359,3 +380,7 @@ def test_every_benchmark_is_invoked_as_a_module():
 
     argvs = [part.settings["argv"] for stage in stages.STAGES.values() for part in stage.parts if "argv" in part.settings]
     assert argvs and all(argv[:2] == ["-m", argv[1]] and argv[1].startswith("benchmarks.") for argv in argvs)
+
+
+def test_the_runner_reads_like_a_generate_loop_in_60_lines():
+    assert function_lengths()["arena/execute/runner.py:execute"] <= 60

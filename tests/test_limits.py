@@ -119,6 +119,7 @@ def test_run_wall_time_stops_the_running_configuration_and_stores_the_rest_as_fa
     assert "timed out" in by["sdpa"].reason and "the run's time limit of 25 s" in by["sdpa"].reason
     assert by["sdpa-math"].status == "failed"
     assert by["sdpa-math"].reason == "not run: the run reached its time limit of 25 s"
+    assert [by[n].ending for n in ("eager", "sdpa", "sdpa-math")] == ["ok", "run-time-limit", "not-run"]
     assert sorted(r.config for r in store.results()) == ["eager", "sdpa", "sdpa-math"]
     assert store.runs()[0]["status"] == "time limit"  # not "complete": it did not run all it was asked
 

@@ -93,3 +93,26 @@ def test_no_nll_when_the_baseline_failed(fault):
         assert by[name].status == "ok"
         assert by[name].nll is None and "baseline failed" in by[name].nll_note
         assert by[name].token_agreement is None
+
+
+def test_a_cancel_while_scoring_keeps_the_measured_timings(store, fault):
+    """Cancel pressed while a configuration scores NLL (its timings already sent): its row is
+    kept as measured, with no NLL, and the run is recorded as cancelled."""
+    import threading
+
+    fault("eager=nll-hang")
+    cancel = threading.Event()
+
+    def on_event(event):
+        if event.get("stage") == "scoring":
+            cancel.set()
+
+    req = RunRequest(model="synthetic:tiny-llama", prompt="", configs=["eager", "sdpa"], max_new_tokens=4,
+                     repeats=1, prompt_tokens=16)
+    results = {r.config: r for r in runner.run(req, store=store, on_event=on_event, cancel=cancel)}
+    eager = results["eager"]
+    assert eager.status == "ok" and eager.decode_tokens_per_s > 0, eager.reason
+    assert eager.nll is None
+    assert "sdpa" not in results or results["sdpa"].status != "ok"
+    assert [r.config for r in store.results() if r.status == "ok"] == ["eager"]
+    assert store.runs()[-1]["status"] == "cancelled"

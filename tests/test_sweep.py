@@ -13,7 +13,6 @@ from arena.core.request import RequestError
 from arena.sweep.charts import all_charts, memory_charts, speedup_charts
 from arena.sweep.plan import (
     SweepRequest,
-    achieved_padding,
     group_config,
     pad_lengths,
     validate_sweep,
@@ -55,7 +54,6 @@ def swept(tmp_path_factory):
 ])
 def test_pad_lengths(batch, seq, fraction, expected):
     assert pad_lengths(batch, seq, fraction) == expected
-    assert achieved_padding(batch, seq, fraction) == sum(expected) / (batch * seq)
 
 
 def test_padded_batch_is_left_padded_with_mask_and_positions():
@@ -199,6 +197,8 @@ def test_process_workers_survive_oom_and_death(fault):
     assert got[("sdpa-math", 1)][0] == "ok"
     for b in (2, 4):
         assert got[("sdpa-math", b)][0] == "failed" and "worker process died: killed by signal 9" in got[("sdpa-math", b)][1]
+    endings = {(r.config, r.batch_size): r.ending for r in results}  # arena/core/ending.py's codes
+    assert (endings[("sdpa", 1)], endings[("sdpa", 2)], endings[("sdpa-math", 4)]) == ("ok", "oom", "crash")
 
 
 def test_cancel_records_the_points_left():
@@ -210,6 +210,20 @@ def test_cancel_records_the_points_left():
     results = run_sweep(tiny(attn="eager,sdpa"), on_point=on_point, cancel=cancel)
     assert len(results) == 2 * 8 and results[0].status == "ok"
     assert {r.reason for r in results if r.config == "sdpa"} == {"cancelled by the user"}
+    assert {r.ending for r in results if r.status != "ok"} == {"cancelled"}
+
+
+def test_an_inline_sweep_honours_its_time_limit_between_points():
+    """An inline sweep runs through the same launcher loop as a run: its group's time limit
+    ends it between points (the points left fail with the limit's code), not after the last."""
+    from arena.core.limits import ServerLimits
+
+    prepared = validate_sweep(tiny(attn="eager", batch_sizes="1,2,4,8", seq_lens="8,16,32,64", padding="0,0.5",
+                                   repeats=20, warmup=0), limits=ServerLimits(max_run_s=1.5))
+    results = run_sweep(prepared)
+    assert len(results) == 32
+    cut = [r for r in results if r.status != "ok"]
+    assert cut and {r.ending for r in cut} == {"run-time-limit"}
 
 
 # ---------------------------------------------------------------- charts
@@ -224,15 +238,21 @@ def test_charts_from_points(swept):
     assert len(chart.data) == len(ATTN) * 2 and set(chart.data["status"]) == {"ok", "unavailable"}
     notes = chart.figure.layout.annotations[-1].text
     assert "sdpa-flash (all points): needs a CUDA GPU" in notes and "flash-attention-2 (all points)" in notes
-    sdpa = next(t for t in chart.figure.data if t.name == "sdpa")
-    assert list(sdpa.y) == list(chart.data[chart.data["config"] == "sdpa"]["speedup"])
+    # the line carries sdpa's stable points; a point whose latency varied past the bound over its
+    # repeats (docs/trust.md) is drawn off it, grey, in a trace of its own
+    rows = chart.data[chart.data["config"] == "sdpa"]
+    stable, unstable = rows[~rows["unstable"].astype(bool)], rows[rows["unstable"].astype(bool)]
+    traces = {t.name: list(t.y) for t in chart.figure.data}
+    assert traces.get("sdpa", []) == list(stable["speedup"])
+    assert traces.get("sdpa: unstable, off the line", []) == list(unstable["speedup"])
     csv_lines = chart.csv().splitlines()
     assert csv_lines[0].startswith("model_id,") and len(csv_lines) == 1 + len(ATTN) * 2
     assert list(memory[0].figure.data[0].x) == [8, 16]
     # a sweep of one batch size: speedup against sequence length, one chart per padding
     single = speedup_charts(r for r in results if r.batch_size == 1)
     assert [c.x for c in single] == ["seq_len", "seq_len"] and "batch 1, no padding" in single[0].title
-    assert list(single[0].figure.data[1].x) == [8, 16]
+    sdpa_x = [x for t in single[0].figure.data if t.name in ("sdpa", "sdpa: unstable, off the line") for x in t.x]
+    assert sorted(sdpa_x) == [8, 16]  # on the line or, unstable, off it
 
 
 # ---------------------------------------------------------------- CLI
@@ -296,4 +316,5 @@ def test_the_sweeps_wall_time_limit_fails_what_is_left(store):
     assert len(results) == 3 * 8
     assert {r.reason for r in results if r.config != "sdpa-flash"} == {"the sweep's time limit here (1 s) was reached"}
     assert {r.reason for r in results if r.config == "sdpa-flash"} == {"needs a CUDA GPU"}
-    assert store.runs()[-1]["status"] == "incomplete"
+    assert {r.ending for r in results} == {"not-run", "needs-cuda"} or "run-time-limit" in {r.ending for r in results}
+    assert store.runs()[-1]["status"] == "time limit"  # the run's word for it

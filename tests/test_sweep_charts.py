@@ -26,25 +26,31 @@ def _sweep(rows):
 
 
 def test_each_speedup_has_its_spread_and_a_warning_where_the_spread_is_larger_than_the_effect():
-    # batch 2: eager's repeats range 20-110 ms, sdpa's 8.5-52 ms: "2.16x" could be 0.38x or 12.9x
+    # batch 2: eager's repeats range 20-110 ms (unstable: far past 10% of the mean), so its "2.16x"
+    # is drawn grey, off the line; batch 4: steady repeats (under 10%) whose range still covers 1x
     points = _sweep([(1, [20, 21, 22], [10, 11, 12]), (2, [20, 108, 110], [8.5, 50, 52]),
-                     (4, [20, 20.4, 21], [40, 41, 43])])
+                     (4, [20, 21, 22], [19, 20, 21.5])])
     [chart] = speedup_charts(points)
     sdpa = chart.data[chart.data["config"] == "sdpa"].set_index("batch_size")
     assert sdpa.loc[2, "speedup_low"] == pytest.approx(20 / 52)
     assert sdpa.loc[2, "speedup_high"] == pytest.approx(110 / 8.5)
-    assert list(sdpa["noisy"]) == [False, True, False]
+    assert list(sdpa["unstable"]) == [False, True, False]
+    assert list(sdpa["noisy"]) == [False, True, True]
     assert not chart.data[chart.data["config"] == "eager"]["noisy"].any()  # the baseline is 1x by definition
     trace = next(t for t in chart.figure.data if t.name == "sdpa")
-    assert list(trace.error_y.array) == pytest.approx(list(sdpa["speedup_high"] - sdpa["speedup"]))
-    assert list(trace.error_y.arrayminus) == pytest.approx(list(sdpa["speedup"] - sdpa["speedup_low"]))
-    assert list(trace.marker.symbol) == ["circle", "circle-open", "circle"]
+    assert list(trace.x) == [1, 4]  # the unstable point is not on the line
+    kept = sdpa.loc[[1, 4]]
+    assert list(trace.error_y.array) == pytest.approx(list(kept["speedup_high"] - kept["speedup"]))
+    assert list(trace.error_y.arrayminus) == pytest.approx(list(kept["speedup"] - kept["speedup_low"]))
+    assert list(trace.marker.symbol) == ["circle", "circle-open"]
+    off = next(t for t in chart.figure.data if t.name == "sdpa: unstable, off the line")
+    assert list(off.x) == [2] and off.marker.color == "#b0b0b0"
     assert "larger than the effect" in chart.figure.layout.annotations[-1].text
-    assert "sdpa at batch 2" in chart.figure.layout.annotations[-1].text
+    assert "sdpa at batch 4" in chart.figure.layout.annotations[-1].text
     header = chart.csv().splitlines()[0].split(",")
-    assert {"latency_ms_low", "latency_ms_high", "speedup_low", "speedup_high", "noisy"} <= set(header)
-    assert noisy_points([chart]) == 1
-    assert "1 point vary more over their repeats" in _noise_warning(points)
+    assert {"latency_ms_low", "latency_ms_high", "speedup_low", "speedup_high", "noisy", "unstable"} <= set(header)
+    assert noisy_points([chart]) == 2
+    assert "2 points vary more over their repeats" in _noise_warning(points)
     # steady repeats: no warning anywhere
     steady = _sweep([(1, [20, 21, 22], [10, 11, 12]), (2, [40, 41, 42], [20, 21, 21.5])])
     assert noisy_points(speedup_charts(steady)) == 0 and _noise_warning(steady) == ""

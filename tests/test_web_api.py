@@ -202,7 +202,8 @@ def test_a_one_configuration_run_compares_nothing_and_a_configuration_never_run_
     state.apply({"type": "run", "run_id": "r", "order": ["eager", "sdpa"], "baseline": "eager"})
     state.apply({"type": "status", "config": "eager", "stage": "warming up"})
     state.apply({"type": "result", "config": "eager", "result": {
-        "config": "eager", "status": "failed", "reason": "cancelled", "text": ""}})
+        "config": "eager", "status": "failed", "reason": "cancelled", "ending": "cancelled",
+        "text": ""}})
     state.mark_not_run()
     assert [(p.status, p.progress) for p in state.panels.values()] == [("cancelled", 0.4), ("cancelled", 0.0)]
     assert list(run_table(state.results)["status"]) == ["cancelled"]

@@ -12,6 +12,7 @@ from arena.measure import footprint
 from arena.models.placement import Placement
 from arena.models.spec import ModelSpec
 from arena.techniques.registry import Config
+from arena.techniques.speculative import Draft, DraftCounter
 
 NLL_CHUNK = 128  # positions scored per forward pass in nll()
 
@@ -41,9 +42,15 @@ class Backend:
         self.config, self.spec, self.dtype, self.device = config, spec, dtype, device
         self.placement = placement or Placement()  # a split over devices (PyTorch backends only)
         self.model: Any = None
+        self.draft: Draft | None = None  # an assisted configuration's draft model (load_draft)
+        self.drafts: DraftCounter | None = None  # speculative configurations: guesses proposed and accepted
 
     def load(self) -> None:
         raise NotImplementedError
+
+    def load_draft(self, spec: ModelSpec, tokenizer: Any) -> None:
+        """Load an assisted configuration's draft model beside the model (after load())."""
+        raise NotImplementedError(f"{self.config.name}: this backend runs no draft model")
 
     def generation_context(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()

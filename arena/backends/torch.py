@@ -1,7 +1,7 @@
 """transformers on PyTorch: a configuration's techniques (arena/techniques/) applied to a model —
 its attention implementation and SDPA kernel choice, its weight quantization (while loading, or in
-place on synthetic weights), a static KV cache with torch.compile, and (on a legacy stack)
-BetterTransformer."""
+place on synthetic weights), a static KV cache with torch.compile, speculative decoding (prompt
+lookup, a draft model), and (on a legacy stack) BetterTransformer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from arena.models import placement
 from arena.models.dtypes import torch_dtype
 from arena.models.sources import pretrained_path
 from arena.models.synthetic import build_split, build_synthetic, synthetic_checkpoint
-from arena.techniques import attention, compilation
+from arena.models.spec import ModelSpec
+from arena.techniques import attention, compilation, speculative
 
 
 @contextlib.contextmanager
@@ -29,7 +30,8 @@ def _entered_together(contexts: list[contextlib.AbstractContextManager]) -> Iter
 
 
 class TorchBackend(Backend):
-    applies = frozenset({"attention", "quantization", "compile"})  # compile: static cache (compiled decode: its subclass)
+    # compile: static cache (compiled decode: its subclass); speculation: through generate()
+    applies = frozenset({"attention", "quantization", "compile", "speculation"})
 
     def load(self) -> None:
         from transformers import AutoModelForCausalLM
@@ -78,6 +80,24 @@ class TorchBackend(Backend):
         if cfg.bettertransformer:
             model = model.to_bettertransformer()
         self.model = model.eval()
+        if cfg.speculation is not None:
+            self.drafts = speculative.DraftCounter()
+            self.drafts.install(self.model)
+
+    def load_draft(self, spec: ModelSpec, tokenizer: Any) -> None:
+        """The draft model, whole on the device the model takes its input on, in the run dtype.
+        A draft with another vocabulary size gets both tokenizers (universal assisted decoding);
+        prepare.py has refused one of the same size with other tokens."""
+        from transformers import AutoModelForCausalLM
+
+        from arena.models.tokenizers import load_tokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(pretrained_path(spec), dtype=torch_dtype(self.dtype),
+                                                     attn_implementation="sdpa", trust_remote_code=False)
+        model = model.to(self.input_device()).eval()
+        size = self.model.config.get_text_config().vocab_size
+        same = model.config.get_text_config().vocab_size == size
+        self.draft = speculative.Draft(model, None if same else (tokenizer, load_tokenizer(spec)))
 
     def generation_context(self) -> contextlib.AbstractContextManager:
         contexts: list[contextlib.AbstractContextManager] = []
@@ -90,7 +110,10 @@ class TorchBackend(Backend):
         return _entered_together(contexts)
 
     def extra_generate_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
-        return compilation.generate_kwargs(self.device) if self.config.static_cache else {}
+        kwargs = compilation.generate_kwargs(self.device) if self.config.static_cache else {}
+        if self.config.speculation is not None:
+            kwargs.update(speculative.generate_kwargs(self.config.speculation, self.draft))
+        return kwargs
 
     def placement_used(self) -> dict[str, Any]:
         return placement.summarize(self.model, self.device)

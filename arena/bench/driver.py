@@ -37,10 +37,10 @@ from arena.bench import ledger as ledger_mod
 from arena.bench.ledger import Key, Ledger
 from arena.bench.stages import GROUPS, RUN_KINDS, STAGES, Part, Stage, UnknownStageError, expand
 from arena.techniques import registry
+from arena.core.ending import Code
 from arena.core.errors import one_line
 
 REPO = ledger_mod.PACKAGE.parent
-STOPPED = ("cancelled", "not run", "the sweep's time limit")  # reasons of rows the driver stopped: not done
 
 
 class CallClock:
@@ -109,8 +109,9 @@ class Tally:
     failures: list[str] = field(default_factory=list)  # parts that could not run, with the reason
 
 
-def _stopped(reason: str | None) -> bool:
-    return bool(reason) and str(reason).startswith(STOPPED)
+def _stopped(ending: str | None) -> bool:
+    """A row the driver stopped (cancelled, not run, cut by a time limit): not done."""
+    return bool(ending) and Code(ending).stopped
 
 
 def _headline(r: dict[str, Any]) -> str:
@@ -201,7 +202,7 @@ def _run_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) ->
             ctx.say(f"{tag}{event['config']}: starting")
         elif event["type"] == "result":
             r = event["result"]
-            if _stopped(r.get("reason")):
+            if _stopped(r.get("ending")):
                 return
             ctx.ledger.record(key, r["config"], r["status"], r.get("reason") or "", run_id=r["run_id"])
             took = f" ({time.monotonic() - started:.0f} s)" if r["status"] != "unavailable" else ""
@@ -226,7 +227,7 @@ def _sweep_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) 
 
     def on_point(r: Any) -> None:
         # stored here, not by run_sweep: the points of groups the budget did not start are no results
-        if _stopped(r.reason):
+        if _stopped(r.ending):
             return
         if not runs:
             runs.append(r.run_id)
@@ -246,7 +247,7 @@ def _sweep_rows(part: Part, ctx: Context, key: Key, pending: Pending, tag: str) 
     ctx.say(f"{tag}{len(prepared.groups)} implementations x {per_group} points")
     run_sweep(prepared, on_point=on_point, cancel=pending.cancel)
     if runs:
-        ctx.store.finish_run(runs[0], "incomplete" if pending.cancel.is_set() else "complete")
+        ctx.store.finish_run(runs[0], "cancelled" if pending.cancel.is_set() else "complete")
 
 
 def _fidelity_row(stage: Stage, part: Part, name: str, ctx: Context, tag: str) -> tuple[str, str, Any]:
@@ -394,6 +395,8 @@ def _table(stage: Stage, rows: list[dict[str, Any]]) -> str:
         return tables.bandwidth_table(rows)
     if stage.kind == "quant":
         return tables.quant_table(rows)
+    if stage.kind == "speculative":
+        return tables.speculative_table(rows)
     if stage.kind == "fidelity":
         from arena.bench.fidelity import table
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from gradio_client import Client
 
+from arena.core.ending import Code
+
 
 @dataclass
 class Session:
@@ -260,7 +262,7 @@ def _check_store(soak: Soak, db: Path, configs: str) -> None:
     if left:
         soak.problem(f"runs left 'running': {left}")
     for r in rows:
-        if r.status != "ok" and "cancel" not in r.reason and "not run" not in r.reason:
+        if r.status != "ok" and not (r.ending and Code(r.ending).stopped):
             soak.problem(f"{r.run_id}/{r.config}: {r.status} without a cancel reason: {r.reason}")
     cancelled = {r["run_id"] for r in runs if r["status"] == "cancelled"}
     soak.cancelled = len(cancelled)

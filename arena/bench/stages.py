@@ -6,7 +6,7 @@ model, the configurations, the settings) and the minutes it is expected to take 
 Configurations are picked from the registry by what they are (family, backend, technique), when
 the stage runs: a new registry row of a family joins its stages with no edit here. The registry
 facts read are those of `Config` (family, backend, attn, sdpa_kernel, quant and its library,
-static_cache, compiled_decode, tensor_parallel, needs_cuda, retired), in the predicates below.
+static_cache, compiled_decode, tensor_parallel, speculation, needs_cuda, retired), in the predicates below.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from arena.core.limits import DEFAULT_TIMEOUT_S
+from arena.core.prompts import EDIT_PROMPT
 from arena.techniques import registry
 from arena.techniques.registry import Config
 
-Kind = Literal["run", "bandwidth", "quant", "sweep", "fidelity", "profile", "script"]
-RUN_KINDS = ("run", "bandwidth", "quant")  # one RunRequest per part; they differ in their table only
+Kind = Literal["run", "bandwidth", "quant", "speculative", "sweep", "fidelity", "profile", "script"]
+RUN_KINDS = ("run", "bandwidth", "quant", "speculative")  # one RunRequest per part; they differ in their table only
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ def torchao_row(c: Config) -> bool:
 
 def torch_single_device(c: Config) -> bool:
     """The PyTorch rows of the 7B table: attention, bitsandbytes, static cache and their
-    combinations; torchao and compiled-decode have their own table, tensor parallelism needs two GPUs."""
-    return c.backend == "torch" and not c.tensor_parallel and not torchao_row(c) and not c.compiled_decode
+    combinations; torchao and compiled-decode have their own table, tensor parallelism needs two GPUs,
+    speculative decoding real weights."""
+    return (c.backend == "torch" and not c.tensor_parallel and not torchao_row(c) and not c.compiled_decode
+            and c.speculation is None)  # speculative rows: refused on synthetic weights
 
 
 def technique(c: Config) -> str | None:
@@ -234,6 +237,14 @@ def _stages() -> tuple[Stage, ...]:
                                                                        "prompt": STORY, "timeout_s": 420}),), 5,
               "the 4-bit candidates (tinygemm groups of 128 and 64, gemlite, MSLK where installed) under compiled "
               "decode beside bf16 compiled-decode, Llama-2-7B shape (issue 24's 2x target)"),
+        Stage("speculative", "speculative", tuple(
+            Part(named("sdpa") + where("the speculative family", lambda c: c.family == "speculative"),
+                 {"model": "default", "dtype": "bf16", "prompt": prompt, "max_new_tokens": 128, "repeats": 3,
+                  "timeout_s": 300}, label) for label, prompt in (("edit a passage", EDIT_PROMPT),
+                                                                  ("free-form", STORY))), 3,
+              "speculative decoding on the embedded default against sdpa (the baseline of the call): prompt lookup "
+              "and assisted (the embedded model as its own draft: a sanity check, acceptance near 1, no gain expected) "
+              "on a prompt that copies a pasted passage and on a free-form one; acceptance, tokens per step, speedup"),
         Stage("fast-fa2-decode", "run", (Part(DECODE_LINE, {"model": "default", "dtype": "bf16", "max_new_tokens": 64,
                                                             "repeats": 3, "timeout_s": 300}),), 3,
               "the compiled step's attention kernel (FlashAttention-2 decoding, SDPA's flash kernel) against sdpa "

@@ -51,7 +51,7 @@ RUN_COLUMNS: list[tuple[str, Callable[[Row], str]]] = [
     ("configuration", lambda r: r["config"]),
     ("TTFT ms", lambda r: num(r.get("ttft_ms"))),
     ("decode tok/s", lambda r: num(r.get("decode_tokens_per_s"))),
-    ("% of BW limit", lambda r: num(r.get("percent_of_bandwidth_limit"))),
+    ("% of BW limit", lambda r: num(r.get("percent_of_bandwidth_limit")) + (" ⚠ over" if r.get("over_limit") else "")),
     ("p50 ms", lambda r: num(r.get("token_latency_p50_ms"), 2)),
     ("peak MB", lambda r: num(r.get("peak_memory_mb"), 0)),
     ("weights MB", lambda r: num(r.get("weights_mb"), 0)),
@@ -74,6 +74,30 @@ def run_table(rows: list[Row]) -> str:
     return "\n".join([table, "", *tail, *[f"Note: {n}" for n in notes]]).rstrip()
 
 
+# ----------------------------------------------------------------------------- speculative decoding
+
+SPECULATIVE_COLUMNS: list[tuple[str, Callable[[Row], str]]] = [
+    ("configuration", lambda r: r["config"]),
+    ("TTFT ms", lambda r: num(r.get("ttft_ms"))),
+    ("decode tok/s", lambda r: num(r.get("decode_tokens_per_s"))),
+    ("speedup", lambda r: "-" if r.get("speedup") is None else f"{r['speedup']:.2f}x"),
+    ("accepted", lambda r: share(r.get("acceptance_rate"))),
+    ("tok/step", lambda r: num(r.get("tokens_per_step"), 2)),
+    ("draft load s", lambda r: num(r.get("draft_load_s"), 2)),
+    ("draft MB", lambda r: num(r.get("draft_memory_mb"), 0)),
+    ("peak MB", lambda r: num(r.get("peak_memory_mb"), 0)),
+    ("agreement", lambda r: share(r.get("token_agreement"))),
+]
+
+
+def speculative_table(rows: list[Row]) -> str:
+    """Speculative rows beside their baseline: speed, what their guesses did, the draft's own cost."""
+    table = markdown(SPECULATIVE_COLUMNS, rows)
+    baselines = sorted({r.get("baseline") for r in rows if r.get("baseline")})
+    tail = [f"Speedup and agreement: against {', '.join(baselines)} of the same call."] if baselines else []
+    return "\n".join([table, "", *tail]).rstrip()
+
+
 # ----------------------------------------------------------------------------- bandwidth limit
 
 
@@ -94,7 +118,7 @@ def bandwidth_table(rows: list[Row], compare_to: str = "static-cache") -> str:
         ("configuration", lambda r: r["config"]),
         ("decode tok/s", lambda r: num(r.get("decode_tokens_per_s"))),
         ("limit tok/s", lambda r: num(r.get("bandwidth_limit_tokens_per_s"))),
-        ("% of limit", lambda r: f"{num(r.get('percent_of_bandwidth_limit'))}%"),
+        ("% of limit", lambda r: f"{num(r.get('percent_of_bandwidth_limit'))}%" + (" ⚠ over" if r.get("over_limit") else "")),
         (f"agreement with {baseline}", lambda r: share(r.get("token_agreement"))),
         (f"agreement with {compare_to}", with_other),
         ("vs sdpa", lambda r: ratio(r.get("decode_tokens_per_s"), sdpa)),
@@ -136,7 +160,7 @@ def quant_table(rows: list[Row]) -> str:
         ("configuration", lambda r: r["config"]),
         ("decode tok/s", lambda r: num(r.get("decode_tokens_per_s"))),
         (f"vs {QUANT_BASELINE}", lambda r: "-" if against(r)[0] is None else f"{against(r)[0]:.2f}x"),
-        ("% of limit", lambda r: f"{num(r.get('percent_of_bandwidth_limit'))}%"),
+        ("% of limit", lambda r: f"{num(r.get('percent_of_bandwidth_limit'))}%" + (" ⚠ over" if r.get("over_limit") else "")),
         ("weights MB", lambda r: num(r.get("weights_mb"), 1)),
         ("weights vs bf16", lambda r: "-" if against(r)[1] is None else f"{100 * against(r)[1]:.0f}%"),
         ("peak MB", lambda r: num(r.get("peak_memory_mb"), 0)),

@@ -14,7 +14,24 @@ from arena.core.limits import DEFAULT_TIMEOUT_S
 
 
 class RequestError(ValueError):
-    """Bad input, with a message fit to show a user as it is."""
+    """Bad input, with a message fit to show a user as it is. Where it is about one setting,
+    `about(field, detail, high)` says which (`field`), what is wrong with it (`detail`, the
+    message's rest) and the upper bound it broke (`high`), for a page to word in its own labels;
+    `advice` is for whoever runs the server (how to change what it allows), shown by the CLI only."""
+
+    field: str | None = None
+    detail: str = ""
+    high: float | None = None
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
+
+    @classmethod
+    def about(cls, field: str, detail: str, high: float | None = None) -> RequestError:
+        exc = cls(f"{field}{detail}")
+        exc.field, exc.detail, exc.high = field, detail, high
+        return exc
 
 
 @dataclass
@@ -38,6 +55,9 @@ class RunRequest:
     # with device_map="auto". Validated into [0, 1] and {"0": bytes, ...}.
     gpus: str | list[int] | None = None
     max_memory: str | dict[str, Any] | None = None
+    # The draft model of assisted (speculative) configurations, named as `model` is: "default" (the
+    # embedded model, a sanity draft), a Hub id or a local directory. Read only when one is asked.
+    draft_model: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,9 +79,9 @@ class RunRequest:
 def int_in(name: str, value: Any, lo: int, hi: int) -> int:
     whole = isinstance(value, int) or isinstance(value, float) and math.isfinite(value) and value.is_integer()
     if isinstance(value, bool) or not whole:
-        raise RequestError(f"{name} must be a whole number between {lo} and {hi} (got {short_repr(value)})")
+        raise RequestError.about(name, f" must be a whole number between {lo} and {hi} (got {short_repr(value)})", hi)
     if not lo <= int(value) <= hi:
-        raise RequestError(f"{name} must be between {lo} and {hi} (got {short_repr(int(value))})")
+        raise RequestError.about(name, f" must be between {lo} and {hi} (got {short_repr(int(value))})", hi)
     return int(value)
 
 

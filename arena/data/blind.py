@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from arena.core.ending import Code
 from arena.core.limits import BLIND_MAX_SESSIONS, BLIND_TTL_S
 from arena.data.store import Store, now
 
@@ -61,9 +62,14 @@ class _Run:
     recorded_at: float = 0.0
 
 
+def same_text(a: str, b: str) -> bool:
+    """Two outputs a reader cannot tell apart: equal but for spacing and line breaks."""
+    return " ".join((a or "").split()) == " ".join((b or "").split())
+
+
 def _why_left_out(result: dict[str, Any]) -> str:
     reason = str(result.get("reason") or "")
-    if "cancelled" in reason:
+    if result.get("ending") == Code.CANCELLED:
         return "cancelled"
     return f"{result.get('status')}: {reason[:80]}" if reason else str(result.get("status"))
 
@@ -145,7 +151,7 @@ class BlindCheck:
             names = sorted(run.outputs)
             unseen = [frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]
                       if frozenset((a, b)) not in run.pairs]
-            fresh = [p for p in unseen if len({run.outputs[n] for n in p}) == 2]
+            fresh = [p for p in unseen if not same_text(*(run.outputs[n] for n in p))]
             if unseen and not fresh:
                 raise VoteError("the configurations of this run wrote the same text: there is nothing to choose "
                                 "between (identical outputs are not a vote)")

@@ -11,17 +11,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from arena.core.ending import RunStatus
 from arena.core.paths import arena_home
-from arena.core.results import (
-    FLOAT_FIELDS,
-    RESULT_FIELDS,
-    Result,
-    flat_row,
-    from_flat_row,
-)
-
-_INT_FIELDS = ("batch_size", "prompt_tokens", "new_tokens", "repeats", "first_divergence", "synthetic", "warm",
-               "compared_tokens", "tokens_after_eos")
+from arena.core.results import Result, column_types, flat_row, from_flat_row, result_fields
 
 
 PERSISTENT_VOLUME = Path("/data")  # where a Space mounts its persistent storage
@@ -48,7 +40,7 @@ def _where(filters: dict[str, Sequence[str]], include_failed: bool) -> tuple[str
     """SQL for the leaderboard's filters: each key is a column, its values alternatives."""
     clauses, params = [], []
     for key, values in filters.items():
-        if key not in RESULT_FIELDS:
+        if key not in result_fields():
             raise ValueError(f"unknown field {key!r}")
         values = [str(v) for v in values or () if str(v)]
         if values:
@@ -57,14 +49,6 @@ def _where(filters: dict[str, Sequence[str]], include_failed: bool) -> tuple[str
     if not include_failed:
         clauses.append("status = 'ok'")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _column_type(name: str) -> str:
-    if name in FLOAT_FIELDS:
-        return "REAL"
-    if name in _INT_FIELDS:
-        return "INTEGER"
-    return "TEXT"
 
 
 def now() -> str:
@@ -78,12 +62,13 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            cols = ", ".join(f'"{name}" {_column_type(name)}' for name in RESULT_FIELDS)
+            types = column_types()  # the declarations of arena/core/results.py
+            cols = ", ".join(f'"{name}" {sql}' for name, sql in types.items())
             db.execute(f"CREATE TABLE IF NOT EXISTS results (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
             have = {row[1] for row in db.execute("PRAGMA table_info(results)")}
-            for name in RESULT_FIELDS:  # a newer schema adds columns, never drops any
+            for name, sql in types.items():  # a newer schema adds columns, never drops any
                 if name not in have:
-                    db.execute(f'ALTER TABLE results ADD COLUMN "{name}" {_column_type(name)}')
+                    db.execute(f'ALTER TABLE results ADD COLUMN "{name}" {sql}')
             db.execute(
                 "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT, "
                 "finished_at TEXT, status TEXT, request TEXT)"
@@ -118,7 +103,7 @@ class Store:
     def start_run(self, run_id: str, request: dict[str, Any]) -> None:
         self._write("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?)", (run_id, now(), json.dumps(request)))
 
-    def finish_run(self, run_id: str, status: str = "complete") -> None:
+    def finish_run(self, run_id: str, status: RunStatus = "complete") -> None:
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", (now(), status, run_id))
 
     def mark_interrupted(self) -> int:
@@ -138,9 +123,10 @@ class Store:
 
     def add_many(self, results: Iterable[Result | dict[str, Any]]) -> int:
         """Insert many results in one transaction (imports, benchmarks); returns how many."""
-        names = ", ".join(f'"{k}"' for k in RESULT_FIELDS)
-        marks = ", ".join("?" for _ in RESULT_FIELDS)
-        rows = ([row.get(k) for k in RESULT_FIELDS] for row in map(flat_row, results))
+        keys = result_fields()
+        names = ", ".join(f'"{k}"' for k in keys)
+        marks = ", ".join("?" for _ in keys)
+        rows = ([row.get(k) for k in keys] for row in map(flat_row, results))
         return self._write(f"INSERT INTO results ({names}) VALUES ({marks})", rows, many=True)
 
     def page(self, filters: dict[str, Sequence[str]], include_failed: bool = False, order_by: str = "speed",
@@ -165,7 +151,7 @@ class Store:
         """The values each column takes (the leaderboard's filter choices). Kept in memory and
         brought up to date from the rows added since the last call, so a large store is read once."""
         cache = self._distinct
-        unknown = [c for c in columns if c not in RESULT_FIELDS]
+        unknown = [c for c in columns if c not in result_fields()]
         if unknown:
             raise ValueError(f"unknown field {unknown[0]!r}")
         with closing(self._connect()) as db:
@@ -186,7 +172,7 @@ class Store:
         """Stored results, oldest first; filters are column=value equalities."""
         where, params = [], []
         for key, value in filters.items():
-            if key not in RESULT_FIELDS:
+            if key not in result_fields():
                 raise ValueError(f"unknown field {key!r}")
             where.append(f'"{key}" = ?')
             params.append(value)

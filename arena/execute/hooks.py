@@ -8,7 +8,8 @@ names the tests' code. Points and their arguments:
     "load" (config)               a configuration's worker, after it starts loading
     "nll" (config)                a configuration's worker, as its NLL step begins
     "sweep_point" (config, batch) a sweep worker, at a point of batch `batch`
-    "token_delay" (config)        seconds to wait before each token (returned)
+    "token_delay" (config)        seconds to wait before each token, or a function giving them (returned)
+    "bandwidth" (config, bw)      the device's measured Bandwidth: a replacement (returned), or None
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 HOOKS_ENV = "ARENA_HOOKS"  # a module whose HOOKS dict ({point: hook}) a worker registers at start
-POINTS = ("load", "nll", "sweep_point", "token_delay")
+POINTS = ("load", "nll", "sweep_point", "token_delay", "bandwidth")
 _hooks: dict[str, Callable[..., Any]] = {}
 
 

@@ -16,9 +16,10 @@ from typing import Any
 from arena.core.errors import one_line
 from arena.core.limits import warm_budget_mb
 from arena.execute import hooks
-from arena.execute.launcher import Launcher, Limit, OnEvent, Outcome, Source, supervise
+from arena.execute.launcher import Launcher, Limit, OnEvent, Outcome, Source
 from arena.execute.pool import PoolSettings, warm_key
 from arena.execute.stopping import deadline_check
+from arena.execute.supervisor import supervise
 from arena.execute.worker import Job, Loaded, load_phase, measure_phase, report_error
 
 _lock = threading.Lock()
@@ -77,7 +78,7 @@ class _ThreadSource(Source):
         try:
             body(self.events.put, self.stop_flag.is_set)
         except BaseException as exc:  # body reports its own errors; this is a last resort
-            self.events.put({"type": "error", "reason": one_line(exc)})
+            self.events.put({"type": "error", "reason": one_line(exc), "code": "crash"})
         finally:
             self.events.put({"type": "done"})
 
@@ -130,3 +131,15 @@ class InlineLauncher(Launcher):
             out.metrics.setdefault("stage_s", {})["start"] = 0.0
         out.warm = warm
         return out
+
+
+class ThreadLauncher(Launcher):
+    """Any job body in a thread of this process under the one loop: `body(job, emit, stopping)`
+    emits the job's events and checks `stopping()` where it can end early (a sweep's group
+    between its points). Nothing is kept: the body frees what it loaded."""
+
+    def __init__(self, body: Callable[[Any, Callable[[dict[str, Any]], None], Callable[[], bool]], None]) -> None:
+        self.body = body
+
+    def launch(self, job: Any, on_event: OnEvent, limit: Limit) -> Outcome:
+        return supervise(_ThreadSource(lambda emit, stopping: self.body(job, emit, stopping)), on_event, limit)

@@ -31,7 +31,9 @@ from typing import Any
 
 from arena.core.limits import WARM_SHARE, ServerLimits, warm_budget_mb
 from arena.execute import memory_limit, processes
-from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome, supervise
+from arena.core.ending import Code
+from arena.execute.launcher import Ending, Launcher, Limit, OnEvent, Outcome
+from arena.execute.supervisor import supervise
 from arena.execute.processes import ProcessSource
 from arena.execute.worker_entry import serve
 from arena.measure import probes
@@ -44,10 +46,11 @@ UNTIMED_STAGES = frozenset({"warming up", "scoring"})
 
 def warm_key(job: Any, compiled: bool) -> tuple:
     """What a loaded worker must match to serve `job`: the model, configuration, dtype, device,
-    placement and memory cap; for compiled configurations also the shapes their graphs are
+    placement, memory cap and draft model; for compiled configurations also the shapes their graphs are
     captured at (batch, prompt length, new tokens)."""
     key = (job.model_kind, job.model_ref, job.config, job.dtype, job.device, tuple(job.gpus or ()),
-           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb, environment())
+           tuple(sorted((job.max_memory or {}).items())), job.memory_limit_mb, environment(),
+           tuple(getattr(job, "draft", None) or ()))
     if compiled:
         key += (job.batch_size, len(job.prompt_ids), job.max_new_tokens)
     return key
@@ -448,5 +451,5 @@ class WorkerLauncher(Launcher):
             if watch is not None:
                 watch.stop()
         if over_limit() and out.ending.kind not in ("cancelled", "timeout"):
-            out.ending, out.metrics = Ending("died", over_limit()), None
+            out.ending, out.metrics = Ending("died", over_limit(), Code.OOM), None
         return out

@@ -29,7 +29,7 @@ from arena.models.dtypes import resolve_dtype
 from arena.models.sources import context_length, load_config, pretrained_path
 from arena.models.spec import ModelError, ModelSpec, parse_model
 from arena.models.tokenizers import encode_prompt, load_tokenizer
-from arena.techniques import registry
+from arena.techniques import registry, speculative
 
 
 @functools.lru_cache(maxsize=8)
@@ -71,6 +71,7 @@ class PreparedRun:
     limits: ServerLimits = field(default_factory=ServerLimits)  # the runner enforces the run's share
     placement: placement.Placement = field(default_factory=placement.Placement)
     model_config: Any = None  # the model's PretrainedConfig, as validation read it (model-specific availability)
+    draft: ModelSpec | None = None  # the draft model, where an assisted configuration is asked
 
 
 def _config_names(value: Any, limits: ServerLimits) -> list[str]:
@@ -98,7 +99,7 @@ def checked_model(value: Any, limits: ServerLimits, allow_local: bool) -> ModelS
     try:
         spec = parse_model(text, allow_local=allow_local)
     except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
+        raise RequestError(one_line_text(str(exc)), advice=exc.advice) from None
     if not limits.model_allowed(spec.id):
         raise RequestError(f"model {short_repr(spec.id)} is not allowed here; allowed: {', '.join(limits.allowed_models)}")
     return spec
@@ -165,7 +166,7 @@ def _validate(req: RunRequest, allow_local_models: bool | None, limits: ServerLi
         context = context_length(spec)
         tokenizer = request_tokenizer(spec)
     except ModelError as exc:
-        raise RequestError(one_line_text(str(exc))) from None
+        raise RequestError(one_line_text(str(exc)), advice=exc.advice) from None
     prompt_ids = encode_prompt(spec, tokenizer, prompt, prompt_tokens=req.prompt_tokens)
     if len(prompt_ids) >= context:
         raise RequestError(
@@ -178,4 +179,32 @@ def _validate(req: RunRequest, allow_local_models: bool | None, limits: ServerLi
             f"prompt ({len(prompt_ids)} tokens) + max_new_tokens ({req.max_new_tokens}) exceeds "
             f"the model's context of {context} tokens"
         )
-    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where, model_config)
+    draft = _draft(req, names, spec, model_config, tokenizer, limits, allow_local)
+    return PreparedRun(req, spec, names, dtype, prompt_ids, context, limits, where, model_config, draft)
+
+
+def _draft(req: RunRequest, names: list[str], spec: ModelSpec, model_config: Any, tokenizer: Any,
+           limits: ServerLimits, allow_local: bool) -> ModelSpec | None:
+    """The draft model of the assisted configurations asked, checked as `model` is, and against
+    the model's vocabulary; None where none is asked. On synthetic weights the rows themselves are
+    refused (speculative.blocker), so only the name is checked there."""
+    speculations = [registry.get(n).speculation for n in names]
+    if not any(s is not None and s.draft for s in speculations):
+        return None
+    try:
+        draft = checked_model(req.draft_model, limits, allow_local)
+    except RequestError as exc:
+        raise RequestError(f"draft model: {exc}") from None
+    req.draft_model = draft.id
+    if draft.synthetic:
+        raise RequestError(f"draft model: {speculative.SYNTHETIC}")
+    if spec.synthetic:
+        return draft
+    try:
+        draft_config, draft_tokenizer = load_config(draft), request_tokenizer(draft)
+    except ModelError as exc:
+        raise RequestError(f"draft model: {one_line_text(str(exc))}") from None
+    reason = speculative.vocabulary_blocker(model_config, draft_config, tokenizer, draft_tokenizer)
+    if reason:
+        raise RequestError(f"draft model {short_repr(draft.id)}: {reason}")
+    return draft

@@ -7,7 +7,8 @@
 - `kill` ends a worker's whole process group (workers lead their own) and reaps it.
 - `wait_gpu_released` waits until a killed worker's pid is gone from the GPU's process list, so
   the next configuration does not start beside memory that is still being freed.
-- `ProcessSource` reads one spawned process's events for the launcher's loop.
+- `ProcessSource` reads one spawned process's events for the launchers' loop, and
+  `ProcessLauncher` runs one job in one spawned process (a sweep's group), never kept warm.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from arena.core.errors import process_death
-from arena.execute.launcher import Source
+from arena.execute.launcher import Launcher, Limit, OnEvent, Outcome, Source
+from arena.execute.supervisor import supervise
 
 CONTEXT = mp.get_context("spawn")
 _requests: queue.Queue = queue.Queue()
@@ -127,3 +129,31 @@ class ProcessSource(Source):
     def request_stop(self) -> None:
         if self.stop_flag is not None:
             self.stop_flag.set()
+
+
+class ProcessLauncher(Launcher):
+    """`target(job, queue)` in a fresh spawned process (parent-death signal, its own process
+    group), supervised by the one loop; the process is always gone when `launch` returns.
+    `death_reason()` may explain a death first (a memory limit the caller watched)."""
+
+    def __init__(self, target: Callable[[Any, Any], None], name: str,
+                 death_reason: Callable[[], str | None] | None = None) -> None:
+        self.target, self.name, self.death_reason = target, name, death_reason
+
+    def launch(self, job: Any, on_event: OnEvent, limit: Limit) -> Outcome:
+        from arena.execute.worker_entry import run_target
+
+        events = CONTEXT.Queue()
+        proc = spawn(run_target, (os.getpid(), self.target, job, events), self.name)
+        out = None
+        try:
+            out = supervise(ProcessSource(proc, events), on_event, limit, explain=self.death_reason)
+            return out
+        finally:
+            if proc.is_alive():
+                proc.join(timeout=5 if out is not None and out.ending.kind == "done" else 0)
+            if proc.is_alive():
+                kill(proc)
+                device = getattr(job, "device", "")
+                if isinstance(device, str):
+                    wait_gpu_released(proc.pid, device)

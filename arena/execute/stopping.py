@@ -11,26 +11,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from arena.core.ending import CANCELLED, Code, Why, code_of
 from arena.execute import hooks
 
 StopCheck = Callable[[], "str | None"]
 
 
 class Stopped(Exception):
-    """Generation ended early; `reason` says why ("cancelled by the user", "timed out ...")."""
+    """Generation ended early; `reason` says why ("cancelled by the user", "timed out ..."),
+    `code` for the program (CANCELLED, TIMEOUT or RUN_TIME_LIMIT)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: Code | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code or code_of(reason, Code.TIMEOUT)
 
 
 def deadline_check(deadline: float | None, reason: str, cancelled: Callable[[], bool] | None = None) -> StopCheck:
-    """A stop check for a `time.monotonic()` deadline and a cancel flag."""
+    """A stop check for a `time.monotonic()` deadline and a cancel flag; its reasons carry their
+    code (`reason`'s own where it is a `Why`, else TIMEOUT)."""
+    timed_out = Why(reason, code_of(reason, Code.TIMEOUT))
+
     def check() -> str | None:
         if cancelled is not None and cancelled():
-            return "cancelled by the user"
+            return CANCELLED
         if deadline is not None and time.monotonic() > deadline:
-            return reason
+            return timed_out
         return None
     return check
 
@@ -48,7 +54,7 @@ class Guarded:
             if reason:
                 raise Stopped(reason)
         if self.delay_s:
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s() if callable(self.delay_s) else self.delay_s)
         self.inner.put(value)
 
     def end(self) -> None:

@@ -32,8 +32,11 @@ from arena.core import quiet
 quiet.silence()  # a rank's library noise off, as a worker's (before torch is imported)
 
 from arena.core.errors import one_line, process_death  # noqa: E402
+from arena.core.ending import Code  # noqa: E402
+from arena.core.results import over_ranks  # noqa: E402
 from arena.execute import hooks  # noqa: E402
-from arena.execute.launcher import Launcher, Limit, Outcome, Source, add_nll, supervise  # noqa: E402
+from arena.execute.launcher import Launcher, Limit, Outcome, Source  # noqa: E402
+from arena.execute.supervisor import add_nll, supervise  # noqa: E402
 from arena.execute.worker import Job, run_job  # noqa: E402
 from arena.execute.worker_entry import die_with_parent  # noqa: E402
 
@@ -124,7 +127,8 @@ def _device_key(key: str, rank: int, gpus: list[int]) -> str:
 
 def merge(per_rank: dict[int, dict[str, Any]], gpus: list[int]) -> dict[str, Any]:
     """Rank 0's measurement with every rank's peak memory and shard (device_peak_memory_mb,
-    placement); the headline peak and the detail columns are summed over the ranks."""
+    placement); the other fields combine over the ranks by their declared `ranks` rule
+    (arena/core/results.py: memory and energy summed, the rest rank 0's)."""
     metrics = dict(per_rank[0])
     peaks: dict[str, float] = {}
     where: dict[str, Any] = {}
@@ -134,12 +138,9 @@ def merge(per_rank: dict[int, dict[str, Any]], gpus: list[int]) -> dict[str, Any
         for key, value in (m.get("placement") or {}).items():
             where[_device_key(key, rank, gpus)] = value
     metrics["device_peak_memory_mb"], metrics["placement"] = peaks, where
-    metrics["peak_memory_mb"] = sum(peaks.values())
+    metrics.update(over_ranks([per_rank[r] for r in sorted(per_rank)]))
     metrics["memory_method"] = (f"sum over {len(per_rank)} ranks of {metrics.get('memory_method', '')} "
                                 "(per rank in device_peak_memory_mb)")
-    for key in ("torch_allocated_mb", "torch_reserved_mb", "nvml_process_mb", "energy_j_per_token"):
-        values = [m.get(key) for m in per_rank.values()]
-        metrics[key] = sum(values) if all(v is not None for v in values) else None
     return metrics
 
 
@@ -170,11 +171,13 @@ class _RanksSource(Source):
                 return None
             if len(self.metrics) < self.world:
                 self.pending = [{"type": "done"}]
-                return {"type": "error", "reason": "a tensor-parallel rank ended without a result"}
+                return {"type": "error", "reason": "a tensor-parallel rank ended without a result",
+                        "code": Code.NO_RESULT.value}
             self.pending = [{"type": "done"}]
             return {"type": "metrics", "metrics": merge(self.metrics, self.gpus)}
         if kind == "error":
-            return {"type": "error", "reason": event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}"}
+            return {"type": "error", "reason": event["reason"] if rank == 0 else f"rank {rank}: {event['reason']}",
+                    "code": event.get("code", Code.ERROR.value)}
         if kind == "metrics":
             self.metrics[rank] = event["metrics"]
         elif kind == "nll":  # its own step, after the timings

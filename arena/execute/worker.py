@@ -10,8 +10,8 @@ worker (arena/execute/worker_entry.py) keeps what `load_phase` returned and runs
     {"type": "token", "text": "..."}      live text of row 0, first timed repeat only, up to end-of-text
     {"type": "metrics", "metrics": {...}} the measured fields of a Result
     {"type": "nll", "fields": {...}, "scoring_s": s}  nll and nll_note: its own step after the timings are out
-    {"type": "error", "reason": "..."}    one line
-    {"type": "stopped", "reason": "..."}  cancel or time limit, seen between tokens
+    {"type": "error", "reason": "...", "code": "oom"}  one line; code: arena/core/ending.py's OOM or ERROR
+    {"type": "stopped", "reason": "...", "code": "cancelled"}  cancel or time limit, seen between tokens
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from arena.core.ending import Code
 from arena.core.errors import kernel_reason, one_line, oom_reason
 from arena.core.units import MiB
 from arena.execute import memory_limit
@@ -47,6 +48,7 @@ class Job:
     memory_limit_mb: int | None = None  # ARENA_WORKER_MEMORY_MB (see arena/execute/memory_limit.py)
     gpus: list[int] | None = None  # a GPU choice / split (arena/models/placement.py); None: `device` alone
     max_memory: dict[str, int] | None = None  # budgets in bytes by "0", "1", "cpu"
+    draft: tuple[str, str] | None = None  # the draft model (kind, ref) of an assisted configuration
 
 
 class Loaded:
@@ -135,7 +137,7 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         for gpu in on_gpus or (torch.device(device).index or 0,):
             memory_limit.cap_cuda(job.memory_limit_mb, f"cuda:{gpu}")
     hooks.fire("load", job.config)
-    out.bw = bandwidth.for_device(device)  # measured once per device (cached), before any weights
+    out.bw = device_bandwidth(job.config, device)  # measured once per device (cached), before any weights
     out.backend = backend = make_backend(config, spec, registry.run_dtype(config, job.dtype), device, where)
     out.export_s = None
     if type(backend).prepare is not Backend.prepare:  # an ONNX export: its own cached step and time
@@ -158,8 +160,29 @@ def _load(out: Loaded, job: Job, emit: Emit) -> None:
         # The same on the CPU: glibc keeps freed pages resident (VmHWM would count the originals
         # an in-place quantization freed as the next phase's peak).
         release_freed_memory()
+    out.draft_load_s, out.draft_memory_mb = _load_draft(out, job) if job.draft else (None, None)
     out.weights_mb = None  # read after the measured phases (an ONNX file parse is not the model's memory)
     out.placed = backend.placement_used()
+
+
+def _load_draft(out: Loaded, job: Job) -> tuple[float, float | None]:
+    """An assisted configuration's draft model, loaded after the model: its own load time, and the
+    memory it adds (the headline method's reading after its load less the one before)."""
+    import torch
+
+    from arena.measure.memory import release_freed_memory
+    from arena.models.spec import ModelSpec
+
+    before = out.memory.now_mb()
+    t0 = time.perf_counter()
+    out.backend.load_draft(ModelSpec(*job.draft), out.tokenizer)  # type: ignore[arg-type]
+    if out.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    load_s = time.perf_counter() - t0
+    out.backend.draft.resident()  # untimed, as the model's own first touch is not in load_s
+    torch.cuda.empty_cache() if out.device.startswith("cuda") else release_freed_memory()
+    after = out.memory.now_mb()
+    return load_s, None if before is None or after is None else max(0.0, after - before)
 
 
 def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
@@ -190,21 +213,60 @@ def _warm_up(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, 
 
 
 def _timed_repeats(loaded: Loaded, job: Job, emit: Emit, stream: Any, input_ids: Any, sampling: Any,
-                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int]]:
-    """The timed generations (the text streamed by the first only): their timings, the first's tokens."""
+                   clock: Any, energy: Any, guarded: Any) -> tuple[list[Any], list[int], int]:
+    """The timed generations (the text streamed by the first only): their timings, the first's tokens,
+    and the new tokens of row 0 over all of them."""
     from arena.measure.clocks import timing_from_stamps
 
-    timings, new_ids = [], None
+    timings, new_ids, tokens = [], None, 0
+    if loaded.backend.drafts is not None:  # speculative rows: guesses counted from here
+        loaded.backend.drafts.reset()
     for i in range(job.repeats):
         emit({"type": "status", "stage": "running", "repeat": i + 1, "repeats": job.repeats})
         stream.enabled = i == 0
         clock.begin()
         out = loaded.backend.generate(input_ids, job.max_new_tokens, sampling, streamer=guarded)
         energy.end(time.perf_counter())
-        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size))
+        timings.append(timing_from_stamps(clock.start, clock.stamps, job.batch_size, clock.counts))
+        tokens += clock.tokens
         if new_ids is None:
             new_ids = out[0].tolist()
-    return timings, new_ids
+    return timings, new_ids, tokens
+
+
+def _speculative_fields(loaded: Loaded, warm: bool, tokens: int) -> dict[str, Any]:
+    """A speculative row's guesses over the timed repeats (`tokens`: row 0's new tokens over them),
+    and its draft's own load (none on a warm worker, as load_s)."""
+    drafts = loaded.backend.drafts
+    fields = drafts.fields(tokens) if drafts is not None else {}
+    if not warm:
+        fields.update(draft_load_s=loaded.draft_load_s, draft_memory_mb=loaded.draft_memory_mb)
+    return fields
+
+
+def device_bandwidth(config: str, device: str, refresh: bool = False) -> Any:
+    """The device's bandwidth (arena/measure/bandwidth.py), through the "bandwidth" fault point."""
+    from arena.execute import hooks
+    from arena.measure import bandwidth
+
+    bw = bandwidth.for_device(device, refresh=refresh)
+    return hooks.fire("bandwidth", config, bw) or bw
+
+
+def _trust_fields(loaded: Loaded, job: Job, decode_tokens_per_s: float | None, spread: Any,
+                  load_share: float | None) -> dict[str, Any]:
+    """The bandwidth-limit fields and the trust verdicts (arena/measure/trust.py): the limit from
+    the device's bandwidth, measured again when the result beats it."""
+    from arena.measure import bandwidth_limit, trust
+
+    def limit(bw: Any) -> dict[str, Any]:
+        return bandwidth_limit.fields_for(
+            bw, loaded.spec, weights_bytes=loaded.weights_mb * MiB, dtype=loaded.backend.dtype,
+            batch=job.batch_size, prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
+            decode_tokens_per_s=decode_tokens_per_s)
+
+    return trust.fields(limit, loaded.bw, lambda: device_bandwidth(job.config, loaded.device, refresh=True),
+                        spread, load_share, loaded.device)
 
 
 def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
@@ -218,7 +280,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     from arena.backends.base import Sampling
     from arena.execute.livetext import TextStream
     from arena.execute.stopping import Guarded
-    from arena.measure import bandwidth_limit
+    from arena.measure import trust
     from arena.measure.clocks import TokenClock, median_timing
     from arena.measure.energy import EnergyMeter
     from arena.models.tokenizers import decode
@@ -236,11 +298,15 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     memory.reset_peak()
     warmup_peak = _warm_up(loaded, job, emit, stream, input_ids, sampling, stages, stop)
     memory.reset_peak()  # a warm run skips the warm-up: both report the timed repeats' peak
+    load = trust.LoadMeter()  # other processes' CPU share while timed (the stability verdict)
+    load.start()
     t_timed = time.perf_counter()
 
-    timings, new_ids = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy, guarded)
+    timings, new_ids, timed_tokens = _timed_repeats(loaded, job, emit, stream, input_ids, sampling, clock, energy,
+                                                    guarded)
     mem = memory.report(torch_backend=config.backend == "torch")
     stages["timed"] = time.perf_counter() - t_timed
+    load_share = load.share()
     t_after = time.perf_counter()
     # After the measured phases: reading the ONNX initializers parses the model file, and what
     # that leaves in the heap is not the configuration's memory.
@@ -248,7 +314,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         loaded.weights_mb = backend.weights_bytes() / MiB
     weights_mb = loaded.weights_mb
     timing, spread = median_timing(timings)
-    decode_tokens = job.batch_size * (len(clock.stamps) - 1) * job.repeats
+    decode_tokens = job.batch_size * (clock.tokens - (clock.counts[0] if clock.counts else 0)) * job.repeats
     joules, energy_note = energy.per_token(max(decode_tokens, 1))
 
     cut = next((i for i, t in enumerate(new_ids) if t in eos), None)
@@ -256,6 +322,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
     metrics = {
         "load_s": None if warm else loaded.load_s,
         "export_s": None if warm else loaded.export_s,
+        **_speculative_fields(loaded, warm, timed_tokens),
         "warm": warm,
         "weights_mb": weights_mb,
         **asdict(timing),
@@ -273,10 +340,7 @@ def measure_phase(loaded: Loaded, job: Job, emit: Emit, *, warm: bool = False,
         "placement": loaded.placed,
     }
     metrics.pop("total_s", None)
-    metrics.update(bandwidth_limit.fields_for(
-        loaded.bw, spec, weights_bytes=weights_mb * MiB, dtype=backend.dtype, batch=job.batch_size,
-        prompt_tokens=len(job.prompt_ids), new_tokens=job.max_new_tokens,
-        decode_tokens_per_s=timing.decode_tokens_per_s))
+    metrics.update(_trust_fields(loaded, job, timing.decode_tokens_per_s, spread, load_share))
     stages["after"] = time.perf_counter() - t_after
     metrics["stage_s"] = stages
     emit({"type": "metrics", "metrics": metrics})
@@ -293,7 +357,7 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
     from arena.execute.stopping import Stopped
 
     if isinstance(exc, Stopped):
-        emit({"type": "stopped", "reason": exc.reason})
+        emit({"type": "stopped", "reason": str(exc.reason), "code": exc.code.value})
         return
     reason = oom_reason(exc)
     if reason and isinstance(exc, torch.OutOfMemoryError) and job.memory_limit_mb and job.device.startswith("cuda"):
@@ -302,8 +366,9 @@ def report_error(exc: BaseException, job: Job, emit: Emit) -> None:
         traceback.print_exception(exc)
     from arena.techniques import registry
 
+    code = Code.OOM if reason else Code.ERROR
     reason = reason or kernel_reason(exc, registry.get(job.config).sdpa_kernel) or one_line(exc)
-    emit({"type": "error", "reason": reason})
+    emit({"type": "error", "reason": reason, "code": code.value})
 
 
 def run_job(job: Job, emit: Emit, stop: Callable[[], str | None] | None = None) -> None:

@@ -6,15 +6,17 @@ tokens/s can never pass
     B x bandwidth / (weights bytes + B x KV-cache bytes read per step)
 
 with the bandwidth measured by arena/measure/bandwidth.py. The KV-cache term is averaged over
-the decode positions (prompt + 1 .. prompt + new - 1 entries per layer).
+the decode positions (prompt + 1 .. prompt + new - 1 entries per layer). The weights term is the
+bytes a step reads: an input embedding table that is not tied to the output projection is looked
+up (B rows), not read whole, so it is left out (counting it put a limit below what a backend
+reached). A result above its limit is flagged by arena/measure/trust.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from arena.core.units import MiB
-from arena.measure.bandwidth import Bandwidth, cached
+from arena.measure.bandwidth import Bandwidth
 from arena.models.dtypes import DTYPE_BYTES
 
 
@@ -31,6 +33,22 @@ def kv_bytes_per_position(model_config: Any, dtype: str) -> int:
     return int(layers) * 2 * int(kv_heads) * int(head_dim) * DTYPE_BYTES.get(dtype, 2)
 
 
+def unread_embedding_bytes(model_config: Any, dtype: str) -> int:
+    """Bytes of an untied input embedding table, which a decode step does not read whole; 0 when
+    it is tied to the output projection (then read whole by that projection, counted once)."""
+    cfg = model_config
+    if getattr(cfg, "tie_word_embeddings", True):
+        return 0
+    vocab, hidden = getattr(cfg, "vocab_size", 0) or 0, getattr(cfg, "hidden_size", 0) or 0
+    return int(vocab) * int(hidden) * DTYPE_BYTES.get(dtype, 2)
+
+
+def bytes_read(weights_bytes: float, model_config: Any, dtype: str) -> float:
+    """The weight bytes one decode step reads: all but an untied input embedding table."""
+    read = weights_bytes - unread_embedding_bytes(model_config, dtype)
+    return read if read > weights_bytes / 2 else weights_bytes  # a table stored otherwise (quantized): all
+
+
 def limit_tokens_per_s(bandwidth_gb_s: float, weights_bytes: float, kv_bytes_per_pos: float,
                        batch: int, prompt_tokens: int, new_tokens: int) -> float:
     """The decode tokens/s that reading the weights and the KV cache at full bandwidth allows.
@@ -43,38 +61,13 @@ def limit_tokens_per_s(bandwidth_gb_s: float, weights_bytes: float, kv_bytes_per
 def result_fields(bw: Bandwidth, *, weights_bytes: float, model_config: Any, dtype: str, batch: int,
                   prompt_tokens: int, new_tokens: int, decode_tokens_per_s: float | None) -> dict[str, Any]:
     """The three result fields for one measured configuration."""
-    limit = limit_tokens_per_s(bw.gb_s, weights_bytes, kv_bytes_per_position(model_config, dtype),
+    limit = limit_tokens_per_s(bw.gb_s, bytes_read(weights_bytes, model_config, dtype),
+                               kv_bytes_per_position(model_config, dtype),
                                batch, prompt_tokens, new_tokens)
     percent = (100 * decode_tokens_per_s / limit
                if decode_tokens_per_s is not None and decode_tokens_per_s == decode_tokens_per_s else None)
     return {"memory_bandwidth_gb_s": bw.gb_s, "bandwidth_limit_tokens_per_s": limit,
             "percent_of_bandwidth_limit": percent}
-
-
-def limit_for(result: Any) -> float | None:
-    """The bandwidth limit in decode tokens/s for a stored result (a Result or its dict), for
-    a chart's reference line: the stored value, else computed from the cached bandwidth of its
-    hardware; None when neither is known."""
-    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    if data.get("bandwidth_limit_tokens_per_s"):
-        return float(data["bandwidth_limit_tokens_per_s"])
-    bw_gb_s = data.get("memory_bandwidth_gb_s")
-    if not bw_gb_s:
-        hit = cached(str(data.get("hardware", "")))
-        bw_gb_s = hit.gb_s if hit else None
-    if not bw_gb_s or not data.get("weights_mb"):
-        return None
-    try:
-        from arena.models.sources import load_config
-        from arena.models.spec import parse_model
-
-        config = load_config(parse_model(str(data.get("model_id") or "default")))
-        kv = kv_bytes_per_position(config, str(data.get("dtype") or "bf16"))
-    except Exception:  # a model whose config cannot be read here: weights alone
-        kv = 0
-    return limit_tokens_per_s(float(bw_gb_s), float(data["weights_mb"]) * MiB, kv,
-                              int(data.get("batch_size") or 1), int(data.get("prompt_tokens") or 0),
-                              int(data.get("new_tokens") or 1))
 
 
 def fields_for(bw: Bandwidth | None, spec: Any, **kwargs: Any) -> dict[str, Any]:

@@ -204,6 +204,23 @@ class MemoryTracker:
             method = f"sum over {len(self.gpus)} GPUs of " + method
         return heads, raw, method
 
+    def now_mb(self) -> float | None:
+        """What the process holds now above its idle baseline, by the headline method's source
+        (resident memory on the CPU, NVML on GPUs): a load's share is the difference of two
+        readings (a draft model loaded after the model)."""
+        if not self.on_cuda:
+            return (self.rss.now() - self.rss_idle) / MiB
+        import torch
+
+        used = 0
+        for gpu in self.gpus:
+            torch.cuda.synchronize(gpu)
+            now, idle = self._nvml_used(gpu), self.idle.get(gpu)
+            if now is None or idle is None:
+                return None
+            used += now - idle
+        return used / MiB
+
     def phase_peak_mb(self) -> float | None:
         """The headline peak of the phase since reset_peak()."""
         return self.report().peak_memory_mb

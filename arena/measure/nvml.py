@@ -94,11 +94,3 @@ class Nvml:
             return int(self.pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
         except Exception:
             return None
-
-    def power_w(self) -> float | None:
-        if not self.ok:
-            return None
-        try:
-            return self.pynvml.nvmlDeviceGetPowerUsage(self.handle) / 1e3
-        except Exception:
-            return None

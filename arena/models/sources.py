@@ -21,8 +21,8 @@ def hub_offline() -> bool:
 def hub_error(spec: ModelSpec, exc: Exception) -> ModelError:
     text = str(exc)
     if hub_offline() and spec.kind == "hub":
-        return ModelError(f"{spec.ref!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 keeps the "
-                          f"Hub out: unset it to download the model, or {ELSEWHERE}")
+        return ModelError(f"{spec.ref!r} is not available on this server (it keeps to models it already has): "
+                          f"{ELSEWHERE}", advice="HF_HUB_OFFLINE=1 keeps the Hub out: unset it to download the model")
     if "connect" in text.lower() or "offline" in text.lower() or "resolve" in text.lower():
         return ModelError(f"cannot reach the Hugging Face Hub to fetch {spec.ref!r}: {ELSEWHERE}")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -52,9 +52,10 @@ def check_hub(spec: ModelSpec) -> None:
     except (requests.RequestException, OSError) as exc:
         why = f"no answer within {HUB_TIMEOUT_S:g} s" if isinstance(exc, requests.Timeout) else "no connection"
         cached = isinstance(try_to_load_from_cache(spec.ref, "config.json"), str)
-        todo = ("it is in the local Hugging Face cache: set HF_HUB_OFFLINE=1 to use that copy" if cached else
-                f"{ELSEWHERE}, or set HF_HUB_OFFLINE=1 to use models in the local Hugging Face cache")
-        raise ModelError(f"cannot reach the Hugging Face Hub for {spec.ref!r} ({why}): {todo}") from None
+        advice = ("it is in the local Hugging Face cache: set HF_HUB_OFFLINE=1 to use that copy" if cached else
+                  "set HF_HUB_OFFLINE=1 to use models in the local Hugging Face cache")
+        raise ModelError(f"this server cannot reach the Hugging Face Hub for {spec.ref!r} ({why}): {ELSEWHERE}",
+                         advice=advice) from None
 
 
 def pretrained_path(spec: ModelSpec) -> str:

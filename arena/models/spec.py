@@ -28,7 +28,12 @@ Kind = Literal["default", "hub", "local", "synthetic"]
 
 
 class ModelError(ValueError):
-    """A model that cannot be used, with a one-line reason."""
+    """A model that cannot be used, with a one-line reason fit for a visitor of the page, and
+    `advice` for whoever runs the server (the CLI prints it; the page does not)."""
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from arena.core.results import Result
+from arena.measure.trust import SPREAD_BOUND_PCT, spread_pct
 
 COLUMNS = (
     "model_id", "model_display", "hardware", "mode", "quant", "config", "label", "status", "reason",
@@ -37,6 +38,7 @@ COLUMNS = (
     "tokens_per_s", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "weights_mb", "activation_mb",
     "memory_method", "run_id", "baseline", "repeats", "latency_ms_low", "latency_ms_high", "ttft_ms_low",
     "ttft_ms_high", "decode_tokens_per_s_low", "decode_tokens_per_s_high", "speedup_low", "speedup_high", "noisy",
+    "spread_pct", "unstable",
 )
 _SPREAD = ("latency_ms", "ttft_ms", "decode_tokens_per_s")  # metrics whose repeats are kept
 PADDED = "sweep-generate-padded"
@@ -71,7 +73,7 @@ def points_frame(points: Iterable[Result | dict[str, Any]]) -> pd.DataFrame:
             ranges[f"{metric}_low"] = min(values) if values else None
             ranges[f"{metric}_high"] = max(values) if values else None
         rows.append({
-            **ranges, "baseline": d.get("baseline"), "repeats": len(spread.get("latency_ms") or []) or None,
+            **ranges, "spread_pct": spread_pct(spread.get("latency_ms")), "baseline": d.get("baseline"), "repeats": len(spread.get("latency_ms") or []) or None,
             **{k: d.get(k) for k in ("model_id", "model_display", "hardware", "mode", "config", "label",
                                      "status", "reason", "dtype", "batch_size", "padding", "latency_ms",
                                      "speedup", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb",
@@ -116,6 +118,12 @@ ratios (log scale)."""
     effect = np.log(frame["speedup"].astype(float)).abs()
     width = np.log(frame["speedup_high"] / frame["speedup_low"])
     frame["noisy"] = (width > effect).fillna(False).astype(bool) & ~own.to_numpy()
+    # Unstable (arena/measure/trust.py, docs/trust.md): this point's or its eager point's latency
+    # varied past the bound over the repeats; its speedup is drawn off the line, grey.
+    base_cv = joined.groupby(point, dropna=False)["spread_pct"].transform(
+        lambda s: s[joined.loc[s.index, "config"] == joined.loc[s.index, "baseline"]].max())
+    frame["unstable"] = ((joined["spread_pct"] > SPREAD_BOUND_PCT) | (base_cv > SPREAD_BOUND_PCT)).fillna(
+        False).astype(bool).to_numpy()
     return frame
 
 
@@ -154,6 +162,20 @@ def _lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, hover: str) -> No
             trace.error_y = dict(type="data", symmetric=False, thickness=1, width=3,
                                  array=(ok[f"{y}_high"] - ok[y]).clip(lower=0).fillna(0).to_numpy(),
                                  arrayminus=(ok[y] - ok[f"{y}_low"]).clip(lower=0).fillna(0).to_numpy())
+        if y == "speedup" and ok["unstable"].any():
+            off = ok[ok["unstable"].astype(bool)]
+            fig.add_trace(go.Scatter(x=off[x], y=off[y], mode="markers", name=f"{config}: unstable, off the line",
+                                     marker=dict(symbol="circle-open", size=10, color="#b0b0b0"),
+                                     hovertemplate="unstable: latency varied past 10% over the repeats"
+                                                   "<extra></extra>"))
+            ok = ok[~ok["unstable"].astype(bool)]
+            if len(ok) == 0:
+                continue
+            trace.update(x=ok[x], y=ok[y], customdata=ok[["latency_ms", "peak_memory_mb", "latency_ms_low",
+                                                           "latency_ms_high"]].to_numpy())
+            if trace.error_y and trace.error_y.array is not None:
+                trace.error_y.update(array=(ok[f"{y}_high"] - ok[y]).clip(lower=0).fillna(0).to_numpy(),
+                                     arrayminus=(ok[y] - ok[f"{y}_low"]).clip(lower=0).fillna(0).to_numpy())
         if y == "speedup" and ok["noisy"].any():
             trace.marker = dict(symbol=["circle-open" if n else "circle" for n in ok["noisy"]], size=10)
             where = ", ".join(str(v) for v in ok.loc[ok["noisy"].astype(bool), x])

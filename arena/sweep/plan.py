@@ -179,15 +179,11 @@ def parse_prompt_lens(value: Any, hi: int) -> tuple[int, int]:
     text = str(value).strip()
     parts = re.split(r"\s*(?:\.\.|,)\s*", text) if text else []
     if not 1 <= len(parts) <= 2 or not all(parts):
-        raise RequestError(f"prompt_lens must be LO..HI, e.g. 64..1024 (got {short_repr(text)})")
+        raise RequestError.about("prompt_lens", f" must be LO..HI, e.g. 64..1024 (got {short_repr(text)})")
     lo, top = (_ints("prompt_lens", part, 1, hi)[0] for part in (parts[0], parts[-1]))
     if top < lo:
-        raise RequestError(f"prompt_lens: {lo}..{top} is empty (LO must not exceed HI)")
+        raise RequestError.about("prompt_lens", f": {lo}..{top} is empty (LO must not exceed HI)")
     return lo, top
-
-
-def achieved_padding(batch: int, seq: int, fraction: float) -> float:
-    return sum(pad_lengths(batch, seq, fraction)) / (batch * seq)
 
 
 # ---------------------------------------------------------------- validation
@@ -201,10 +197,10 @@ def _items(name: str, value: Any) -> list[str]:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         items = [str(value)]
     else:
-        raise RequestError(f"{name} must be a comma-separated list (got {value!r})")
+        raise RequestError.about(name, f" must be a comma-separated list (got {value!r})")
     items = [v for v in items if v]
     if not items:
-        raise RequestError(f"{name} is empty")
+        raise RequestError.about(name, " is empty")
     return list(dict.fromkeys(items))
 
 
@@ -214,11 +210,11 @@ def _ints(name: str, value: Any, lo: int, hi: int) -> list[int]:
         try:
             number = float(item)
         except ValueError:
-            raise RequestError(f"{name}: {item!r} is not a whole number") from None
+            raise RequestError.about(name, f": {item!r} is not a whole number") from None
         if not math.isfinite(number) or number != int(number):
-            raise RequestError(f"{name}: {item!r} is not a whole number")
+            raise RequestError.about(name, f": {item!r} is not a whole number")
         if not lo <= int(number) <= hi:
-            raise RequestError(f"{name}: {int(number)} is outside {lo}..{hi}")
+            raise RequestError.about(name, f": {int(number)} is outside {lo}..{hi}", hi)
         out.append(int(number))
     return sorted(set(out))
 
@@ -229,9 +225,9 @@ def _floats(name: str, value: Any, lo: float, hi: float) -> list[float]:
         try:
             number = float(item)
         except ValueError:
-            raise RequestError(f"{name}: {item!r} is not a number") from None
+            raise RequestError.about(name, f": {item!r} is not a number") from None
         if not lo <= number <= hi:  # also refuses NaN
-            raise RequestError(f"{name}: {item} is outside {lo:g}..{hi:g}")
+            raise RequestError.about(name, f": {item} is outside {lo:g}..{hi:g}", hi)
         out.append(number)
     return sorted(set(out))
 

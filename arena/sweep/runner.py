@@ -10,12 +10,14 @@ import uuid
 from typing import Any, Callable
 
 from arena.techniques import registry
+from arena.core.ending import CANCELLED, Code, Why, code_of
 from arena.core.env import collect_env, platform
-from arena.core.errors import one_line
-from arena.core.results import Result
+from arena.core.results import Result, measured
 from arena.data.store import Store, now
 from arena.execute.pool import existing_pool
-from arena.execute.supervisor import run_worker
+from arena.execute.inline import ThreadLauncher
+from arena.execute.launcher import Launcher, Limit
+from arena.execute.processes import ProcessLauncher
 from arena.measure.quality import latency_speedup
 from arena.sweep.plan import (
     GENERATE_MODES,
@@ -58,13 +60,14 @@ class _Collector:
         unused = ("seq_lens", "padding") if req.mode == "generate-padded" else ("prompt_lens", "length_seed")
         self.settings = {k: v for k, v in req.to_dict().items() if k not in ("attn", "model", *unused)}
 
-    def add(self, group: Group, point: Point, *, status: str = "ok", reason: str = "",
+    def add(self, group: Group, point: Point, *, ending: Code = Code.OK, reason: str = "",
             metrics: dict[str, Any] | None = None, load: dict[str, Any] | None = None) -> Result:
+        status = Code(ending).status
         cfg = group.config
         pads = point.pad_list()
         rows = {"row_lengths": [point.seq - n for n in pads]} if point.pads is not None else {}
         result = Result(
-            config=cfg.name, status=status, reason=reason, label=cfg.label, family=cfg.family,  # type: ignore[arg-type]
+            config=cfg.name, status=status, reason=str(reason), ending=Code(ending), label=cfg.label, family=cfg.family,  # type: ignore[arg-type]
             created_at=now(), dtype=registry.run_dtype(cfg, self.prepared.dtype), batch_size=point.batch,
             prompt_tokens=point.seq, padding=point.padding, baseline=_baseline_name(group),
             settings={**self.settings, "quant": group.quant, "padding_achieved": round(
@@ -72,10 +75,7 @@ class _Collector:
                 "real_tokens": point.batch * point.seq - sum(pads), **rows},
             **self.common,
         )
-        for key, value in (load or {}).items():
-            setattr(result, key, value)
-        for key, value in (metrics or {}).items():
-            setattr(result, key, value)
+        measured(result, {**(load or {}), **(metrics or {})})
         key = _point_key(group, point)
         if status == "ok" and result.latency_ms:
             if group.attn == registry.BASELINE:
@@ -108,23 +108,25 @@ def run_sweep(req: SweepRequest | PreparedSweep, store: Store | None = None,
         verdict = registry.availability(group.config, registry.run_dtype(group.config, prepared.dtype), plat)
         if not verdict.ok:
             for point in prepared.points:
-                collector.add(group, point, status="unavailable", reason=verdict.reason)
+                collector.add(group, point, ending=verdict.code, reason=verdict.reason)
             continue
         left = deadline - time.monotonic() if deadline is not None else float("inf")
         if (cancel is not None and cancel.is_set()) or left <= 0:
-            status = "cancelled" if left > 0 else "incomplete"
+            status = "cancelled" if left > 0 else "time limit"
             for point in prepared.points:
-                collector.add(group, point, status="failed", reason="cancelled by the user" if left > 0 else run_limit)
+                collector.add(group, point, ending=Code.CANCELLED if left > 0 else Code.NOT_RUN,
+                              reason=CANCELLED if left > 0 else run_limit)
             continue
-        timeout = (prepared.request.timeout_s, f"timed out after {prepared.request.timeout_s:.0f} s "
-                   "(time limit per implementation)")
-        if left < timeout[0]:
-            timeout = (left, run_limit)
-        _run_group(prepared, group, plat.device, collector, cancel, timeout)
+        timeout = Why(f"timed out after {prepared.request.timeout_s:.0f} s (time limit per implementation)",
+                      Code.TIMEOUT)
+        timeout_s = prepared.request.timeout_s
+        if left < timeout_s:
+            timeout_s, timeout = left, Why(run_limit, Code.RUN_TIME_LIMIT)
+        _run_group(prepared, group, plat.device, collector, cancel, (timeout_s, timeout))
         if cancel is not None and cancel.is_set():
             status = "cancelled"
         elif deadline is not None and time.monotonic() >= deadline:
-            status = "incomplete"
+            status = "time limit"
     if store is not None:
         store.finish_run(run_id, status)
     return collector.results
@@ -143,36 +145,32 @@ def _run_group(prepared: PreparedSweep, group: Group, device: str, collector: _C
     )
     pending = dict(enumerate(prepared.points))
     load: dict[str, Any] = {}
-    errors: list[str] = []
 
-    def handle(event: dict[str, Any]) -> None:
-        if event["type"] == "error":  # the group could not start (load failed)
-            errors.append(event["reason"])
-        elif event["type"] == "loaded":
+    def handle(event: dict[str, Any]) -> None:  # (an "error": the group could not start, is the ending's)
+        if event["type"] == "loaded":
             load.update(load_s=event["load_s"], weights_mb=event["weights_mb"])
         elif event["type"] == "point" and event["index"] in pending:
             point = pending.pop(event["index"])
             if "error" in event:
-                collector.add(group, point, status="failed", reason=event["error"], load=load)
+                collector.add(group, point, ending=event.get("code", Code.ERROR), reason=event["error"], load=load)
             else:
                 collector.add(group, point, metrics=event["metrics"], load=load)
 
+    # One launcher interface and loop, as a run's configurations: this process (a thread) or a
+    # spawned worker, with the time limit and cancel checked between points.
     if req.isolation == "inline":
-        try:
-            run_group(job, handle, should_stop=cancel.is_set if cancel is not None else None)
-        except Exception as exc:  # run_group reports its own errors; this is a last resort
-            errors.append(one_line(exc))
-        error = errors[-1] if errors else None
+        launcher: Launcher = ThreadLauncher(lambda job, emit, stopping: run_group(job, emit, should_stop=stopping))
     else:
         pool = existing_pool()
         if pool is not None:
             pool.free_all()  # warm workers give their memory to the sweep
-        error = run_worker(worker_main, job, f"arena-sweep-{job.config.name}", handle, timeout_s=timeout[0],
-                           timeout_reason=timeout[1], cancel=cancel).reason
+        launcher = ProcessLauncher(worker_main, f"arena-sweep-{job.config.name}")
+    ending = launcher.launch(job, handle, Limit(timeout[0], timeout[1], cancel)).ending  # an error ends it
+    error = Why(ending.reason, ending.code) if ending.reason is not None else None
     if error is None and cancel is not None and cancel.is_set():
-        error = "cancelled by the user"
+        error = CANCELLED
     for index in sorted(pending):
-        collector.add(group, pending[index], status="failed", load=load,
+        collector.add(group, pending[index], load=load, ending=code_of(error, Code.NO_RESULT),
                       reason=error or "the worker ended without measuring this point")
     pending.clear()
 

@@ -8,8 +8,8 @@ decode tokens/s, per-token latencies; greedy, exactly new_tokens per row). A poi
 memory, no kernel for a mask, ...) is reported with its reason and the next point runs.
 Events (small dicts, as arena/execute/worker.py's):
     {"type": "loaded", "load_s": ..., "weights_mb": ...}
-    {"type": "point", "index": i, "metrics": {...}} or {"type": "point", "index": i, "error": "..."}
-    {"type": "error", "reason": "..."}   the group could not start
+    {"type": "point", "index": i, "metrics": {...}} or {"type": "point", "index": i, "error": "...", "code": "oom"}
+    {"type": "error", "reason": "...", "code": "error"}   the group could not start (codes: arena/core/ending.py)
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from arena.core.ending import Code
 from arena.core.errors import one_line, oom_reason
 from arena.techniques.registry import Config
 from arena.core.units import MiB
@@ -78,108 +79,116 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
-    """Load once, then measure every point of `job`, emitting events; `should_stop` (inline
-    runs) is asked before each point."""
-    import torch
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """(one-line reason, code) of a failed load or point: out of memory named as such."""
+    reason = oom_reason(exc)
+    if os.environ.get("ARENA_DEBUG"):
+        traceback.print_exc()
+    return reason or one_line(exc), Code.OOM.value if reason else Code.ERROR.value
 
+
+def _load(job: GroupJob, emit: Emit):
+    """The group's model, loaded once (timed); None after an "error" event when it cannot load."""
     from arena.backends import make_backend
-    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
-    from arena.measure.memory import MemoryTracker
     from arena.models.spec import ModelSpec
 
-    spec = ModelSpec(job.model_kind, job.model_ref)  # type: ignore[arg-type]
-    memory = MemoryTracker(job.device, headline="torch-allocated")  # the guide's memory charts: allocator peak
-    on_cuda = job.device.startswith("cuda")
-    method = "torch.cuda.max_memory_allocated over this point's passes (weights included)"
     try:
-        try:
-            hooks.fire("load", job.config.name)
-            backend = make_backend(job.config, spec, job.dtype, job.device)
-            t0 = time.perf_counter()
-            backend.load()
-            _sync(job.device)
-            load_s = time.perf_counter() - t0
-        except Exception as exc:
-            reason = oom_reason(exc) or one_line(exc)
-            if os.environ.get("ARENA_DEBUG"):
-                traceback.print_exc()
-            emit({"type": "error", "reason": reason})
-            return
-        model = backend.model
-        emit({"type": "loaded", "load_s": load_s, "weights_mb": backend.weights_bytes() / MiB})
-        config = model.config
-        vocab = config.vocab_size
-        pad_id = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
-        keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
-        device = backend.input_device()
+        hooks.fire("load", job.config.name)
+        backend = make_backend(job.config, ModelSpec(job.model_kind, job.model_ref),  # type: ignore[arg-type]
+                               job.dtype, job.device)
+        t0 = time.perf_counter()
+        backend.load()
+        _sync(job.device)
+        load_s = time.perf_counter() - t0
+    except Exception as exc:
+        reason, code = _failure(exc)
+        emit({"type": "error", "reason": reason, "code": code})
+        return None
+    emit({"type": "loaded", "load_s": load_s, "weights_mb": backend.weights_bytes() / MiB})
+    return backend
 
-        for index, (batch, seq, pads) in enumerate(job.points):
+
+def _measure_point(job: GroupJob, backend, memory, batch: int, seq: int, pads: list[int]) -> dict[str, Any]:
+    """One point: warm-up passes, then `repeats` timed passes (device synchronized around each);
+    the median latency, the peak memory and, for generate-padded, the arena's token timings."""
+    import torch
+
+    from arena.measure.clocks import TokenClock, median_timing, timing_from_stamps
+
+    model, config = backend.model, backend.model.config
+    pad_id = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
+    keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+    device = backend.input_device()
+    ids, mask, positions = (t.to(device) for t in padded_batch(batch, seq, pads, config.vocab_size, pad_id))
+
+    def once(streamer=None) -> None:
+        with torch.inference_mode(), backend.generation_context():
+            if job.mode == "forward":
+                # One prefill as generate() does it: the whole batch, no KV cache kept,
+                # logits of the last position only when the model allows it.
+                kwargs = {"logits_to_keep": 1} if keep_last else {}
+                model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs)
+            else:
+                generate_padded(model, ids, mask, job.new_tokens, pad_id, streamer)
+
+    memory.reset_peak()
+    clocked = job.mode == "generate-padded"
+    for _ in range(job.warmup):
+        once(TokenClock() if clocked else None)
+    times, timings = [], []
+    for _ in range(job.repeats):
+        clock = TokenClock() if clocked else None
+        _sync(job.device)
+        t0 = time.perf_counter()
+        if clock is not None:
+            clock.begin()
+        once(clock)
+        _sync(job.device)
+        times.append((time.perf_counter() - t0) * 1e3)
+        if clock is not None:
+            timings.append(timing_from_stamps(clock.start, clock.stamps, batch, clock.counts))
+    mem = memory.report(torch_backend=True)
+    latency = statistics.median(times)
+    produced = batch * seq - sum(pads) if job.mode == "forward" else batch * job.new_tokens
+    method = ("torch.cuda.max_memory_allocated over this point's passes (weights included)"
+              if job.device.startswith("cuda") else mem.memory_method + " (weights included)")
+    metrics = {"latency_ms": latency, "e2e_tokens_per_s": produced / (latency / 1e3),
+               "peak_memory_mb": mem.peak_memory_mb, "memory_method": method,
+               "torch_allocated_mb": mem.torch_allocated_mb, "torch_reserved_mb": mem.torch_reserved_mb,
+               "spread": {"latency_ms": times}}
+    if timings:
+        timing, spread = median_timing(timings)
+        metrics.update(ttft_ms=timing.ttft_ms, decode_tokens_per_s=timing.decode_tokens_per_s,
+                       e2e_tokens_per_s=timing.e2e_tokens_per_s, token_latency_p50_ms=timing.token_latency_p50_ms,
+                       token_latency_p90_ms=timing.token_latency_p90_ms, spread={"latency_ms": times, **spread})
+    return metrics
+
+
+def run_group(job: GroupJob, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
+    """Load once, then measure every point of `job`, emitting events; `should_stop` (the
+    launcher's stop request) is asked before each point."""
+    import torch
+
+    from arena.measure.memory import MemoryTracker
+
+    memory = MemoryTracker(job.device, headline="torch-allocated")  # the guide's memory charts: allocator peak
+    try:
+        backend = _load(job, emit)
+        for index, (batch, seq, pads) in enumerate(job.points if backend is not None else ()):
             if should_stop is not None and should_stop():
                 return
             try:
                 hooks.fire("sweep_point", job.config.name, batch)
-                ids, mask, positions = (t.to(device) for t in padded_batch(batch, seq, pads, vocab, pad_id))
-                real = batch * seq - sum(pads)
-
-                def once(streamer=None) -> None:
-                    with torch.inference_mode(), backend.generation_context():
-                        if job.mode == "forward":
-                            # One prefill as generate() does it: the whole batch, no KV cache kept,
-                            # logits of the last position only when the model allows it.
-                            kwargs = {"logits_to_keep": 1} if keep_last else {}
-                            model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                  use_cache=False, **kwargs)
-                        else:
-                            generate_padded(model, ids, mask, job.new_tokens, pad_id, streamer)
-
-                memory.reset_peak()
-                clocked = job.mode == "generate-padded"
-                for _ in range(job.warmup):
-                    once(TokenClock() if clocked else None)
-                times, timings = [], []
-                for _ in range(job.repeats):
-                    clock = TokenClock() if clocked else None
-                    _sync(job.device)
-                    t0 = time.perf_counter()
-                    if clock is not None:
-                        clock.begin()
-                    once(clock)
-                    _sync(job.device)
-                    times.append((time.perf_counter() - t0) * 1e3)
-                    if clock is not None:
-                        timings.append(timing_from_stamps(clock.start, clock.stamps, batch))
-                mem = memory.report(torch_backend=True)
-                latency = statistics.median(times)
-                produced = real if job.mode == "forward" else batch * job.new_tokens
-                metrics = {
-                    "latency_ms": latency,
-                    "e2e_tokens_per_s": produced / (latency / 1e3),
-                    "peak_memory_mb": mem.peak_memory_mb,
-                    "memory_method": method if on_cuda else mem.memory_method + " (weights included)",
-                    "torch_allocated_mb": mem.torch_allocated_mb,
-                    "torch_reserved_mb": mem.torch_reserved_mb,
-                    "spread": {"latency_ms": times},
-                }
-                if timings:
-                    timing, spread = median_timing(timings)
-                    metrics.update(ttft_ms=timing.ttft_ms, decode_tokens_per_s=timing.decode_tokens_per_s,
-                                   e2e_tokens_per_s=timing.e2e_tokens_per_s,
-                                   token_latency_p50_ms=timing.token_latency_p50_ms,
-                                   token_latency_p90_ms=timing.token_latency_p90_ms,
-                                   spread={"latency_ms": times, **spread})
-                emit({"type": "point", "index": index, "metrics": metrics})
+                emit({"type": "point", "index": index,
+                      "metrics": _measure_point(job, backend, memory, batch, seq, pads)})
             except Exception as exc:
-                reason = oom_reason(exc) or one_line(exc)
-                if os.environ.get("ARENA_DEBUG"):
-                    traceback.print_exc()
-                emit({"type": "point", "index": index, "error": reason})
+                reason, code = _failure(exc)
+                emit({"type": "point", "index": index, "error": reason, "code": code})
             finally:
-                # An out-of-memory point must not starve the next one: drop its tensors and
-                # hand the cached blocks back before going on.
-                ids = mask = positions = None  # noqa: F841
+                # An out-of-memory point must not starve the next one: its tensors are gone with
+                # its frame; hand the cached blocks back before going on.
                 gc.collect()
-                if on_cuda:
+                if job.device.startswith("cuda"):
                     torch.cuda.empty_cache()
     finally:
         memory.close()

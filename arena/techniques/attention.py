@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from arena.core.env import Platform, version_tuple
-from arena.techniques.base import Needs, Site
+from arena.techniques.base import Needs, Row, Site
 
-if TYPE_CHECKING:
-    from arena.techniques.registry import Config
 
 _SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
 _BETTERTRANSFORMER_RETIRED = ("retired upstream: BetterTransformer was removed in optimum 2.0 and needs "
@@ -75,7 +73,7 @@ def kernel_context(kernel: str) -> contextlib.AbstractContextManager:
     return sdpa_kernel(getattr(SDPBackend, _SDPA_BACKENDS[kernel]))
 
 
-def retired(config: Config, plat: Platform) -> str | None:
+def retired(config: Row, plat: Platform) -> str | None:
     """A technique retired upstream, unless this is the legacy stack it still runs on
     (BetterTransformer: optimum < 2 and transformers < 4.49)."""
     if not config.retired:
@@ -88,14 +86,14 @@ def retired(config: Config, plat: Platform) -> str | None:
     return None if legacy else config.retired
 
 
-def conflict(config: Config) -> str | None:
+def conflict(config: Row) -> str | None:
     """Why `config`'s attention cannot be part of the row, or None: a PyTorch row names one."""
     if config.attention is None and config.runtime is None:
         return "a configuration run by transformers on PyTorch names its attention implementation"
     return None
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s attention cannot run at `site`, or None."""
     capability = site.plat.capability
     if config.attn == "flash_attention_2" and capability and capability < (8, 0):
@@ -113,12 +111,24 @@ def blocker(config: Config, site: Site) -> str | None:
 @lru_cache(maxsize=1)
 def efficient_kernel_has_gqa() -> bool:
     """Does this torch's memory-efficient SDPA kernel take grouped-query attention (enable_gqa)?
-    torch 2.11 does not (only flash, cuDNN and math did; the kernel choice then fails with "No
-    available kernel"); later releases added it and say so in scaled_dot_product_attention's docs."""
+    Asked of torch's own kernel check (the one SDPA runs before choosing a kernel) with a GQA
+    shape on fake CUDA tensors, so nothing is allocated and no CUDA context is made here. torch
+    2.11 says no (only flash, cuDNN and math took GQA; the kernel choice then fails with "No
+    available kernel"); later releases say yes. Without a CUDA GPU the kernel cannot run: False."""
     import torch
 
-    doc = torch.nn.functional.scaled_dot_product_attention.__doc__ or ""
-    return "Memory-efficient attention also supports GQA" in " ".join(doc.split())
+    if not torch.cuda.is_available():
+        return False
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.backends.cuda import SDPAParams, can_use_efficient_attention
+
+    with FakeTensorMode():
+        query = torch.empty(1, 4, 8, 64, device="cuda", dtype=torch.float16)
+        kv = torch.empty(1, 2, 8, 64, device="cuda", dtype=torch.float16)  # 4 query heads share 2
+    try:
+        return bool(can_use_efficient_attention(SDPAParams(query, kv, kv, None, 0.0, False, True), False))
+    except (TypeError, RuntimeError):  # SDPAParams without enable_gqa: a torch from before GQA
+        return False
 
 
 def gqa_blocker(model_config: object) -> str | None:

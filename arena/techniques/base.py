@@ -10,8 +10,9 @@ cannot run on this platform or model (`blocker`), and how it changes a model. Th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from arena.core.ending import Code, Why
 from arena.core.env import Platform, built_cuda_major
 from arena.models.dtypes import HALF_DTYPES
 
@@ -19,6 +20,78 @@ if TYPE_CHECKING:
     import torch
 
     from arena.models.placement import Placement
+
+
+class Choice(Protocol):
+    """One technique's part of a row (attention.Attention, a Quantizer, compilation.Compile,
+    parallel.TensorParallel, onnxruntime.OnnxRuntime): the row's slot it fills and its needs."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def requirements(self) -> Needs: ...
+
+
+class Runtime(Choice, Protocol):
+    """A row's runtime other than transformers on PyTorch (onnxruntime.OnnxRuntime)."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def on_gpu(self) -> bool: ...
+
+
+class Speculative(Choice, Protocol):
+    """A row's speculative decoding (speculative.Speculation): where its guesses come from."""
+
+    @property
+    def guesses(self) -> str: ...
+    @property
+    def draft(self) -> bool: ...
+
+
+class Row(Protocol):
+    """What a technique module reads of a registry row (registry.Config has it all): its choices
+    and the read-only reads of the composition, typed here so that the modules the registry
+    imports need not import the registry back."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def attention(self) -> Choice | None: ...
+    @property
+    def quant(self) -> Quantizer | None: ...
+    @property
+    def compile(self) -> Choice | None: ...
+    @property
+    def parallel(self) -> Choice | None: ...
+    @property
+    def runtime(self) -> Runtime | None: ...
+    @property
+    def speculation(self) -> Speculative | None: ...
+    @property
+    def choices(self) -> tuple[Choice, ...]: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def attn(self) -> str | None: ...
+    @property
+    def sdpa_kernel(self) -> str | None: ...
+    @property
+    def bettertransformer(self) -> bool: ...
+    @property
+    def compiled_decode(self) -> bool: ...
+    @property
+    def compiled(self) -> bool: ...
+    @property
+    def tensor_parallel(self) -> bool: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def needs_cuda(self) -> bool: ...
+    @property
+    def retired(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -30,6 +103,8 @@ class Site:
     placement: Placement | None = None  # a GPU choice or max_memory split, when one is asked
     model_config: Any = None  # the model's transformers config, when known
     positions: int | None = None  # cache positions of the run (prompt + new tokens), when known
+    batch: int = 1  # rows per batch of the run
+    synthetic: bool = False  # the model's weights are random (synthetic architectures)
 
 
 @dataclass(frozen=True)
@@ -48,16 +123,17 @@ class Needs:
                      max(filter(None, (self.min_capability, other.min_capability)), default=None))
 
     def blocker(self, site: Site) -> str | None:
-        """The first unmet need, in one line, or None. Import checks come later (`import_blocker`):
+        """The first unmet need, in one line (a `Why`: NEEDS_CUDA, NOT_INSTALLED, else the
+        registry's UNSUPPORTED), or None. Import checks come later (`import_blocker`):
         a missing GPU or package says more than an import error."""
         plat, dtype = site.plat, site.dtype
         if self.cuda and not plat.has_cuda:
-            return "needs a CUDA GPU"
+            return Why("needs a CUDA GPU", Code.NEEDS_CUDA)
         for dist in self.packages:
             if dist == "optimum-onnx" and not plat.ort_providers:
-                return "onnxruntime is not installed"
+                return Why("onnxruntime is not installed", Code.NOT_INSTALLED)
             if not plat.has(dist):
-                return f"{dist} is not installed"
+                return Why(f"{dist} is not installed", Code.NOT_INSTALLED)
         if self.half and dtype not in HALF_DTYPES:
             return f"needs fp16/bf16 (run dtype is {dtype})"
         if self.dtype and dtype != self.dtype:

@@ -11,12 +11,9 @@ captured graph does not replay.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from arena.techniques.base import Needs, Site
-
-if TYPE_CHECKING:
-    from arena.techniques.registry import Config
+from arena.techniques.base import Needs, Row, Site
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ STATIC_CACHE = Compile("static-cache")
 COMPILED_DECODE = Compile("compiled-decode")
 
 
-def conflict(config: Config) -> str | None:
+def conflict(config: Row) -> str | None:
     """Why `config`'s compile mode cannot be part of the row, or None."""
     if config.compiled_decode and config.bettertransformer:
         return ("the compiled decode step runs the model's own forward; BetterTransformer's "
@@ -75,7 +72,7 @@ def rolling_window(model_config: Any) -> int | None:
     return min(windows) if windows else None
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s compilation cannot run at `site`, or None. Tensor-parallel rows shard every
     layer in their own processes (no device_map): the one-device rule is not theirs."""
     if not config.compiled:

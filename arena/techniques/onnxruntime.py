@@ -9,12 +9,10 @@ one provider runs the whole model on one device: no GPU choice or split.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from arena.techniques.base import Needs, Site
-
-if TYPE_CHECKING:
-    from arena.techniques.registry import Config
+from arena.core.ending import Code, Why
+from arena.techniques.base import Needs, Row, Site
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class OnnxRuntime:
         return Needs(("optimum-onnx",), cuda=self.on_gpu)
 
 
-def conflict(config: Config) -> str | None:
+def conflict(config: Row) -> str | None:
     """Why `config` cannot run on ONNX Runtime, or None: the exported graph runs with the provider's
     own kernels, so no PyTorch technique would apply to it."""
     if config.runtime is None:
@@ -48,12 +46,12 @@ def conflict(config: Config) -> str | None:
     return None
 
 
-def run_dtype(config: Config, dtype: str) -> str:
+def run_dtype(config: Row, dtype: str) -> str:
     """The dtype the export runs in: fp16 on a GPU, fp32 on the CPU, whatever the run asked."""
     return "fp16" if config.runtime is not None and config.runtime.on_gpu else "fp32"
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s ONNX Runtime provider cannot run at `site`, or None."""
     if config.runtime is None:
         return None
@@ -61,7 +59,7 @@ def blocker(config: Config, site: Site) -> str | None:
     if config.provider not in plat.ort_providers:
         return f"{config.provider} is not in onnxruntime's providers"
     if config.provider == "TensorrtExecutionProvider" and not plat.tensorrt_loadable:
-        return "TensorRT libraries (libnvinfer) are not installed"
+        return Why("TensorRT libraries (libnvinfer) are not installed", Code.NOT_INSTALLED)
     placement = site.placement
     if placement is None or not placement.asked:
         return None

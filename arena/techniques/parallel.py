@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from arena.core.ending import Code, Why
 from arena.core.env import Platform
-from arena.techniques.base import Needs, Site
+from arena.techniques.base import Needs, Row, Site
 
 if TYPE_CHECKING:
     from arena.models.placement import Placement
-    from arena.techniques.registry import Config
 
 # Developer/CI switch: run tensor-parallel configurations on the CPU over this many gloo ranks
 # (the product refuses them without CUDA GPUs).
@@ -38,7 +38,7 @@ class TensorParallel:
 TENSOR_PARALLEL = TensorParallel()
 
 
-def conflict(config: Config) -> str | None:
+def conflict(config: Row) -> str | None:
     """Why tensor parallelism cannot be combined with the rest of `config`, or None: each rank
     slices plain weights and runs generate(), nothing else."""
     if config.parallel is None:
@@ -63,7 +63,8 @@ def tensor_parallel_world(plat: Platform, placement: Placement | None) -> int | 
         cpu_world = os.environ.get(TP_CPU_WORLD_ENV, "")
         if cpu_world.isdigit() and int(cpu_world) >= 2 and not gpus:
             return int(cpu_world)
-        return "needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has none"
+        return Why("needs at least 2 CUDA GPUs (one process per GPU through NCCL); this machine has none",
+                   Code.NEEDS_CUDA)
     if gpus and len(gpus) < 2:
         return f"needs at least 2 GPUs in gpus (got {','.join(map(str, gpus))})"
     world = len(gpus) or plat.gpu_count
@@ -80,7 +81,7 @@ def plan_blocker(model_config: Any) -> str | None:
     return None
 
 
-def blocker(config: Config, site: Site) -> str | None:
+def blocker(config: Row, site: Site) -> str | None:
     """Why `config`'s tensor parallelism cannot run at `site`, or None."""
     if not config.tensor_parallel:
         return None

@@ -2,9 +2,9 @@
 
 A configuration is data: its attention (`attention.Attention`), at most one weight quantization (a
 `Quantizer`, arena/techniques/base.py), a compile mode (`compilation.Compile`), a parallel plan
-(`parallel.TensorParallel`) and a runtime other than transformers on PyTorch
-(`onnxruntime.OnnxRuntime`). Each choice is owned by its technique module, which says what it needs
-from the machine, why it cannot run somewhere (`availability` asks them in turn), why it cannot be
+(`parallel.TensorParallel`), a runtime other than transformers on PyTorch
+(`onnxruntime.OnnxRuntime`) and speculative decoding (`speculative.Speculation`). Each choice is
+owned by its technique module, which says what it needs from the machine, why it cannot run somewhere (`availability` asks them in turn), why it cannot be
 combined with the rest of a row (`conflict`: the row is refused when it is built, before anything
 starts, never reduced to what one backend can do), and how it changes a model; the backends apply
 them. Adding a configuration is a row here; adding a quantization library is a module beside this
@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from arena.core.ending import Code, code_of
 from arena.core.env import Platform, platform, track
 from arena.models.dtypes import resolve_dtype
-from arena.techniques import attention, compilation, onnxruntime, parallel
+from arena.techniques import attention, compilation, onnxruntime, parallel, speculative
 from arena.techniques.attention import (
     BETTERTRANSFORMER,
     EAGER,
@@ -36,12 +37,13 @@ from arena.techniques.compilation import COMPILED_DECODE, STATIC_CACHE, Compile
 from arena.techniques.onnxruntime import OnnxRuntime
 from arena.techniques.parallel import TENSOR_PARALLEL, TensorParallel
 from arena.techniques.parallel import TP_CPU_WORLD_ENV, tensor_parallel_world  # noqa: F401  (the runner's names)
+from arena.techniques.speculative import Speculation
 from arena.techniques.torchao import TorchAo
 
 if TYPE_CHECKING:
     from arena.models.placement import Placement
 
-Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "combination"]
+Family = Literal["attention", "quantization", "compile", "onnxruntime", "parallel", "speculative", "combination"]
 Loop = Literal["torch", "compiled-decode", "tensor-parallel", "onnxruntime"]
 
 
@@ -60,6 +62,7 @@ class Config:
     compile: Compile | None = None  # STATIC_CACHE or COMPILED_DECODE (compilation.py)
     parallel: TensorParallel | None = None  # TENSOR_PARALLEL: one process per GPU (parallel.py)
     runtime: OnnxRuntime | None = None  # None: transformers on PyTorch
+    speculation: Speculation | None = None  # speculative decoding: where guesses come from (speculative.py)
 
     def __post_init__(self) -> None:
         # each technique says what it cannot be combined with; any other two loops cannot run one row
@@ -69,6 +72,7 @@ class Config:
             or attention.conflict(self)
             or parallel.conflict(self)
             or compilation.conflict(self)
+            or speculative.conflict(self)
             or (f"its choices need different generation loops ({' and '.join(sorted(loops))})" if len(loops) > 1 else None)
         )
         if reason:
@@ -77,7 +81,8 @@ class Config:
     @property
     def choices(self) -> tuple[Any, ...]:
         """The row's technique choices, each from its own module."""
-        return tuple(c for c in (self.attention, self.quant, self.compile, self.parallel, self.runtime) if c is not None)
+        return tuple(c for c in (self.attention, self.quant, self.compile, self.parallel, self.runtime,
+                                 self.speculation) if c is not None)
 
     @property
     def loop(self) -> Loop:
@@ -148,6 +153,7 @@ class Config:
 class Availability:
     ok: bool
     reason: str = ""
+    code: Code = Code.OK  # why not, for the program (arena/core/ending.py); `reason` is for people
 
 
 BASELINE = "eager"
@@ -276,7 +282,8 @@ _TORCHAO: tuple[Config, ...] = (
 )
 
 REGISTRY: dict[str, Config] = {}
-FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "combination")
+FAMILIES: tuple[str, ...] = ("attention", "quantization", "compile", "onnxruntime", "parallel", "speculative",
+                             "combination")
 
 
 def add(*configs: Config) -> None:
@@ -297,7 +304,23 @@ def add(*configs: Config) -> None:
     track(*(dist for config in configs for dist in config.requirements().packages))
 
 
-add(*_ENTRIES, *_TORCHAO)
+# Speculative decoding (arena/techniques/speculative.py): on sdpa, lossless under greedy decoding.
+_SPECULATIVE: tuple[Config, ...] = (
+    Config("prompt-lookup", "Prompt lookup decoding", "speculative",
+           "generate(prompt_lookup_num_tokens=10): up to 10 guessed tokens copied from where the last two "
+           "tokens occurred in the prompt, verified in one forward pass; no second model.",
+           speculation=Speculation("prompt-lookup")),
+    Config("assisted", "Assisted generation (draft model)", "speculative",
+           "generate(assistant_model=draft): a smaller draft model (the request's draft_model; default the "
+           "embedded SmolLM2-135M, a sanity draft) proposes tokens, the model verifies them in one forward pass; "
+           "a draft with another vocabulary goes through assistant_tokenizer.",
+           speculation=Speculation("assisted")),
+    Config("assisted+prompt-lookup", "Assisted generation + prompt lookup", "speculative",
+           "A draft model and prompt lookup together, where transformers combines them.",
+           speculation=Speculation("assisted+prompt-lookup")),
+)
+
+add(*_ENTRIES, *_TORCHAO, *_SPECULATIVE)
 
 
 class UnknownConfigError(ValueError):
@@ -340,24 +363,30 @@ def run_dtype(config: Config, dtype: str) -> str:
 
 def availability(config: Config, dtype: str, plat: Platform | None = None,
                  placement: Placement | None = None, model_config: Any = None,
-                 positions: int | None = None) -> Availability:
+                 positions: int | None = None, batch: int = 1, synthetic: bool = False) -> Availability:
     """Can `config` run here in `dtype` (already resolved), on `placement` when one is asked, for
     the model whose transformers config is `model_config` when given, over `positions` cache
-    positions (prompt + new tokens) when given? If not, a one-line reason: the first technique of
-    the row that refuses, asked in this order."""
-    site = Site(plat or platform(), dtype, placement, model_config, positions)
+    positions (prompt + new tokens) when given, at `batch` rows, on `synthetic` weights or not? If
+    not, a one-line reason: the first technique of the row that refuses, asked in this order, with
+    its code (the reason's own where it carries one, else the check's)."""
+    site = Site(plat or platform(), dtype, placement, model_config, positions, batch, synthetic)
     needs = config.requirements()
-    reason = (
-        attention.retired(config, site.plat)
-        or needs.blocker(site)  # a GPU, packages, dtype, compute capability
-        or onnxruntime.blocker(config, site)
-        or attention.blocker(config, site)
-        or needs.import_blocker(site.plat)
-        or parallel.blocker(config, site)
-        or compilation.blocker(config, site)
-        or (config.quant.blocker(site) if config.quant else None)
+    checks = (
+        (lambda: attention.retired(config, site.plat), Code.RETIRED),
+        (lambda: needs.blocker(site), Code.UNSUPPORTED),  # a GPU, packages, dtype, compute capability
+        (lambda: onnxruntime.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: attention.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: needs.import_blocker(site.plat), Code.UNSUPPORTED),
+        (lambda: parallel.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: compilation.blocker(config, site), Code.UNSUPPORTED),
+        (lambda: config.quant.blocker(site) if config.quant else None, Code.UNSUPPORTED),
+        (lambda: speculative.blocker(config, site), Code.UNSUPPORTED),
     )
-    return Availability(False, reason) if reason else Availability(True)
+    for check, code in checks:
+        reason = check()
+        if reason:
+            return Availability(False, str(reason), code_of(reason, code))
+    return Availability(True)
 
 
 def availability_table(dtype: str = "auto") -> list[dict[str, object]]:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from arena.techniques import registry
 from arena.core.limits import DEFAULT_TIMEOUT_S
-from arena.core.results import RESULT_FIELDS, TABLE_COLUMNS, Result, flat_row
+from arena.core.results import Result, flat_row, headings, result_fields, table_columns as declared_columns
 from arena.models.dtypes import DTYPES, resolve_dtype
 
 EXIT_BAD_INPUT = 2
@@ -29,7 +29,10 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    cells = [[h for _, h in columns]] + [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    def cell(r: dict[str, Any], k: str) -> str:  # a share of the limit above it is flagged (docs/trust.md)
+        return _fmt(r.get(k)) + (" (over its limit)" if k == "percent_of_bandwidth_limit" and r.get("over_limit") else "")
+
+    cells = [[h for _, h in columns]] + [[cell(r, k) for k, _ in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -39,10 +42,11 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]])
 def table_columns(results: list[Result]) -> tuple[tuple[str, str], ...]:
     """The run table's columns, with the ONNX export's seconds after "load s" when a row has an
     export (load_s never includes it)."""
+    columns = declared_columns()
     if not any(r.export_s is not None for r in results):
-        return TABLE_COLUMNS
-    at = [key for key, _ in TABLE_COLUMNS].index("load_s") + 1
-    return TABLE_COLUMNS[:at] + (("export_s", "export s"),) + TABLE_COLUMNS[at:]
+        return columns
+    at = [key for key, _ in columns].index("load_s") + 1
+    return columns[:at] + (("export_s", headings()["export_s"]),) + columns[at:]
 
 
 def write_outputs(results: list[Result], json_path: str | None, csv_path: str | None) -> None:
@@ -50,10 +54,11 @@ def write_outputs(results: list[Result], json_path: str | None, csv_path: str | 
         Path(json_path).write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
     if csv_path:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(RESULT_FIELDS))
+            keys = result_fields()
+            writer = csv.DictWriter(fh, fieldnames=list(keys))
             writer.writeheader()
             for r in results:
-                writer.writerow({k: flat_row(r).get(k) for k in RESULT_FIELDS})
+                writer.writerow({k: flat_row(r).get(k) for k in keys})
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
@@ -116,7 +121,7 @@ def run_request(args: argparse.Namespace, prompt: str | None) -> Any:
         batch_size=args.batch_size, dtype=args.dtype, repeats=args.repeats, do_sample=args.sample,
         seed=args.seed, temperature=args.temperature, top_p=args.top_p, prompt_tokens=args.prompt_tokens,
         isolation="inline" if args.inline else "process", timeout_s=args.timeout, gpus=args.gpus,
-        max_memory=args.max_memory,
+        max_memory=args.max_memory, draft_model=args.draft_model,
     )
 
 
@@ -133,6 +138,8 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         except RequestError as exc:
             where = f" (prompt {len(prepared_runs) + 1} of {args.prompts})" if args.prompts else ""
             print(f"error: {exc}{where}", file=sys.stderr)
+            if exc.advice:
+                print(f"hint: {exc.advice}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
     def on_event(event: dict[str, Any]) -> None:
@@ -176,7 +183,8 @@ def _run_prompts(args: argparse.Namespace, prompts: list[str], limits: Any, pool
         for note in sorted({r.quality_note for r in results if r.quality_note}):
             print(f"agree: {note}")
         for r in results:
-            if r.status == "ok" and r.energy_j_per_token is None and r.energy_note.startswith("n/a: the decode"):
+            # a GPU run without an energy figure says why (a CPU has no energy counter to explain)
+            if r.status == "ok" and r.energy_j_per_token is None and r.energy_note and r.device != "cpu":
                 print(f"J/token ({r.config}): {r.energy_note}")
         if prepared.placement.asked:
             from arena.models.placement import describe
@@ -249,7 +257,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     results = Store(args.db).results(**filters)
     rows = [r.to_dict() for r in results if r.status == "ok"]
     rows.sort(key=lambda r: -(r.get("decode_tokens_per_s") or 0))
-    cols = [("model_id", "model"), ("hardware", "hardware")] + list(TABLE_COLUMNS[:-1])
+    cols = [("model_id", "model"), ("hardware", "hardware")] + list(declared_columns()[:-1])
     if any(str(r.get("mode")).startswith("sweep") for r in rows):
         cols[2:2] = [("mode", "mode"), ("batch_size", "batch"), ("prompt_tokens", "prompt"),
                      ("padding", "pad"), ("latency_ms", "latency ms"),
@@ -378,6 +386,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", help="GPU indices to use, e.g. 0,1 (several: the model is split with device_map='auto')")
     p.add_argument("--max-memory", help="memory budget per device, e.g. 0=20GiB,1=20GiB (also MiB/GB/MB, cpu=SIZE): "
                                         "PyTorch configurations are split with device_map='auto' within it")
+    p.add_argument("--draft-model", default=run_defaults.draft_model, metavar="MODEL",
+                   help="the draft model of assisted configurations, named as --model is (default: the embedded "
+                        "model, a sanity draft)")
     outputs(p, "results", measures=True)
     p.add_argument("--show-text", action="store_true", help="print each configuration's generated text")
 

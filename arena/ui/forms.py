@@ -14,13 +14,13 @@ DEFAULTS = RunRequest()
 DEFAULT_CONFIGS = ",".join(DEFAULTS.configs)
 FIELDS = tuple(f.name for f in fields(RunRequest))
 # Optional text: blank means "not set" (a form's empty box, the API's "").
-_BLANK_IS_UNSET = ("gpus", "max_memory")
+_BLANK_IS_UNSET = ("gpus", "max_memory", "draft_model")
 
 
 def request_from(**values: Any) -> RunRequest:
     """A RunRequest from named form values: None (and a blank GPUs or memory box) means the
     field's default; an unknown name is refused (RequestError) like any bad input. Values are
-    checked later by `arena.core.request.validate`, not here."""
+    checked later by `arena.execute.prepare.validate`, not here."""
     given = {}
     for name, value in values.items():
         if isinstance(value, str) and name in _BLANK_IS_UNSET:

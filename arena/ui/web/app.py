@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from arena.core.env import collect_env
 from arena.core.limits import ServerLimits
 from arena.execute import prepare
 from arena.ui.web import api, arena_tab, blind_tab, environment, frontend_fixes, leaderboard_tab, sweep_tab
@@ -39,13 +40,17 @@ def build(app: ArenaApp | None = None) -> gr.Blocks:
                "them: the leaderboard and the API show the measurements, the model and the settings.")
 
     # Gradio's own copies of files served (the CSV downloads) are removed after an hour.
+    env = collect_env()
     with gr.Blocks(title="Inference Arena", delete_cache=(600, 3600), analytics_enabled=analytics_enabled()) as demo:
         gr.Markdown(
             "# Inference Arena\nOne prompt through several GPU-inference configurations of one model, "
             "side by side: output, time to first token, decode tokens/s and peak memory. Every result "
-            "is kept in the leaderboard. How each number is measured: see docs/measuring.md in the repository.\n\n"
+            "is kept in the leaderboard. [How each number is measured](#measuring), and when a row is "
+            f"flagged unstable or over its limit.\n\n{environment.header_note(env)}\n\n"
             f"{persistence}{privacy}", elem_id="notice"
         )
+        with gr.Accordion("How each number is measured", open=False, elem_id="measuring"):
+            gr.Markdown(environment.measuring_text())
         arena = arena_tab.build_tab(app)
         blind_tab.build_tab(app, arena.session_key, GPU_QUEUE)
         leaderboard_tab.build_tab(app)

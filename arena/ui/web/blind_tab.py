@@ -21,7 +21,7 @@ from arena.core.errors import one_line_text
 from arena.core.request import RequestError, RunRequest
 from arena.execute.prepare import PreparedRun, validate
 from arena.techniques import registry
-from arena.data.blind import CHOICES, VoteError
+from arena.data.blind import CHOICES, VoteError, same_text
 from arena.ui.web import zerogpu
 from arena.ui.web.state import ArenaApp, client_of, first_choice, model_choices, session_of
 
@@ -97,20 +97,90 @@ def _measured(result: dict[str, Any] | None) -> str:
             f" · peak {sig(result.get('peak_memory_mb'), 'MB')})")
 
 
+# After each answer, the message and the vote buttons under it are brought into view (block
+# "nearest" on the buttons' row, the message just above it: no scroll when both show).
+SHOW_MESSAGE = """() => {
+  document.getElementById('blind-status')?.scrollIntoView({block: 'nearest'});
+  document.getElementById('blind-votes')?.scrollIntoView({block: 'nearest'});
+}"""
+
+
+def _texts(a: str = "", b: str = "", same: bool = False) -> tuple[Any, Any]:
+    """A and B; two configurations that wrote the same text are shown once, as no pair."""
+    if same:
+        return (gr.update(value=a, label="A and B wrote the same text (nothing to vote on)"),
+                gr.update(value="", label="B: the same text as A"))
+    return gr.update(value=a, label="A"), gr.update(value=b, label="B")
+
+
+def _votes(on: bool) -> list[Any]:
+    """The vote buttons: enabled only while a pair not yet voted on is shown."""
+    return [gr.update(interactive=on) for _ in CHOICES]
+
+
+def draw_ui(app: ArenaApp, session_key: str) -> tuple:
+    """Two outputs of this page's last Arena run, or why there is no pair (in the message)."""
+    try:
+        pair = app.blind.draw(session_key)
+    except VoteError as exc:
+        return "", {}, *_texts(), f"**{exc}**", *_votes(False)
+    return pair.pair_id, {}, *_texts(pair.text_a, pair.text_b), "Which is better?", *_votes(True)
+
+
+def blind_run_ui(app: ArenaApp, session_key: str, *args: Any) -> Iterator[tuple]:
+    """A blind run for the page: progress, then the pair (or why none) in the one message."""
+    shown = ""
+    try:
+        for snap in stream_blind_run(app, session_key or uuid.uuid4().hex, *args):
+            if not snap["finished"]:
+                text = (f"**Blind run**: {snap['note']}" if snap["note"] else
+                        f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
+                        "(the outputs are shown when both are done)")
+                if text != shown:
+                    shown = text
+                    yield "", {}, *_texts(), text, *_votes(False)
+                continue
+            if snap["pair_id"]:
+                yield (snap["pair_id"], snap["results"], *_texts(snap["text_a"], snap["text_b"]),
+                       "**Blind run done.** Which is better?", *_votes(True))
+            else:
+                same = bool(snap["text_a"]) and same_text(snap["text_a"], snap["text_b"])
+                yield ("", {}, *_texts(snap["text_a"], snap["text_b"], same), f"**Blind run done.** {snap['note']}",
+                       *_votes(False))
+    except (RequestError, VoteError) as exc:
+        yield "", {}, *_texts(), f"**{exc}**", *_votes(False)
+
+
+def vote_ui(app: ArenaApp, session_key: str, pair: str, results: dict, choice: str,
+            request: gr.Request | None) -> tuple:
+    try:
+        shown = app.blind.vote(session_key, pair, choice, client=client_of(request))
+    except VoteError as exc:
+        return pair, gr.skip(), gr.skip(), f"**{exc}**", *_votes(False)
+    # The pair id stays: a second vote on it is refused as what it is, a second vote.
+    a, b = shown["A"], shown["B"]
+    return (pair, gr.update(label=f"A · {a}"), gr.update(label=f"B · {b}"),
+            f"**A** was `{a}`{_measured(results.get(a))}, **B** was `{b}`{_measured(results.get(b))}. "
+            "Thanks: your vote is stored.", *_votes(False))
+
+
+INTRO = ("Which output is better, without knowing which configuration wrote it? Give a prompt for a **blind "
+         "run**: two configurations are drawn at random and run without names, stages or timings (speed "
+         "would name them); you vote, then see which was which and their measurements. Or compare two "
+         "outputs of your last Arena run. Outputs with the same text are never paired. Votes feed the "
+         "quality rating in the leaderboard (Bradley-Terry, as Chatbot Arena computes it); at most {n} votes "
+         "per visitor per hour.")
+
+
 def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
     """Add the Blind check tab to the Blocks being built, and its /blind_run endpoint;
-    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in."""
+    `session_key` names this page's runs, `gpu_queue` is the measuring queue runs wait in.
+    Every message of the tab is one line between the action buttons and the vote buttons."""
     lim = app.limits
     real_models = [c for c in model_choices(lim) if not c[1].startswith("synthetic:")]
     here = [r["config"] for r in registry.availability_table() if r["available"]]
     with gr.Tab("Blind check", elem_id="blind"):
-        gr.Markdown("Which output is better, without knowing which configuration wrote it? Give a prompt "
-                    "for a **blind run**: two configurations are drawn at random and run without names, "
-                    "stages or timings (speed would name them); you vote, then see which was which and "
-                    "their measurements. Or compare two outputs of your last Arena run. Outputs with the "
-                    "same text are never paired. Votes feed the quality rating in the leaderboard "
-                    f"(Bradley-Terry, as Chatbot Arena computes it); at most {lim.votes_per_hour} "
-                    "votes per visitor per hour.")
+        gr.Markdown(INTRO.format(n=lim.votes_per_hour))
         with gr.Row():
             prompt = gr.Textbox(label="Prompt for a blind run", lines=3, scale=3, elem_id="blind-prompt",
                                 value="Explain in two sentences why the KV cache speeds up text generation.")
@@ -123,90 +193,68 @@ def build_tab(app: ArenaApp, session_key: gr.State, gpu_queue: str) -> None:
         with gr.Row():
             run_btn = gr.Button("Blind run", variant="primary", elem_id="blind-run")
             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="blind-cancel")
-            blind_btn = gr.Button("…or two outputs of my last Arena run", elem_id="blind-draw")
-        status = gr.Markdown(elem_id="blind-status")
-        pair_id = gr.State("")
-        measured = gr.State({})  # a blind run's results by configuration, shown after the vote
+            draw_btn = gr.Button("…or two outputs of my last Arena run", elem_id="blind-draw")
+        message = gr.Markdown(elem_id="blind-status")
+        with gr.Row(elem_id="blind-votes"):
+            vote_btns = [gr.Button(label, elem_id=f"vote-{value}", interactive=False)
+                         for label, value in CHOICES.items()]
+        pair_id, measured = gr.State(""), gr.State({})  # measured: a blind run's results, shown after the vote
         with gr.Row():
             text_a = gr.Textbox(label="A", lines=6, interactive=False, elem_id="blind-a")
             text_b = gr.Textbox(label="B", lines=6, interactive=False, elem_id="blind-b")
-        with gr.Row():
-            vote_btns = [gr.Button(label, elem_id=f"vote-{value}") for label, value in CHOICES.items()]
-        reveal = gr.Markdown(elem_id="blind-reveal")
-
         # Events and the endpoint are registered inside the tab: registered after it, they would
         # end Gradio's run of tabs and start a second tab bar below this one.
-        # Progress and "Which is better?" go to the status line; why there is no pair, and the
-        # names after the vote, where the answer would be (blind-reveal).
-        def draw_ui(session_key):
-            try:
-                pair = app.blind.draw(session_key)
-            except VoteError as exc:  # said where the pair would be, not as an error toast
-                return "", {}, gr.update(value="", label="A"), gr.update(value="", label="B"), "", f"**{exc}**"
-            return (pair.pair_id, {}, gr.update(value=pair.text_a, label="A"), gr.update(value=pair.text_b, label="B"),
-                    "Which is better?", "")
+        _wire(app, session_key, gpu_queue, (run_btn, cancel_btn, draw_btn, vote_btns),
+              (prompt, model, among, max_new), [pair_id, measured, text_a, text_b, message, *vote_btns])
 
-        @zerogpu.gpu
-        def blind_run_ui(session_key, prompt_v, model_v, among_v, max_new_v):
-            blank = gr.update(value="", label="A"), gr.update(value="", label="B")
-            shown = ""
-            try:
-                for snap in stream_blind_run(app, session_key or uuid.uuid4().hex, prompt_v, model_v, among_v or [],
-                                             max_new_v):
-                    if not snap["finished"]:
-                        text = (f"**Blind run**: {snap['note']}" if snap["note"] else
-                                f"**Blind run**: {snap['done']} of 2 configurations done · {snap['elapsed_s']:.0f} s "
-                                "(the outputs are shown when both are done)")
-                        if text != shown:
-                            shown = text
-                            yield "", {}, *blank, text, ""
-                        continue
-                    a = gr.update(value=snap["text_a"], label="A")
-                    b = gr.update(value=snap["text_b"], label="B")
-                    if snap["pair_id"]:
-                        yield snap["pair_id"], snap["results"], a, b, "**Blind run done.** Which is better?", ""
-                    else:
-                        yield "", {}, a, b, "**Blind run done.**", f"**{snap['note']}**"
-            except (RequestError, VoteError) as exc:
-                yield "", {}, *blank, "", f"**{exc}**"
 
-        def vote_ui(session_key, pair, results, choice, request: gr.Request):
-            try:
-                shown = app.blind.vote(session_key, pair, choice, client=client_of(request))
-            except VoteError as exc:
-                return pair, gr.skip(), gr.skip(), f"**{exc}**"
-            # The pair id stays: a second vote on it is refused as what it is, a second vote.
-            a, b = shown["A"], shown["B"]
-            return (pair, gr.update(label=f"A · {a}"), gr.update(label=f"B · {b}"),
-                    f"**A** was `{a}`{_measured(results.get(a))}, **B** was `{b}`{_measured(results.get(b))}. "
-                    "Thanks: your vote is stored.")
+def _wire(app: ArenaApp, session_key: gr.State, gpu_queue: str, buttons: tuple, form: tuple,
+          outputs: list) -> None:
+    """The tab's events and its /blind_run endpoint."""
+    run_btn, cancel_btn, draw_btn, vote_btns = buttons
+    pair_id, measured, text_a, text_b, message, *_ = outputs
 
-        def cancel_ui(session_key):
-            if app.cancel(session_key):
-                gr.Info("Cancelling the blind run.")
+    def draw_page(session_key):
+        return draw_ui(app, session_key)
 
-        pair_outputs = [pair_id, measured, text_a, text_b, status, reveal]
-        blind_btn.click(draw_ui, session_key, pair_outputs, **READ_ONLY)
-        # A blind run measures: it waits in the one measuring queue, as an Arena run does.
-        run_btn.click(blind_run_ui, [session_key, prompt, model, among, max_new], pair_outputs,
-                      concurrency_id=gpu_queue, concurrency_limit=1, api_visibility="private",
-                      show_progress="full", show_progress_on=[status])
-        cancel_btn.click(cancel_ui, session_key, None, **READ_ONLY)
-        for btn in vote_btns:
-            btn.click(vote_ui, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, reveal], **READ_ONLY)
+    @zerogpu.gpu
+    def blind_run_page(session_key, prompt_v, model_v, among_v, max_new_v):
+        yield from blind_run_ui(app, session_key, prompt_v, model_v, among_v or [], max_new_v)
 
-        @zerogpu.gpu
-        def blind_run(prompt: str, model: str = "default", among: str = "", max_new_tokens: int = 32,
-                      request: gr.Request = None) -> Iterator[dict]:
-            """A blind run: two configurations drawn at random (among: comma-separated names to draw
-            from; empty: every one that can run here) run on the prompt; yields {finished, done, of,
-            elapsed_s, pair_id, text_a, text_b, note} without names or timings. Vote on pair_id with
-            /vote, which reveals the names; note says why there is no pair (the same text, say)."""
-            try:
-                for snap in stream_blind_run(app, session_of(request), prompt, model, among, max_new_tokens):
-                    snap.pop("results", None)
-                    yield snap
-            except (RequestError, VoteError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+    def vote_page(session_key, pair, results, choice, request: gr.Request):
+        return vote_ui(app, session_key, pair, results, choice, request)
 
-        gr.api(blind_run, api_name="blind_run", concurrency_id=gpu_queue, concurrency_limit=1)
+    def cancel_page(session_key):
+        if app.cancel(session_key):
+            gr.Info("Cancelling the blind run.")
+
+    show = dict(fn=None, js=SHOW_MESSAGE, **READ_ONLY)
+    draw_btn.click(draw_page, session_key, outputs, **READ_ONLY).then(**show)
+    # A blind run measures: it waits in the one measuring queue, as an Arena run does.
+    run_btn.click(blind_run_page, [session_key, *form], outputs, concurrency_id=gpu_queue, concurrency_limit=1,
+                  api_visibility="private", show_progress="full", show_progress_on=[message]).then(**show)
+    cancel_btn.click(cancel_page, session_key, None, **READ_ONLY)
+    for btn in vote_btns:
+        btn.click(vote_page, [session_key, pair_id, measured, btn], [pair_id, text_a, text_b, message, *vote_btns],
+                  **READ_ONLY).then(**show)
+    register_api(app, gpu_queue)
+
+
+def register_api(app: ArenaApp, gpu_queue: str) -> None:
+    """The /blind_run endpoint."""
+
+    @zerogpu.gpu
+    def blind_run(prompt: str, model: str = "default", among: str = "", max_new_tokens: int = 32,
+                  request: gr.Request = None) -> Iterator[dict]:
+        """A blind run: two configurations drawn at random (among: comma-separated names to draw
+        from; empty: every one that can run here) run on the prompt; yields {finished, done, of,
+        elapsed_s, pair_id, text_a, text_b, note} without names or timings. Vote on pair_id with
+        /vote, which reveals the names; note says why there is no pair (the same text, say)."""
+        try:
+            for snap in stream_blind_run(app, session_of(request), prompt, model, among, max_new_tokens):
+                snap.pop("results", None)
+                yield snap
+        except (RequestError, VoteError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    gr.api(blind_run, api_name="blind_run", concurrency_id=gpu_queue, concurrency_limit=1)

@@ -35,8 +35,49 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def has_gpu(env: dict[str, Any]) -> bool:
+    return bool(env.get("gpu_count") or env.get("gpu_name"))
+
+
+def usable_providers(env: dict[str, Any]) -> str:
+    """ONNX Runtime's providers that can run here: the CUDA and TensorRT ones are listed by the
+    onnxruntime-gpu build even on a machine with no GPU (and TensorRT only with its libraries)."""
+    listed = list(env.get("ort_providers") or [])
+    gpu_only = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
+    usable = [p for p in listed if p not in gpu_only or (has_gpu(env) and (
+        p != "TensorrtExecutionProvider" or env.get("tensorrt_loadable")))]
+    left = [p.replace("ExecutionProvider", "") for p in listed if p not in usable]
+    return ", ".join(usable) + (f" ({' and '.join(left)} built in, not usable here: "
+                                f"{'no GPU' if not has_gpu(env) else 'its libraries do not load'})" if left else "")
+
+
+def header_note(env: dict[str, Any]) -> str:
+    """What the page's header adds about this server's hardware."""
+    if has_gpu(env):
+        return ""
+    return ("**This server has no GPU**: the configurations that need one say so and stay unpicked; the others "
+            "run on its CPU, which shows how they compare there, not how they do on a GPU.")
+
+
+def measuring_text(root: Path = Path(__file__).resolve().parents[3]) -> str:
+    """How each number is measured: docs/measuring.md's section of that name, and docs/trust.md's
+    summary of the stability verdict and the limit check (what a visitor reads behind the link)."""
+    parts = []
+    for name, heading in (("docs/measuring.md", "## How each number is measured"), ("docs/trust.md", "# ")):
+        try:
+            text = (root / name).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if heading in text:
+            body = text[text.index(heading):]
+            end = body.find("\n## ", len(heading))
+            parts.append(body if end < 0 or heading == "# " else body[:end])
+    return "\n\n".join(parts) or "The measuring rules are in the project's docs/measuring.md and docs/trust.md."
+
+
 def platform_table(env: dict[str, Any]) -> pd.DataFrame:
     """The platform as (what, value) rows."""
+    env = {**env, "ort_providers": usable_providers(env)} if "ort_providers" in env else env
     rows = [(label, _text(env.get(key))) for key, label in _ENV_LABELS.items() if key in env]
     return pd.DataFrame(rows, columns=["what", "value"])
 

@@ -21,15 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from arena.core.results import (
-    PRIVATE_FIELDS,
-    RESULT_FIELDS,
-    TABLE_COLUMNS,
-    from_flat_row,
-)
+from arena.core.results import PRIVATE_FIELDS, from_flat_row, headings, result_fields, table_columns
 from arena.data.store import Store
 from arena.measure.quality import decode_speedup
-from arena.ui.web.panels import agreement_text
+from arena.ui.web.panels import agreement_text, limit_text, stable_text
 
 FILTERS = ("mode", "model_display", "hardware", "family", "dtype")
 FILTER_LABELS = ("kind (arena run or sweep point)", "model", "hardware", "family", "dtype")
@@ -40,23 +35,25 @@ CSV_ROWS = 10_000
 QUALITY_ROWS = 1000
 # What a visitor compares first, then where and how it ran, then the rest.
 LEAD_COLUMNS = ("model_display", "config", "decode_tokens_per_s", "ttft_ms", "peak_memory_mb",
-                "percent_of_bandwidth_limit", "token_agreement")
+                "percent_of_bandwidth_limit", "token_agreement", "unstable")
 CONTEXT_COLUMNS = ("created_at", "hardware", "batch_size", "mode", "family", "dtype", "prompt_tokens",
                    "new_tokens", "padding", "latency_ms", "speedup")
 DETAIL_COLUMNS = ("run_id", "memory_method", "repeats")
-HEADINGS = dict(TABLE_COLUMNS) | {"model_display": "model", "created_at": "time", "batch_size": "batch",
-                                  "prompt_tokens": "prompt tok", "new_tokens": "new tok", "mode": "kind",
-                                  "family": "family", "padding": "padding", "latency_ms": "latency ms",
-                                  "speedup": "speedup", "memory_method": "memory method", "hardware": "hardware",
-                                  "run_id": "run", "repeats": "repeats"}
+
+
+def page_headings() -> dict[str, str]:
+    """The schema's headings, with the page's own word for the verdict: stable (yes/unstable)."""
+    return headings() | {"unstable": "stable"}
+
+
 # The charts' columns (a bounded sample never carries text).
 SAMPLE_COLUMNS = ("run_id", "config", "baseline", "status", "mode", "model_id", "model_display", "hardware",
-                  "dtype", "batch_size", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "speedup")
+                  "dtype", "batch_size", "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "speedup", "unstable")
 
 
 def shown_columns() -> list[str]:
     out: list[str] = []
-    for c in (*LEAD_COLUMNS, *CONTEXT_COLUMNS, *(k for k, _ in TABLE_COLUMNS), *DETAIL_COLUMNS):
+    for c in (*LEAD_COLUMNS, *CONTEXT_COLUMNS, *(k for k, _ in table_columns()), *DETAIL_COLUMNS):
         if c not in out:
             out.append(c)
     return out
@@ -85,11 +82,11 @@ def round_sig(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=[HEADINGS.get(c, c) for c in shown_columns()])
+    return pd.DataFrame(columns=[page_headings().get(c, c) for c in shown_columns()])
 
 
-def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str] = RESULT_FIELDS) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(columns))
+def rows_frame(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns or result_fields()))
 
 
 def add_speedup(frame: pd.DataFrame, store: Store | None = None) -> pd.DataFrame:
@@ -155,8 +152,16 @@ def table(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns shown, with readable headings, in the order the page gives them."""
     if not len(frame):
         return empty_table()
-    out = round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=HEADINGS))
-    agree = HEADINGS["token_agreement"]
+    frame = frame.copy()
+    # As the cards and the run's table write them: a flagged limit, the verdict and warm as words.
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    for key, text in (("percent_of_bandwidth_limit", limit_text), ("unstable", stable_text),
+                      ("warm", lambda r: "warm" if r.get("warm") else "")):
+        if key in frame.columns:
+            frame[key] = [text(r) for r in rows]
+    names = page_headings()
+    out = round_sig(frame[[c for c in shown_columns() if c in frame.columns]].rename(columns=names))
+    agree = names["token_agreement"]
     if agree in out.columns:  # as the cards and the run's table write it: 100%, not 1
         out[agree] = out[agree].map(lambda v: agreement_text(None if v is None or v != v else v))
     return out
@@ -286,17 +291,20 @@ def html_table(frame: pd.DataFrame, empty: str = "No stored results match yet.",
                 f'<tbody></tbody></table><div class="lb-empty">{html.escape(empty)}</div></div>')
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
                for c in frame.columns]
+    verdict = page_headings()["unstable"]
+    unstable = list(frame[verdict] == "unstable") if verdict in frame.columns else [False] * len(frame)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_cell(v)}</td>' if num else f"<td>{_cell(v)}</td>"
+        ('<tr class="lb-unstable" title="unstable: left out of the speedup medians">' if grey else "<tr>")
+        + "".join(f'<td class="num">{_cell(v)}</td>' if num else f"<td>{_cell(v)}</td>"
                          for v, num in zip(row, numeric)) + "</tr>"
-        for row in frame.itertuples(index=False, name=None))
+        for row, grey in zip(frame.itertuples(index=False, name=None), unstable))
     return (f'<div class="lb-scroll"><table class="lb-html"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
 
 def results_html(frame: pd.DataFrame) -> str:
     """The page's results table (`table`), marked as sorted by decode speed, as the query is."""
-    return html_table(frame, sorted_by=HEADINGS["decode_tokens_per_s"])
+    return html_table(frame, sorted_by=headings()["decode_tokens_per_s"])
 
 
 # gr.HTML(js_on_load=SORT_JS): a click on a heading sorts this page's rows by it (again: the
@@ -337,6 +345,7 @@ TABLE_CSS = """
 .lb-html td {padding:4px 8px; border-bottom:1px solid var(--border-color-primary); white-space:nowrap;}
 .lb-html td.num {text-align:right; font-variant-numeric:tabular-nums;}
 .lb-empty {padding:8px; opacity:.7;}
+.lb-html tr.lb-unstable td {opacity:.5;}
 """
 
 

@@ -34,10 +34,13 @@ def build_tab(app: ArenaApp) -> None:
                         label="Stored results, fastest decode first (click a heading to sort this page)",
                         show_label=True, container=True, js_on_load=leaderboard.SORT_JS,
                         css_template=leaderboard.TABLE_CSS)
-        with gr.Row():
+        with gr.Row(equal_height=True):
+            # A button wide enough for its words on one line, and the file box beside it only as
+            # tall as the button row.
             csv_btn = gr.Button(f"Make CSV (the newest {leaderboard.CSV_ROWS:,} matching results)",
-                                elem_id="lb-csv", scale=0)
-            csv_file = gr.File(label="CSV", elem_id="lb-csv-file", interactive=False, height=90)
+                                elem_id="lb-csv", scale=1, min_width=340)
+            csv_file = gr.File(label="CSV (made when asked)", elem_id="lb-csv-file", interactive=False, height=60,
+                               scale=2)
         bubble_plot = gr.Plot(label="Decode speed against peak memory", elem_id="lb-bubbles")
         speedup_plot = gr.Plot(label="Speedup versus each run's baseline", elem_id="lb-speedups")
         gr.Markdown("### Quality from blind votes\nRating per configuration within each model "

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from arena.core.results import TABLE_COLUMNS
+from arena.core.ending import Code
+from arena.core.results import table_columns
 from arena.techniques import registry
 from arena.models.placement import describe
 
@@ -64,7 +65,7 @@ def shown_status(result: dict[str, Any]) -> str:
     "cancelled" for one a cancel stopped (stored as failed, with the reason)."""
     if result.get("status") == "ok":
         return "done"
-    if "cancelled" in (result.get("reason") or ""):
+    if result.get("ending") == Code.CANCELLED:
         return "cancelled"
     return str(result.get("status") or "")
 
@@ -102,6 +103,10 @@ class RunState:
         if panel and kind in ("status", "result"):
             panel.sent_at, panel.server_at = event.get("sent_at") or 0.0, event.get("server_at") or 0.0
         if kind == "status" and panel:
+            if panel.status == "warming up" and event["stage"] == "running":
+                # one timed repeat does the warm-up's work: its time is each repeat's estimate
+                self.expected[(panel.config, "running")] = (
+                    time.monotonic() - panel.since, "each repeat does the warm-up's work, which took that long")
             panel.status, panel.since = event["stage"], time.monotonic()
             panel.repeat, panel.repeats = event.get("repeat", 0), event.get("repeats", 0)
         elif kind == "token" and panel:
@@ -114,7 +119,8 @@ class RunState:
             panel.text = result.get("text") or panel.text
             panel.metrics = {k: result.get(k) for k in (
                 "ttft_ms", "decode_tokens_per_s", "peak_memory_mb", "token_agreement", "nll", "warm", "stage_s",
-                "compared_tokens", "quality_note", "tokens_after_eos", "load_s")}
+                "compared_tokens", "quality_note", "tokens_after_eos", "load_s", "unstable", "over_limit",
+                "trust_note", "percent_of_bandwidth_limit", *(key for key, _, _ in SPECULATIVE_METRICS))}
             panel.placement = placement_line(result)
             self.results.append(result)
             return True
@@ -153,29 +159,66 @@ CARD_METRICS = (("ttft_ms", "TTFT", "ms"), ("decode_tokens_per_s", "decode", "to
                 ("peak_memory_mb", "peak", "MB"))
 
 
+# Speculative rows (arena/techniques/speculative.py) add what their guesses did, where measured.
+SPECULATIVE_METRICS = (("acceptance_rate", "accepted", ""), ("tokens_per_step", "", "tok/step"),
+                       ("draft_load_s", "draft load", "s"), ("draft_memory_mb", "draft", "MB"))
+
+
 def _metrics_html(panel: Panel) -> str:
     m = panel.metrics
     if not m:
         return ""
+    shown = CARD_METRICS + tuple(row for row in SPECULATIVE_METRICS if m.get(row[0]) is not None)
     parts = [f'<span data-field="{key}">{what} <span class="v">{fmt(m.get(key))}</span> {unit}</span>'
-             for key, what, unit in CARD_METRICS]
+             for key, what, unit in shown]
     if m.get("warm"):
         parts.append("warm (model reused)")
-    return " · ".join(parts)
+    return " · ".join(parts) + _trust_html(m)
+
+
+def _trust_html(m: dict[str, Any]) -> str:
+    """The row's trust flags (docs/trust.md): unstable (left out of speedups), above its limit."""
+    out = ""
+    if m.get("unstable"):
+        why = m.get("trust_note") or "its repeats spread too far"
+        out += (f'<div class="arena-flag" data-flag="unstable">⚠ unstable: {html.escape(why.split("; faster")[0])}'
+                " — left out of speedups</div>")
+    if m.get("over_limit"):
+        out += (f'<div class="arena-flag" data-flag="over-limit">⚠ {fmt(m.get("percent_of_bandwidth_limit"))}% of its '
+                "memory-bandwidth limit: faster than the limit allows, so the limit or the timing is wrong</div>")
+    return out
 
 
 # The run's table: the CLI's columns (arena/core/results.py), with the fields a card also shows
 # written as the card writes them (status, agreement, three significant figures), and the
 # weights' load time named as such (a card's "load" stage holds more).
+def limit_text(result: dict[str, Any]) -> str:
+    """The share of the memory-bandwidth limit reached; a row above its limit is flagged, never a
+    plain "120" (docs/trust.md)."""
+    value = result.get("percent_of_bandwidth_limit")
+    if value is None:
+        return "–"
+    return f"{fmt(value)} ⚠ over its limit" if result.get("over_limit") else fmt(value)
+
+
+def stable_text(result: dict[str, Any]) -> str:
+    """The stability verdict as the card, the table and the leaderboard write it."""
+    if result.get("status") not in ("ok", None):
+        return "–"
+    return "unstable" if result.get("unstable") else "yes"
+
+
 _TABLE_TEXT = {"status": shown_status, "token_agreement": lambda r: agreement_text(r.get("token_agreement")),
-               "warm": lambda r: "warm" if r.get("warm") else ""}
-_TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree"}
+               "warm": lambda r: "warm" if r.get("warm") else "", "percent_of_bandwidth_limit": limit_text,
+               "unstable": stable_text}
+_TABLE_HEADINGS = {"load_s": "weights load s", "token_agreement": "agree", "unstable": "stable"}
 
 
 def run_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per finished configuration, numbers as the cards show them."""
-    keys = [k for k, _ in TABLE_COLUMNS]
-    headings = [_TABLE_HEADINGS.get(k, h) for k, h in TABLE_COLUMNS]
+    columns = table_columns()
+    keys = [k for k, _ in columns]
+    headings = [_TABLE_HEADINGS.get(k, h) for k, h in columns]
     rows = []
     for r in results:
         row = []
@@ -225,6 +268,10 @@ def stage_detail(state: RunState, panel: Panel) -> str:
         what = "loading the weights onto the device"
     elif panel.status == "exporting":
         what = "exporting the model to ONNX (once per model and dtype, then reused)"
+    elif panel.status == "running" and (panel.config, "running") in state.expected:
+        what = f"timed repeat {panel.repeat} of {panel.repeats}"
+        seconds, source = state.expected[(panel.config, "running")]
+        return what + f"; about {fmt(seconds)} s each ({source})"
     else:
         return ""
     known = state.expected.get((panel.config, panel.status))
@@ -271,14 +318,15 @@ def render(state: RunState) -> str:
     for p in state.panels.values():
         stage = p.status
         if p.status == "running" and p.repeats:
-            stage = f"running {p.repeat}/{p.repeats}"
+            stage = f"running {p.repeat}/{p.repeats} · {now - p.since:.0f} s"
         elif p.status in ("starting", "exporting", "loading", "warming up"):
             stage = f"{p.status} · {now - p.since:.0f} s"
         detail = stage_detail(state, p)
         baseline = ' <span class="arena-base">baseline</span>' if p.config == state.baseline else ""
         cards.append(
             f'<div class="arena-panel arena-{html.escape(p.status.replace(" ", "-"))}" '
-            f'data-config="{html.escape(p.config)}" data-status="{html.escape(p.status)}">'
+            f'data-config="{html.escape(p.config)}" data-status="{html.escape(p.status)}" '
+            f'data-unstable="{int(bool(p.metrics.get("unstable")))}" data-over-limit="{int(bool(p.metrics.get("over_limit")))}">'
             f'<div class="arena-head"><b>{html.escape(p.label)}</b>{baseline}'
             f'<span class="arena-status">{html.escape(stage)}</span></div>'
             f'<div class="arena-name">{html.escape(p.config)}</div>'
@@ -321,4 +369,6 @@ CSS = """
 .arena-done .arena-status {color:#15803d;}
 .arena-failed .arena-status, .arena-unavailable .arena-status {color:#b91c1c;}
 .arena-unavailable, .arena-cancelled {opacity:.75;}
+.arena-flag {font-size:12px; color:#b45309;}
+.arena-cfg-off label, .arena-cfg-off .info {opacity:.5;}
 """

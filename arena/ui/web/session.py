@@ -42,6 +42,22 @@ class StageTimes:
         with self._lock:
             return self._last.get(self.key(prepared, config), {}).get(stage)
 
+    def scaled(self, prepared: PreparedRun, config: str, stage: str) -> tuple[float, int] | None:
+        """A warm-up of another length of the same model, configuration, dtype and batch, scaled
+        to this one's tokens (prompt + new): (seconds, tokens it had). A long prompt gets an
+        estimate from a short one's time instead of none."""
+        if stage != "warming up":
+            return None
+        key = self.key(prepared, config)
+        tokens = key[4] + key[5]
+        with self._lock:
+            near = [(abs(k[4] + k[5] - tokens), k[4] + k[5], v[stage]) for k, v in self._last.items()
+                    if k[:4] == key[:4] and stage in v and k[4] + k[5] > 0]
+        if not near:
+            return None
+        _, had, seconds = min(near)
+        return seconds * tokens / had, had
+
 
 def measured(result: dict[str, Any], stage: str) -> float | None:
     """How long `stage` took in `result` (None where it did not run: a warm result loads nothing)."""
@@ -97,6 +113,9 @@ class RunSession:
             return
         seconds = self.times.get(self.prepared, config, stage)
         source = f"its last {stage.replace('warming up', 'warm-up')} here, same settings"
+        scaled = self.times.scaled(self.prepared, config, stage) if seconds is None else None
+        if scaled is not None:
+            seconds, source = scaled[0], f"its last warm-up here at {scaled[1]:,} tokens, scaled to this length"
         if seconds is None:
             for result in reversed(self.state.results):
                 seconds = measured(result, stage)

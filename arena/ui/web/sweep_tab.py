@@ -5,7 +5,6 @@ Points arrive live from `arena.sweep.runner.run_sweep`; every chart's data downl
 from __future__ import annotations
 
 import queue
-import re
 import threading
 from typing import Any, Iterator
 
@@ -39,16 +38,14 @@ _FIELD_LIMITS = {"batch_sizes": "max_batch", "seq_lens": "max_prompt_tokens", "p
                  "repeats": "max_repeats", "new_tokens": "max_new_tokens"}
 
 
-def worded(message: str, limits: ServerLimits) -> str:
+def worded(exc: RequestError, limits: ServerLimits) -> str:
     """A refusal in the page's words: the field's label for its name and, where the bound it
     broke is this server's limit, that it is (and, on a public server, how to lift it)."""
-    field = next((f for f in FIELD_LABELS if message.startswith(f)), None)
-    if field is None:
-        return message
-    message = FIELD_LABELS[field] + message[len(field):]
-    cap = getattr(limits, _FIELD_LIMITS.get(field, ""), None)
-    bound = re.search(r"outside [\d.]+\.\.(\d+)|between \d+ and (\d+)", message)
-    if cap and bound and int(bound.group(1) or bound.group(2)) == cap:
+    if exc.field not in FIELD_LABELS:
+        return str(exc)
+    message = FIELD_LABELS[exc.field] + exc.detail
+    cap = getattr(limits, _FIELD_LIMITS.get(exc.field, ""), None)
+    if cap and exc.high == cap:
         lift = "; ARENA_LIMITS=local lifts it on your own machine" if limits.preset == "public" else ""
         message += f" ({cap:,} is the most this server allows: its {limits.preset} limit{lift})"
     return message
@@ -61,7 +58,7 @@ def stream_sweep(req: SweepRequest, store: Store, limits: ServerLimits,
     try:
         prepared = validate_sweep(req, limits=limits)
     except RequestError as exc:
-        raise RequestError(worded(str(exc), limits)) from None
+        raise RequestError(worded(exc, limits)) from None
     events: queue.Queue = queue.Queue()
     error: list[str] = []
 
