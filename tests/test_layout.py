@@ -243,15 +243,6 @@ def test_each_fact_has_one_home(fact, allowed):
 MAX_FUNCTION_LINES = 80
 # Declarative tables: one long literal read as a table, not control flow.
 TABLES = {"arena/bench/stages.py:_stages"}
-# TEMPORARY: being shortened in their own changes (issue 34, item 4); remove each as it lands.
-# The list only shrinks; anything else over the bound fails.
-TEMPORARY_LONG = {
-    "arena/ui/web/arena_tab.py:build_tab",
-    "arena/ui/web/blind_tab.py:build_tab",
-    "arena/ui/web/sweep_tab.py:build_tab",
-}
-
-
 def function_lengths(package: Path = PACKAGE) -> dict[str, int]:
     """'path:name' -> lines (def to last line), for every function and method in `package`."""
     out = {}
@@ -268,7 +259,7 @@ def long_functions(package: Path = PACKAGE, limit: int = MAX_FUNCTION_LINES) -> 
 
 
 def test_no_function_is_longer_than_80_lines_but_declarative_tables():
-    assert {k: v for k, v in long_functions().items() if k not in TABLES | TEMPORARY_LONG} == {}
+    assert {k: v for k, v in long_functions().items() if k not in TABLES} == {}
 
 
 def test_the_length_check_counts_a_long_function(tmp_path):
