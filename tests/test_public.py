@@ -37,7 +37,7 @@ def test_public_server_keeps_prompts_private_votes_bounded_and_reads_out_of_the_
         # every event that only reads answers outside the queue; runs and sweeps share one slot,
         # and freeing the warm workers waits in it too (never while a worker measures)
         queued = {d["api_name"] for d in config["dependencies"] if d.get("queue") is not False}
-        assert queued == {"run_ui", "run_sweep_ui", "run", "blind_run_ui", "blind_run", "free"}, queued
+        assert queued == {"run_page", "run_sweep_ui", "run", "blind_run_page", "blind_run", "free"}, queued
 
         owner, waiting, third = (Client(app.url, verbose=False) for _ in range(3))
         # eager and bnb-8bit write the same tokens here, bnb-4bit others (random weights)
